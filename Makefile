@@ -1,0 +1,30 @@
+# Two commands do all the set-up:  `make run` (main job on the embedded default) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench env clean ui
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/atgwin run experiments/urd_window.toml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_all.py
+
+ui: $(STAMP)
+	$(BIN)/atgwin ui
+
+clean:
+	rm -rf $(VENV) mlflow.db mlartifacts mlruns .pytest_cache
