@@ -1,0 +1,244 @@
+"""Reading a cohort folder into raw (untyped) tables, with file-level violations.
+
+Every source ends in the same raw form, so that CSV, Parquet and in-memory tables are typed
+by one code path and give identical cohorts (and digests):
+
+* each cell is a string, stripped of surrounding whitespace, ``""`` for an empty cell;
+* numbers from Parquet or DataFrames are written with ``repr`` (exact round trip), integers
+  with ``str``, booleans as ``1``/``0``, nulls and NaN as ``""``;
+* each data row keeps its line number in the file (header = 1, first data row = 2; blank
+  records are skipped but counted, as a spreadsheet shows them; Parquet and DataFrames:
+  position + 2).
+
+CSV files are read with the standard :mod:`csv` module: comma-separated, UTF-8 with or
+without a byte-order mark, ``\\n``, ``\\r\\n`` or ``\\r`` line ends, RFC 4180 quoting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import numbers
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.cohort._schema import TABLE_NAMES
+from ml.cohort._violation import Violation
+
+TOML_NAME = "cohort.toml"
+
+
+@dataclass
+class RawTable:
+    """A table as read: column names and column-major stripped string cells.
+
+    Attributes
+    ----------
+    name : str
+        Table name (file stem).
+    columns : dict of str to numpy.ndarray
+        Cells of each column (object arrays of str, ``""`` = empty), in file order.
+    lines : numpy.ndarray
+        File line number of each data row (int64).
+    """
+
+    name: str
+    columns: dict[str, np.ndarray]
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+@dataclass
+class RawCohort:
+    """Everything read from a folder before typing and rules.
+
+    Attributes
+    ----------
+    toml : dict or None
+        Parsed ``cohort.toml``; None when missing or unreadable.
+    tables : dict of str to RawTable or None
+        None for a table that is absent or could not be read.
+    absent : set of str
+        Tables with no file at all (as opposed to an unreadable file).
+    violations : list of Violation
+        File-level problems found while reading.
+    """
+
+    toml: dict | None
+    tables: dict[str, RawTable | None]
+    absent: set[str]
+    violations: list[Violation]
+
+
+def to_raw(value) -> str:
+    """Raw string form of one cell from Parquet or a DataFrame (module docstring)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return "" if math.isnan(number) else repr(number)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def build_raw(name: str, header: list[str], rows: list[list[str]], lines,
+              violations: list[Violation]) -> RawTable | None:
+    """Check the header and rows of one table and build its :class:`RawTable`.
+
+    Strips names and cells, drops an unnamed column that is entirely empty (a trailing
+    comma), and reports empty or duplicate column names and a table with no data rows.
+    Returns None when the table cannot be used.
+    """
+    names = [str(h).strip() for h in header]
+    cells = [[str(v).strip() for v in col] for col in zip(*rows)] if rows else [[] for _ in names]
+    keep = [i for i, n in enumerate(names) if n or any(cells[i])]
+    names, cells = [names[i] for i in keep], [cells[i] for i in keep]
+    ok = True
+    for i, n in enumerate(names):
+        if not n:
+            violations.append(Violation.at(name, None, f"empty column name (column {keep[i] + 1})"))
+            ok = False
+    seen: set[str] = set()
+    for n in names:
+        if n and n in seen:
+            violations.append(Violation.at(name, None, f"duplicate column '{n}'"))
+            ok = False
+        seen.add(n)
+    if not rows:
+        violations.append(Violation.at(name, None, "no data rows"))
+        ok = False
+    if not ok:
+        return None
+    columns = {n: np.array(c, dtype=object) for n, c in zip(names, cells)}
+    return RawTable(name, columns, np.asarray(lines, dtype=np.int64))
+
+
+def raw_from_frame(name: str, frame: pd.DataFrame, violations: list[Violation]) -> RawTable | None:
+    """Raw form of an in-memory table (rows numbered position + 2)."""
+    header = [str(c) for c in frame.columns]
+    rows = [[to_raw(v) for v in frame.iloc[:, j].tolist()] for j in range(frame.shape[1])]
+    row_major = [list(r) for r in zip(*rows)] if len(frame) else []
+    return build_raw(name, header, row_major, np.arange(len(frame)) + 2, violations)
+
+
+def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        violations.append(Violation.at(name, None, f"unreadable ({exc.strerror})"))
+        return None
+    if b"\x00" in data:
+        violations.append(Violation.at(name, None, "unreadable (binary data, not CSV text)"))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        violations.append(Violation.at(
+            name, None,
+            f"unreadable (not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start})"))
+        return None
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    ragged: list[int] = []
+    try:
+        for line, record in enumerate(reader, start=1):
+            if not any(field.strip() for field in record):
+                continue
+            if header is None:
+                header = record
+            elif len(record) != len(header):
+                ragged.append(line)
+            else:
+                rows.append(record)
+                lines.append(line)
+    except csv.Error as exc:
+        violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
+        return None
+    if header is None:
+        violations.append(Violation.at(name, None, "empty file (no header)"))
+        return None
+    if len(header) == 1:
+        for sep in (";", "\t"):
+            if sep in header[0]:
+                violations.append(Violation.at(
+                    name, None, f"not comma-separated ({sep!r} in the header)"))
+                return None
+    if ragged:
+        violations.append(Violation.at(
+            name, None, f"wrong number of fields (header has {len(header)})", ragged))
+        return None
+    return build_raw(name, header, rows, lines, violations)
+
+
+def _read_parquet(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception:  # noqa: BLE001 - any pyarrow failure means the same to the user
+        violations.append(Violation.at(name, None, "unreadable (not a valid Parquet file)"))
+        return None
+    index_columns = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    drop = {c for c in index_columns if isinstance(c, str)}
+    header = [str(c) for c in table.column_names if c not in drop]
+    cols = [[to_raw(v) for v in table.column(c).to_pylist()]
+            for c in table.column_names if c not in drop]
+    rows = [list(r) for r in zip(*cols)] if table.num_rows else []
+    return build_raw(name, header, rows, np.arange(table.num_rows) + 2, violations)
+
+
+def _read_toml(folder: Path, violations: list[Violation]) -> dict | None:
+    path = folder / TOML_NAME
+    if not path.is_file():
+        violations.append(Violation.at(TOML_NAME, None, "file missing"))
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+        return tomllib.loads(text)
+    except UnicodeDecodeError:
+        violations.append(Violation.at(TOML_NAME, None, "unreadable (not UTF-8 text)"))
+    except tomllib.TOMLDecodeError as exc:
+        violations.append(Violation.at(TOML_NAME, None, f"not valid TOML ({exc})"))
+    except OSError as exc:
+        violations.append(Violation.at(TOML_NAME, None, f"unreadable ({exc.strerror})"))
+    return None
+
+
+def read_folder(folder: Path) -> RawCohort:
+    """Read ``cohort.toml`` and every table file of a cohort folder (no typing, no rules)."""
+    violations: list[Violation] = []
+    tables: dict[str, RawTable | None] = {}
+    absent: set[str] = set()
+    if not folder.is_dir():
+        violations.append(Violation.at("cohort", None, f"not a directory: {folder}"))
+        return RawCohort(None, dict.fromkeys(TABLE_NAMES), set(), violations)
+    toml = _read_toml(folder, violations)
+    for name in TABLE_NAMES:
+        csv_path, pq_path = folder / f"{name}.csv", folder / f"{name}.parquet"
+        tables[name] = None
+        if csv_path.exists() and pq_path.exists():
+            violations.append(Violation.at(
+                name, None, f"both {csv_path.name} and {pq_path.name} present"))
+        elif csv_path.exists():
+            tables[name] = _read_csv(name, csv_path, violations)
+        elif pq_path.exists():
+            tables[name] = _read_parquet(name, pq_path, violations)
+        else:
+            absent.add(name)
+    return RawCohort(toml, tables, absent, violations)

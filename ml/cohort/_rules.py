@@ -1,0 +1,318 @@
+"""The table of rules (spec/cohort-format.md), in the spirit of pharmpy's dataset checks.
+
+Each :class:`Rule` names a table, a column and the condition it states, and holds a check
+that returns the offending rows of that table (0-based positions, or equivalently a boolean
+mask over the rows; most checks here return masks). A rule runs only when the
+columns it needs are present (a missing column is reported once, as ``column missing``);
+a cell that is not a number is reported once and treated as empty by every range rule.
+
+``RULES`` holds, per table in contract order: the rules generated from the column kinds in
+:data:`~ml.cohort._schema.TABLES` (missing value, not a number, not an integer, 0/1 flag,
+category), then the value, consistency and foreign-key rules written out below, then the
+warnings (eligibility of the trial, NCT07648992), which are reported but never refuse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.cohort._read import RawTable
+from ml.cohort._schema import (
+    ELIGIBLE_AGE_YEARS,
+    ELIGIBLE_DISEASE_STATUS,
+    EVENT_DAY_COLUMNS,
+    TABLES,
+)
+from ml.cohort._violation import Violation
+
+
+def parse_number(cell: str) -> float:
+    """Parse one stripped cell as a finite float; NaN when empty or not a finite number.
+
+    ``float`` is correctly rounded, so the ``repr`` written by the writer reads back exactly.
+    Digit-group underscores (``1_000``), ``nan``, ``inf`` and decimal commas are not numbers.
+    """
+    if not cell or "_" in cell:
+        return math.nan
+    try:
+        value = float(cell)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+class Context:
+    """The raw tables seen by the rules, with cached parsed columns.
+
+    Parameters
+    ----------
+    tables : dict of str to RawTable or None
+    absent : set of str
+        Tables with no file (or None given).
+    donor_source : str or None
+        ``cohort.toml`` donor source, when valid.
+    """
+
+    def __init__(self, tables: dict[str, RawTable | None], absent: set[str],
+                 donor_source: str | None = None) -> None:
+        self.tables = tables
+        self.absent = absent
+        self.donor_source = donor_source
+        self._numbers: dict[tuple[str, str], np.ndarray] = {}
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        """True when ``table`` was read and (if given) has ``column``."""
+        raw = self.tables.get(table)
+        return raw is not None and (column is None or column in raw.columns)
+
+    def text(self, table: str, column: str) -> np.ndarray:
+        """Stripped cells of ``table.column`` (object array of str, ``""`` = empty)."""
+        return self.tables[table].columns[column]
+
+    def empty(self, table: str, column: str) -> np.ndarray:
+        """Boolean mask of empty cells."""
+        return self.text(table, column) == ""
+
+    def number(self, table: str, column: str) -> np.ndarray:
+        """Cells parsed as float64, NaN where empty or not a number."""
+        key = (table, column)
+        if key not in self._numbers:
+            cells = self.text(table, column)
+            self._numbers[key] = np.fromiter((parse_number(c) for c in cells), float, len(cells))
+        return self._numbers[key]
+
+
+Check = Callable[[Context], np.ndarray]
+
+
+def _member(values: np.ndarray, allowed) -> np.ndarray:
+    """Hash-based ``values in allowed`` mask (``numpy.isin`` is quadratic on objects)."""
+    return pd.Series(values, dtype=object).isin(pd.Series(allowed, dtype=object)).to_numpy()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the contract.
+
+    Attributes
+    ----------
+    table, column : str
+        Where the offending rows are (their line numbers are reported).
+    description : str
+        The condition, as printed; ``{first}`` is replaced by the first offending cell.
+    check : callable
+        ``check(context)`` returns the offending rows of ``table``: 0-based positions, or a
+        boolean mask over its rows.
+    needs : tuple of str
+        Other ``table.column`` that must be present for the rule to run.
+    warning : bool
+        A warning (reported, never refuses) rather than a violation.
+    """
+
+    table: str
+    column: str | None
+    description: str
+    check: Check
+    needs: tuple[str, ...] = ()
+    warning: bool = False
+
+
+# --- helpers building checks ---------------------------------------------------------------
+
+def _outside(table: str, column: str, ok: Callable[[np.ndarray], np.ndarray]) -> Check:
+    """Rows whose parsed value is present and does not satisfy ``ok``."""
+    def check(ctx: Context) -> np.ndarray:
+        x = ctx.number(table, column)
+        with np.errstate(invalid="ignore"):
+            return ~np.isnan(x) & ~ok(x)
+    return check
+
+
+def _range(table, column, description, ok, warning=False) -> Rule:
+    return Rule(table, column, description, _outside(table, column, ok), warning=warning)
+
+
+def _unknown_patient(table: str) -> Rule:
+    def check(ctx: Context) -> np.ndarray:
+        ids = ctx.text(table, "patient_id")
+        return (ids != "") & ~_member(ids, ctx.text("patients", "patient_id"))
+    return Rule(table, "patient_id", "unknown patient_id (not in patients)", check,
+                needs=("patients.patient_id",))
+
+
+def _duplicated(table: str, description: str) -> Rule:
+    def check(ctx: Context) -> np.ndarray:
+        ids = ctx.text(table, "patient_id")
+        return pd.Series(ids).duplicated(keep=False).to_numpy() & (ids != "")
+    return Rule(table, "patient_id", description, check)
+
+
+def _patient_without(other: str, description: str, warning: bool) -> Rule:
+    def check(ctx: Context) -> np.ndarray:
+        ids = ctx.text("patients", "patient_id")
+        return (ids != "") & ~_member(ids, ctx.text(other, "patient_id"))
+    return Rule("patients", "patient_id", description, check,
+                needs=(f"{other}.patient_id",), warning=warning)
+
+
+def _kind_rules(table: str) -> list[Rule]:
+    """Rules that follow from the column kinds: presence, numbers, integers, flags, categories."""
+    rules: list[Rule] = []
+    for spec in TABLES[table]:
+        col = spec.name
+        if not spec.nullable:
+            rules.append(Rule(table, col, "missing value",
+                              lambda ctx, c=col: ctx.empty(table, c)))
+        if spec.kind in ("number", "integer", "day"):
+            rules.append(Rule(
+                table, col, "not a number (e.g. {first})",
+                lambda ctx, c=col: ~ctx.empty(table, c) & np.isnan(ctx.number(table, c))))
+        if spec.kind == "integer":
+            rules.append(_range(table, col, "not an integer (e.g. {first})",
+                                lambda x: np.floor(x) == x))
+        if spec.kind == "flag":
+            rules.append(Rule(
+                table, col, "must be 0 or 1 (e.g. {first})",
+                lambda ctx, c=col: ~ctx.empty(table, c) & ~np.isin(ctx.number(table, c), (0, 1))))
+        if spec.kind == "category":
+            rules.append(Rule(
+                table, col, f"must be one of {', '.join(spec.categories)} (e.g. {{first}})",
+                lambda ctx, c=col, a=spec.categories:
+                    ~ctx.empty(table, c) & ~_member(ctx.text(table, c), a)))
+    return rules
+
+
+# --- the rules written out -----------------------------------------------------------------
+
+def _auc_required(ctx: Context) -> np.ndarray:
+    if ctx.absent.isdisjoint(("atg_doses", "atg_levels")):
+        return np.zeros(len(ctx.tables["patients"]), dtype=bool)
+    return ctx.empty("patients", "auc_total")
+
+
+def _bloq_without_value(ctx: Context) -> np.ndarray:
+    return (ctx.number("atg_levels", "bloq") == 0) & ctx.empty("atg_levels", "concentration")
+
+
+def _event_after_followup(column: str) -> Check:
+    def check(ctx: Context) -> np.ndarray:
+        return ctx.number("outcomes", column) > ctx.number("outcomes", "last_followup_day")
+    return check
+
+
+def _death_not_followup(ctx: Context) -> np.ndarray:
+    death = ctx.number("outcomes", "death_day")
+    last = ctx.number("outcomes", "last_followup_day")
+    return ~np.isnan(death) & ~np.isnan(last) & (death != last)
+
+
+def _agvhd3_alone(ctx: Context) -> np.ndarray:
+    return ~ctx.empty("outcomes", "agvhd3_day") & ctx.empty("outcomes", "agvhd2_day")
+
+
+def _agvhd3_first(ctx: Context) -> np.ndarray:
+    return ctx.number("outcomes", "agvhd3_day") < ctx.number("outcomes", "agvhd2_day")
+
+
+def _donor_differs(ctx: Context) -> np.ndarray:
+    types = ctx.text("patients", "donor_type")
+    if ctx.donor_source in (None, "mixed"):
+        return np.zeros(len(types), dtype=bool)
+    return (types != "") & (types != ctx.donor_source)
+
+
+_LO_AGE, _HI_AGE = ELIGIBLE_AGE_YEARS
+
+_PATIENTS = [
+    *_kind_rules("patients"),
+    _duplicated("patients", "duplicate patient_id"),
+    _range("patients", "age_years", "must be > 0 and <= 100", lambda x: (x > 0) & (x <= 100)),
+    _range("patients", "weight_kg", "must be between 20 and 250",
+           lambda x: (x >= 20) & (x <= 250)),
+    _range("patients", "hla_mismatches", "must be between 0 and 5", lambda x: (x >= 0) & (x <= 5)),
+    _range("patients", "alc_pre_atg", "must be >= 0", lambda x: x >= 0),
+    _range("patients", "auc_total", "must be >= 0", lambda x: x >= 0),
+    Rule("patients", "auc_total", "missing value (required without ATG dose and level data)",
+         _auc_required),
+    _patient_without("outcomes", "no row in outcomes", warning=False),
+]
+_DOSES = [
+    *_kind_rules("atg_doses"),
+    _unknown_patient("atg_doses"),
+    _range("atg_doses", "start_hour", "must be between 0 and 24", lambda x: (x >= 0) & (x <= 24)),
+    _range("atg_doses", "dose_mg", "must be > 0", lambda x: x > 0),
+    _range("atg_doses", "infusion_hours", "must be > 0", lambda x: x > 0),
+]
+_LEVELS = [
+    *_kind_rules("atg_levels"),
+    _unknown_patient("atg_levels"),
+    _range("atg_levels", "concentration", "must be >= 0", lambda x: x >= 0),
+    Rule("atg_levels", "bloq", "is 0 but concentration is empty", _bloq_without_value,
+         needs=("atg_levels.concentration",)),
+]
+_OUTCOMES = [
+    *_kind_rules("outcomes"),
+    _unknown_patient("outcomes"),
+    _duplicated("outcomes", "duplicate patient_id (one row per patient)"),
+    _range("outcomes", "last_followup_day", "must be > 0", lambda x: x > 0),
+    *[rule for col in EVENT_DAY_COLUMNS for rule in (
+        _range("outcomes", col, "must be >= 0", lambda x: x >= 0),
+        Rule("outcomes", col, "must be <= last_followup_day", _event_after_followup(col),
+             needs=("outcomes.last_followup_day",)),
+    )],
+    Rule("outcomes", "death_day", "must equal last_followup_day", _death_not_followup,
+         needs=("outcomes.last_followup_day",)),
+    Rule("outcomes", "agvhd3_day", "present but agvhd2_day is empty", _agvhd3_alone,
+         needs=("outcomes.agvhd2_day",)),
+    Rule("outcomes", "agvhd3_day", "earlier than agvhd2_day", _agvhd3_first,
+         needs=("outcomes.agvhd2_day",)),
+]
+_WARNINGS = [
+    _range("patients", "age_years",
+           f"outside trial eligibility {_LO_AGE:g}..{_HI_AGE:g} years",
+           lambda x: (x >= _LO_AGE) & (x <= _HI_AGE), warning=True),
+    Rule("patients", "disease_status",
+         f"not {' or '.join(ELIGIBLE_DISEASE_STATUS)} (outside trial eligibility)",
+         lambda ctx: ~ctx.empty("patients", "disease_status") & ~_member(
+             ctx.text("patients", "disease_status"), ELIGIBLE_DISEASE_STATUS),
+         warning=True),
+    Rule("patients", "donor_type", "differs from cohort.toml donor_source", _donor_differs,
+         warning=True),
+    _patient_without("atg_doses", "no ATG doses", warning=True),
+    _patient_without("atg_levels", "no ATG levels", warning=True),
+]
+
+#: Every rule, in reporting order.
+RULES: tuple[Rule, ...] = (*_PATIENTS, *_DOSES, *_LEVELS, *_OUTCOMES, *_WARNINGS)
+
+
+def offending_positions(result) -> np.ndarray:
+    """0-based row positions from a check's result (positions, or a boolean mask)."""
+    result = np.asarray(result)
+    return np.flatnonzero(result) if result.dtype == bool else np.sort(result.astype(np.int64))
+
+
+def run_rules(ctx: Context, rules=RULES) -> tuple[list[Violation], list[Violation]]:
+    """Run every applicable rule; return ``(violations, warnings)``."""
+    violations: list[Violation] = []
+    warnings: list[Violation] = []
+    for rule in rules:
+        needs = [*rule.needs, f"{rule.table}.{rule.column}" if rule.column else rule.table]
+        if not all(ctx.has(*need.split(".", 1)) for need in needs):
+            continue
+        positions = offending_positions(rule.check(ctx))
+        if not positions.size:
+            continue
+        description = rule.description
+        if "{first}" in description:
+            first = ctx.text(rule.table, rule.column)[positions[0]]
+            description = description.format(first=repr(first))
+        found = Violation.at(rule.table, rule.column, description,
+                             ctx.tables[rule.table].lines[positions])
+        (warnings if rule.warning else violations).append(found)
+    return violations, warnings
