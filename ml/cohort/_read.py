@@ -103,8 +103,15 @@ def build_raw(name: str, header: list[str], rows: list[list[str]], lines,
     comma), and reports empty or duplicate column names and a table with no data rows.
     Returns None when the table cannot be used.
     """
+    cells = [[str(v).strip() for v in col] for col in zip(*rows)] if rows else [[] for _ in header]
+    return build_raw_columns(name, header, cells, lines, violations)
+
+
+def build_raw_columns(name: str, header: list[str], cells: list, lines,
+                      violations: list[Violation]) -> RawTable | None:
+    """:func:`build_raw` for column-major cells that are already stripped strings."""
     names = [str(h).strip() for h in header]
-    cells = [[str(v).strip() for v in col] for col in zip(*rows)] if rows else [[] for _ in names]
+    rows = len(lines)
     keep = [i for i, n in enumerate(names) if n or any(cells[i])]
     names, cells = [names[i] for i in keep], [cells[i] for i in keep]
     ok = True
@@ -127,12 +134,28 @@ def build_raw(name: str, header: list[str], rows: list[list[str]], lines,
     return RawTable(name, columns, np.asarray(lines, dtype=np.int64))
 
 
+def _raw_column(values: pd.Series) -> list[str]:
+    """Raw strings of one in-memory column; vectorised for plain numeric dtypes.
+
+    Gives exactly what :func:`to_raw` gives cell by cell (``repr`` for floats, ``str`` for
+    integers, ``1``/``0`` for booleans, ``""`` for missing), then stripped.
+    """
+    dtype = values.dtype
+    if dtype.kind == "f":
+        arr = values.to_numpy()
+        return ["" if x != x else repr(x) for x in arr.astype(float).tolist()]
+    if dtype.kind in "iu":
+        return [str(x) for x in values.to_numpy().tolist()]
+    if dtype.kind == "b":
+        return np.where(values.to_numpy(), "1", "0").tolist()
+    return [to_raw(v).strip() for v in values.tolist()]
+
+
 def raw_from_frame(name: str, frame: pd.DataFrame, violations: list[Violation]) -> RawTable | None:
     """Raw form of an in-memory table (rows numbered position + 2)."""
     header = [str(c) for c in frame.columns]
-    rows = [[to_raw(v) for v in frame.iloc[:, j].tolist()] for j in range(frame.shape[1])]
-    row_major = [list(r) for r in zip(*rows)] if len(frame) else []
-    return build_raw(name, header, row_major, np.arange(len(frame)) + 2, violations)
+    cells = [_raw_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
+    return build_raw_columns(name, header, cells, np.arange(len(frame)) + 2, violations)
 
 
 def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | None:

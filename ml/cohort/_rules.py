@@ -46,6 +46,27 @@ def parse_number(cell: str) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def parse_numbers(cells: np.ndarray) -> np.ndarray:
+    """:func:`parse_number` of every cell, vectorised when the column is clean.
+
+    Filled cells are converted in one ``astype(float)`` (Python's correctly rounded ``float``
+    underneath); when any cell is not a number the column falls back to cell-by-cell parsing.
+    Underscores and non-finite values are rejected as in :func:`parse_number`.
+    """
+    out = np.full(len(cells), math.nan)
+    filled = cells != ""
+    sub = cells[filled]
+    try:
+        values = sub.astype(float)
+    except ValueError:
+        values = np.fromiter((parse_number(c) for c in sub), float, len(sub))
+    else:
+        underscore = pd.Series(sub, dtype=object).str.contains("_", regex=False).to_numpy(bool)
+        values[underscore | ~np.isfinite(values)] = math.nan
+    out[filled] = values
+    return out
+
+
 class Context:
     """The raw tables seen by the rules, with cached parsed columns.
 
@@ -82,8 +103,7 @@ class Context:
         """Cells parsed as float64, NaN where empty or not a number."""
         key = (table, column)
         if key not in self._numbers:
-            cells = self.text(table, column)
-            self._numbers[key] = np.fromiter((parse_number(c) for c in cells), float, len(cells))
+            self._numbers[key] = parse_numbers(self.text(table, column))
         return self._numbers[key]
 
 
