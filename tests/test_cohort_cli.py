@@ -30,7 +30,7 @@ def test_warnings_are_counted_and_printed_but_do_not_fail(tmp_path):
     assert result.exit_code == 0
     assert result.stdout.rstrip("\n").endswith(", 1 warning") and result.stdout.count("\n") == 1
     assert result.stderr == ("warning: patients.age_years: outside trial eligibility "
-                             "14..65 years, rows [2] (1 rows)\n")
+                             "14..65 years, rows [2] (1 row)\n")
 
 
 def test_invalid_cohort_exits_1_and_lists_every_violation_on_stderr(tmp_path):
@@ -41,8 +41,8 @@ def test_invalid_cohort_exits_1_and_lists_every_violation_on_stderr(tmp_path):
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"{folder}: invalid cohort, 2 violations",
-        "patients.sex: must be one of M, F (e.g. 'U'), rows [3] (1 rows)",
-        "atg_doses.infusion_hours: must be > 0, rows [2] (1 rows)",
+        "patients.sex: must be one of M, F (e.g. 'U'), rows [3] (1 row)",
+        "atg_doses.infusion_hours: must be > 0, rows [2] (1 row)",
     ]
 
 

@@ -197,9 +197,9 @@ def test_warnings_do_not_refuse(tmp_path):
     expected = (
         "cohort.toml.centre: unknown key, ignored",
         "patients.age_years: outside trial eligibility 14..65 years, rows [3, 6] (2 rows)",
-        "patients.disease_status: not CR1 or CR2 (outside trial eligibility), rows [5] (1 rows)",
-        "patients.donor_type: differs from cohort.toml donor_source, rows [7] (1 rows)",
-        "patients.patient_id: no ATG doses, rows [7] (1 rows)",
+        "patients.disease_status: not CR1 or CR2 (outside trial eligibility), rows [5] (1 row)",
+        "patients.donor_type: differs from cohort.toml donor_source, rows [7] (1 row)",
+        "patients.patient_id: no ATG doses, rows [7] (1 row)",
     )
     folder = make_cohort(tmp_path / "c", files)
     cohort = load_cohort(folder)

@@ -14,7 +14,7 @@ header is line 1 and the first data row is 2. Blank records count (so the number
 shown by a spreadsheet program); for Parquet files and in-memory tables the number is the
 0-based row position + 2, i.e. the line the row would have in the CSV written by
 :func:`~ml.cohort.write_cohort`. At most the first five rows are listed (``...`` marks that
-there are more); ``N`` is always the total, always written ``(N rows)``.
+there are more); ``N`` is always the total, written ``(N rows)`` (``(1 row)`` for one).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Violation:
         if self.n_rows:
             listed = ", ".join(str(r) for r in self.rows[:_MAX_LISTED_ROWS])
             more = ", ..." if self.n_rows > _MAX_LISTED_ROWS else ""
-            text += f", rows [{listed}{more}] ({self.n_rows} rows)"
+            text += f", rows [{listed}{more}] ({self.n_rows} {'row' if self.n_rows == 1 else 'rows'})"
         return text
 
     def __str__(self) -> str:
