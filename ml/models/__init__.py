@@ -17,7 +17,7 @@ from ml.models._adapters import (
     to_xgb_cox_label,
 )
 from ml.models._baseline import BreslowBaseline, kaplan_meier
-from ml.models._cif import aalen_johansen, cumulative_incidence
+from ml.models._cif import cif_from_hazard_increments, cumulative_incidence
 from ml.models._classifier import ExcludeCensored, IPCW, XGBEventClassifier, horizon_status
 from ml.models._cox_spline import CoxSplineModel, cox_information
 from ml.models._evaluation import (
@@ -73,7 +73,7 @@ __all__ = [
     "XGBEventClassifier",
     "XGBSearchSpace",
     "XGBSurvival",
-    "aalen_johansen",
+    "cif_from_hazard_increments",
     "bound_setters",
     "calibration_figure",
     "calibration_summary",

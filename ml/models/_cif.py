@@ -19,7 +19,7 @@ import numpy as np
 from ml.models._evaluation import survival_at
 
 
-def aalen_johansen(grid, d_cause, d_other, times) -> np.ndarray:
+def cif_from_hazard_increments(grid, d_cause, d_other, times) -> np.ndarray:
     """Cumulative incidence of a cause from hazard increments on a jump grid.
 
     Parameters
@@ -72,4 +72,4 @@ def cumulative_incidence(cause_model, competing_model, X, times) -> np.ndarray:
     h2 = -np.log(np.clip(survival_at(competing_model, X, grid), 1e-300, 1.0))
     d1 = np.diff(h1, axis=1, prepend=0.0)
     d2 = np.diff(h2, axis=1, prepend=0.0)
-    return aalen_johansen(grid, d1, d2, times)
+    return cif_from_hazard_increments(grid, d1, d2, times)
