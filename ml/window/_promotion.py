@@ -1,0 +1,105 @@
+"""Gate-checked promotion of a candidate ``ExposureWindow`` to ``validated``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from ml.window._artefact import ExposureWindow, _finite
+
+__all__ = ["PromotionError", "PromotionGates", "promote_window"]
+
+
+class PromotionError(ValueError):
+    """A window failed one or more promotion gates; ``failed`` lists them."""
+
+    def __init__(self, failed: list[str]):
+        self.failed = list(failed)
+        super().__init__(f"promotion refused, {len(failed)} gate(s) failed: " + "; ".join(failed))
+
+
+@dataclass(frozen=True)
+class PromotionGates:
+    """Conditions a candidate window must meet to become ``validated``.
+
+    Attributes
+    ----------
+    alpha : float
+        The adjusted p-value must be below it.
+    max_ci_width : float
+        Largest width of each bound's confidence interval, in the window's unit (UE*day/mL). An
+        interval unbounded on either side fails; an open bound (no bound found) has no interval
+        and passes.
+    min_events : int
+        Smallest number of events of interest in the population.
+    """
+
+    alpha: float = 0.05
+    max_ci_width: float = 30.0
+    min_events: int = 50
+
+    def __post_init__(self):
+        if not (0 < self.alpha < 1):
+            raise ValueError(f"`0 < alpha < 1` must hold, got alpha={self.alpha}")
+        if not (_finite(self.max_ci_width) and self.max_ci_width > 0):
+            raise ValueError(f"`max_ci_width > 0` must hold, got max_ci_width={self.max_ci_width}")
+        if not (isinstance(self.min_events, int) and self.min_events >= 0):
+            raise ValueError(f"`min_events >= 0` must hold, got min_events={self.min_events}")
+
+    def check(self, window: ExposureWindow) -> tuple[list[str], list[str]]:
+        """Evaluate every gate; return (passed, failed) descriptions."""
+        passed, failed = [], []
+
+        def gate(ok: bool, text: str):
+            (passed if ok else failed).append(text)
+
+        gate(window.status == "candidate", f"status is 'candidate' (got {window.status!r})")
+        pv = window.p_value
+        gate(pv is not None and pv < self.alpha, f"adjusted p-value {pv} < alpha {self.alpha}")
+        for name in ("lower", "upper"):
+            bound, ci = getattr(window, name), getattr(window, f"{name}_ci")
+            if bound is None:
+                gate(True, f"{name} bound open (no interval needed)")
+                continue
+            if ci is None or ci[0] is None or ci[1] is None:
+                gate(False, f"{name} bound interval width <= {self.max_ci_width} {window.unit} "
+                            f"(interval {'missing' if ci is None else 'unbounded'}: {ci})")
+                continue
+            width = ci[1] - ci[0]
+            gate(width <= self.max_ci_width,
+                 f"{name} bound interval width {width:.4g} <= {self.max_ci_width} {window.unit}")
+        ev = window.population.events
+        gate(ev >= self.min_events, f"events {ev} >= min_events {self.min_events}")
+        return passed, failed
+
+
+def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reason: str) -> ExposureWindow:
+    """Return a ``validated`` copy of ``window`` if it passes every gate.
+
+    Parameters
+    ----------
+    window : ExposureWindow
+        A ``candidate`` window.
+    gates : PromotionGates
+    by : str
+        Who promotes (recorded).
+    reason : str
+        Why (recorded).
+
+    Raises
+    ------
+    PromotionError
+        Listing every failing gate.
+    ValueError
+        If ``by`` or ``reason`` is empty.
+    """
+    if not (isinstance(by, str) and by.strip()):
+        raise ValueError("`by` must name who promotes the window, got an empty value")
+    if not (isinstance(reason, str) and reason.strip()):
+        raise ValueError("`reason` must say why the window is promoted, got an empty value")
+    passed, failed = gates.check(window)
+    if failed:
+        raise PromotionError(failed)
+    return replace(window, status="validated", gates_passed=tuple(passed), promoted_by=by.strip(),
+                   promotion_reason=reason.strip(),
+                   promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
