@@ -1,0 +1,43 @@
+"""Experiment tracking: the one module that talks to MLflow about runs and the registry.
+
+:class:`RunTracker` opens a run, publishes a run folder to it (parameters, metrics, the dataset
+through ``mlflow.data``, artefacts, Optuna trials as nested runs) and closes it;
+:func:`register_window` registers an ``ExposureWindow`` as a model version with an alias;
+:class:`RegistryWindowStore` / :func:`promote_registered` promote a registered candidate to
+``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call. Estimators and
+pipeline steps never import MLflow (CONVENTIONS.md #9).
+"""
+
+from ml.tracking._publish import PublishResult, publish_run, run_tags
+from ml.tracking._registry import (
+    CANDIDATE,
+    VALIDATED,
+    ModelRef,
+    RegisteredWindow,
+    RegistryWindowStore,
+    parse_model_ref,
+    promote_registered,
+    register_window,
+)
+from ml.tracking._runs import RunTracker, TrackingError
+from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri, ui_command
+
+__all__ = [
+    "CANDIDATE",
+    "DEFAULT_TRACKING_URI",
+    "VALIDATED",
+    "ModelRef",
+    "PublishResult",
+    "RegisteredWindow",
+    "RegistryWindowStore",
+    "RunTracker",
+    "TrackingError",
+    "artifact_root",
+    "parse_model_ref",
+    "promote_registered",
+    "publish_run",
+    "register_window",
+    "resolve_tracking_uri",
+    "run_tags",
+    "ui_command",
+]

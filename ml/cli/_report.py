@@ -1,0 +1,44 @@
+"""``atgwin report RUN_ID --out report.html``: the reviewer's report of a run, rendered again.
+
+RUN_ID is an MLflow run id or run name (its artefacts are downloaded from the tracking store),
+or a local run folder (``runs/<run-name>``). The report is one self-contained HTML file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run_ref", metavar="RUN_ID")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the HTML report.")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
+def report(run_ref: str, out: Path, tracking_uri: str | None) -> None:
+    """Write the HTML report of the run RUN_ID (id, name, or a local run folder)."""
+    from ml.report import RunBundle, write_report
+
+    local = Path(run_ref)
+    if local.is_dir():
+        if not RunBundle(local).exists(RunBundle.MANIFEST):
+            raise click.ClickException(f"{local}: not a run folder (no run.json)")
+        path = write_report(local, out)
+        click.echo(f"Report: {path.resolve()}")
+        return
+    from ml.tracking import RunTracker, TrackingError
+
+    tracker = RunTracker(tracking_uri)
+    try:
+        run_id = tracker.find_run(run_ref)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = tracker.download_run(run_id, tmp)
+            if not RunBundle(folder).exists(RunBundle.MANIFEST):
+                raise click.ClickException(f"run {run_id} has no run folder among its artefacts (not made by atgwin run)")
+            path = write_report(folder, out)
+    except TrackingError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Report of run {run_id}: {path.resolve()}")

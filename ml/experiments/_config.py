@@ -1,0 +1,485 @@
+"""Experiment files (``experiments/*.toml``): read once, check every key, map strings to objects.
+
+An experiment file names what a run does: where the cohort comes from when none is given
+(a virtual cohort: scenario, n, seed), the endpoint and its horizon, the features of the models,
+the window search (scores, grid, permutations, bootstraps), the tuning and cross-validation of
+the models, the promotion gates and the registry name. This module is the edge of
+CONVENTIONS.md #6: strings such as ``"logrank"`` become strategy objects here, once; the rest of
+the pipeline receives objects.
+
+Every problem in a file is reported at once (unknown keys, wrong types, out-of-range values),
+as ``ExperimentError`` with one line per problem, before anything is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CohortSpec",
+    "EndpointSpec",
+    "Experiment",
+    "ExperimentError",
+    "FeatureSpec",
+    "ModelSpec",
+    "PromotionSpec",
+    "WindowSpec",
+    "load_experiment",
+    "parse_experiment",
+]
+
+#: Window-search score strategies by their name in experiment files.
+SCORES = ("logrank", "cox-martingale", "subdistribution")
+
+
+class ExperimentError(ValueError):
+    """An experiment file broke one or more rules; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str], source: str = "experiment"):
+        self.problems = list(problems)
+        n = len(self.problems)
+        super().__init__("\n".join([f"{source}: {n} problem{'s' if n != 1 else ''}",
+                                    *(f"  {p}" for p in self.problems)]))
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    """A cohort: a folder (``path``) or a virtual cohort (``scenario``, ``n``, ``seed``).
+
+    Attributes
+    ----------
+    scenario : str or None
+        ``ml.sim`` scenario (``urd``, ``haplo``, ``null``, ``shifted``, ``hinge``).
+    n : int or None
+        Virtual patients.
+    seed : int
+    path : str or None
+        A cohort folder (spec/cohort-format.md); wins over ``scenario``.
+    """
+
+    scenario: str | None = "urd"
+    n: int | None = 324
+    seed: int = 0
+    path: str | None = None
+
+    def describe(self) -> str:
+        """``"folder DIR"`` or ``"SIMULATED urd, n=324, seed=0"``."""
+        if self.path:
+            return f"folder {self.path}"
+        return f"SIMULATED {self.scenario}, n={self.n}, seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """The endpoint the window is searched for, and the outcomes reported around it.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"cmv|ebv|agvhd2|death"`` (composite: first of the components).
+    horizon_days : float or None
+        Days from transplant the endpoint is truncated at.
+    outcomes : tuple of str
+        Endpoints whose cumulative incidence (below / inside / above the window) and risk
+        curve along exposure are reported.
+    incidence_horizon_days : float
+        Day at which incidences are read.
+    """
+
+    name: str = "cmv|ebv|agvhd2|death"
+    horizon_days: float | None = 180.0
+    outcomes: tuple[str, ...] = ("cmv", "ebv", "agvhd2", "agvhd3", "cgvhd", "relapse", "nrm")
+    incidence_horizon_days: float = 180.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Features of the models: exposure plus covariates (columns of the feature frame).
+
+    Attributes
+    ----------
+    exposure : str
+        Exposure column (``auc_total``, UE*day/mL).
+    covariates : tuple of str
+        Covariates (contract columns or derived ones such as ``cmv_serostatus``).
+    """
+
+    exposure: str = "auc_total"
+    covariates: tuple[str, ...] = ("age_years", "sex", "weight_kg", "diagnosis", "disease_status",
+                                   "conditioning", "hla_mismatches", "cmv_serostatus", "alc_pre_atg")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Exposure first, then the covariates."""
+        return (self.exposure, *self.covariates)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Settings of the window search (``ml.window.WindowSearch``); strategies already built.
+
+    Attributes
+    ----------
+    scores : object
+        Scores strategy (``LogRankScores()``, ``CoxMartingaleScores()``, ``SubdistributionScores()``).
+    grid : object
+        ``QuantileGrid(k, minprop)``.
+    covariates : tuple of str
+        Covariates of an adjusted search (``cox-martingale`` scores).
+    permutations, bootstraps, folds : int
+    ci_method : {"percentile", "basic"}
+    estimate : {"bagged", "argmax"}
+    single_cut : bool
+    min_events : int
+    """
+
+    scores: object
+    grid: object
+    covariates: tuple[str, ...] = ()
+    permutations: int = 1000
+    bootstraps: int = 1000
+    folds: int = 5
+    ci_method: str = "percentile"
+    estimate: str = "bagged"
+    single_cut: bool = False
+    min_events: int = 10
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Settings of the models, their tuning and cross-validation.
+
+    Attributes
+    ----------
+    objective : {"survival:cox", "survival:aft"}
+    n_trials : int
+        Optuna trials (seeded TPE, median pruning).
+    tuning_folds : int
+    cv_folds, cv_repeats : int
+        Repeated, event-stratified cross-validation of the tuned model and the Cox reference.
+    horizon_days : float
+        Days: survival target truncation of the models and the CV horizon.
+    monotone_exposure : int
+        XGBoost monotone constraint on exposure (-1, 0, 1).
+    shap_tolerance : float or None
+        Tolerance of the SHAP window (log-hazard units); None: half the curve's range.
+    """
+
+    objective: str = "survival:cox"
+    n_trials: int = 30
+    tuning_folds: int = 5
+    cv_folds: int = 5
+    cv_repeats: int = 3
+    horizon_days: float = 180.0
+    monotone_exposure: int = 0
+    shap_tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class PromotionSpec:
+    """Gates a candidate window must pass to become ``validated`` (``ml.window.PromotionGates``).
+
+    Attributes
+    ----------
+    alpha : float
+        The adjusted p-value must be below it; also decides ``candidate`` vs ``no-window``.
+    max_ci_width : float
+        UE*day/mL: largest width of each bound's confidence interval.
+    min_events : int
+    """
+
+    alpha: float = 0.05
+    max_ci_width: float = 30.0
+    min_events: int = 50
+
+    def gates(self):
+        """The gates as ``ml.window.PromotionGates``."""
+        from ml.window import PromotionGates
+
+        return PromotionGates(alpha=self.alpha, max_ci_width=self.max_ci_width, min_events=self.min_events)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed experiment file.
+
+    Attributes
+    ----------
+    name : str
+        Experiment name (MLflow experiment, prefix of run names).
+    description : str
+    seed : int
+        Seeds the tuning, cross-validation, permutations and bootstrap.
+    cohort : CohortSpec
+    endpoint : EndpointSpec
+    features : FeatureSpec
+    window : WindowSpec
+    models : ModelSpec
+    promotion : PromotionSpec
+    model_name : str
+        Registered model name of the window (e.g. ``atg-window-urd``).
+    transport : CohortSpec or None
+        A second cohort on which the window is evaluated and re-derived (transportability).
+    source : str
+        Path of the file, for the record.
+    text : str
+        The file's text (kept with the run).
+    """
+
+    name: str
+    cohort: CohortSpec
+    endpoint: EndpointSpec
+    features: FeatureSpec
+    window: WindowSpec
+    models: ModelSpec
+    promotion: PromotionSpec
+    model_name: str
+    description: str = ""
+    seed: int = 0
+    transport: CohortSpec | None = None
+    source: str = ""
+    text: str = field(default="", repr=False)
+
+    def with_cohort(self, path: str | None = None, transport_path: str | None = None) -> Experiment:
+        """A copy whose cohort (and/or transport cohort) is the folder given on the command line."""
+        from dataclasses import replace
+
+        out = self
+        if path is not None:
+            out = replace(out, cohort=CohortSpec(scenario=None, n=None, seed=0, path=str(path)))
+        if transport_path is not None:
+            out = replace(out, transport=CohortSpec(scenario=None, n=None, seed=0, path=str(transport_path)))
+        return out
+
+    def params(self) -> dict[str, str]:
+        """Flat ``section.key -> text`` of the settings, for logging as run parameters."""
+        out = {"experiment.name": self.name, "experiment.seed": str(self.seed),
+               "experiment.model_name": self.model_name, "cohort.source": self.cohort.describe()}
+        for prefix, spec in (("endpoint", self.endpoint), ("features", self.features),
+                             ("models", self.models), ("promotion", self.promotion)):
+            for k, v in vars(spec).items():
+                out[f"{prefix}.{k}"] = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        for k, v in vars(self.window).items():
+            out[f"window.{k}"] = ",".join(map(str, v)) if isinstance(v, tuple) else repr(v) if k in ("scores", "grid") else str(v)
+        if self.transport is not None:
+            out["transport.source"] = self.transport.describe()
+        return out
+
+
+# ---------------------------------------------------------------------------------------- parsing
+class _Section:
+    """Typed reads from one table of the TOML document, collecting problems instead of raising."""
+
+    def __init__(self, doc: dict, name: str, problems: list[str], known: tuple[str, ...]):
+        self.name = name
+        self.problems = problems
+        raw = doc.get(name, {}) if name else doc
+        if not isinstance(raw, dict):
+            problems.append(f"[{name}] must be a table, got {type(raw).__name__}")
+            raw = {}
+        self.raw = raw
+        unknown = sorted(k for k, v in raw.items() if k not in known and not (not name and isinstance(v, dict)))
+        if unknown:
+            where = f"[{name}]" if name else "top level"
+            problems.append(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+
+    def _key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def get(self, key: str, default, kind, check=None, rule: str = ""):
+        if key not in self.raw:
+            return default
+        v = self.raw[key]
+        ok_type = (isinstance(v, kind) and not (kind in (int, float, (int, float)) and isinstance(v, bool)))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok_type = float(v), True
+        if not ok_type:
+            self.problems.append(f"{self._key(key)}: must be {getattr(kind, '__name__', kind)}, got {v!r}")
+            return default
+        if check is not None and not check(v):
+            self.problems.append(f"{self._key(key)}: {rule}, got {v!r}")
+            return default
+        return v
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        v = self.raw.get(key, list(default))
+        if not (isinstance(v, list) and all(isinstance(s, str) and s for s in v)):
+            self.problems.append(f"{self._key(key)}: must be a list of non-empty strings, got {v!r}")
+            return default
+        return tuple(v)
+
+
+def _horizon(section: _Section, key: str, default):
+    v = section.raw.get(key, default)
+    if v is None or (isinstance(v, str) and v.lower() == "none"):
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        section.problems.append(f"{section._key(key)}: must be a number of days > 0 or \"none\", got {v!r}")
+        return default
+    return float(v)
+
+
+def _endpoint_name(section: _Section, key: str, value: str) -> str:
+    from ml.features import parse_endpoint
+
+    try:
+        return parse_endpoint(value).name
+    except ValueError as exc:
+        section.problems.append(f"{section._key(key)}: {exc}")
+        return value
+
+
+def _cohort_spec(s: _Section, default: CohortSpec | None) -> CohortSpec | None:
+    if not s.raw:
+        return default
+    path = s.get("path", None, str)
+    scenario = s.get("scenario", None if path else "urd", str)
+    n = s.get("n", None, int, lambda v: v >= 20, "must be >= 20 patients")
+    seed = s.get("seed", 0, int)
+    if scenario is not None and path is None:
+        from ml.sim import SimulationConfig
+
+        known = SimulationConfig.default().scenarios
+        if scenario not in known:
+            s.problems.append(f"{s._key('scenario')}: unknown scenario {scenario!r}; known: {sorted(known)}")
+    return CohortSpec(scenario=None if path else scenario, n=n, seed=seed, path=path)
+
+
+def _scores(name: str):
+    from ml.window import CoxMartingaleScores, LogRankScores, SubdistributionScores
+
+    return {"logrank": LogRankScores, "cox-martingale": CoxMartingaleScores,
+            "subdistribution": SubdistributionScores}[name]()
+
+
+def parse_experiment(text: str, source: str = "experiment") -> Experiment:
+    """Parse the text of an experiment file.
+
+    Parameters
+    ----------
+    text : str
+        TOML.
+    source : str
+        Name used in messages (the path).
+
+    Returns
+    -------
+    Experiment
+
+    Raises
+    ------
+    ExperimentError
+        Listing every problem.
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError([f"not valid TOML: {exc}"], source) from None
+    problems: list[str] = []
+    sections = ("cohort", "endpoint", "features", "window", "models", "promotion", "registry", "transport")
+    top = _Section(doc, "", problems, ("name", "description", "seed", *sections))
+    for k, v in doc.items():
+        if isinstance(v, dict) and k not in sections:
+            problems.append(f"[{k}]: unknown section; known: {sorted(sections)}")
+    name = top.get("name", "", str, lambda v: v.strip() != "" and "/" not in v, "must be a non-empty name without '/'")
+    if "name" not in doc:
+        problems.append("name: required (the experiment's name)")
+    seed = top.get("seed", 0, int, lambda v: v >= 0, "must be >= 0")
+
+    c = _Section(doc, "cohort", problems, ("scenario", "n", "seed", "path"))
+    cohort = _cohort_spec(c, CohortSpec())
+
+    e = _Section(doc, "endpoint", problems, ("name", "horizon_days", "outcomes", "incidence_horizon_days"))
+    d = EndpointSpec()
+    ep_name = _endpoint_name(e, "name", e.get("name", d.name, str))
+    horizon = _horizon(e, "horizon_days", d.horizon_days)
+    outcomes = tuple(_endpoint_name(e, "outcomes", o) for o in e.strings("outcomes", d.outcomes))
+    inc_h = _horizon(e, "incidence_horizon_days", horizon or 365.0) or horizon or 365.0
+    endpoint = EndpointSpec(name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
+
+    f = _Section(doc, "features", problems, ("exposure", "covariates"))
+    fd = FeatureSpec()
+    exposure = f.get("exposure", fd.exposure, str, lambda v: v in ("auc_total", "auc_pre", "auc_post"),
+                     "must be auc_total, auc_pre or auc_post")
+    features = FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates))
+
+    w = _Section(doc, "window", problems, ("scores", "covariates", "grid_k", "minprop", "permutations",
+                                            "bootstraps", "folds", "ci_method", "estimate", "single_cut",
+                                            "min_events"))
+    scores_name = w.get("scores", "logrank", str, lambda v: v in SCORES, f"must be one of {list(SCORES)}")
+    w_cov = w.strings("covariates", ())
+    if scores_name == "cox-martingale" and not w_cov:
+        problems.append("window.covariates: an adjusted search (scores = \"cox-martingale\") needs covariates")
+    if w_cov and scores_name != "cox-martingale":
+        problems.append(f"window.covariates: only used by scores = \"cox-martingale\", got scores = {scores_name!r}")
+    grid_k = w.get("grid_k", 40, int, lambda v: v >= 2, "must be >= 2")
+    minprop = w.get("minprop", 0.1, float, lambda v: 0.01 <= v <= 0.45, "must be in [0.01, 0.45]")
+    folds = w.get("folds", 5, int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
+    bootstraps = w.get("bootstraps", 1000, int, lambda v: v >= 0, "must be >= 0")
+    estimate = w.get("estimate", "bagged", str, lambda v: v in ("bagged", "argmax"), "must be bagged or argmax")
+    if estimate == "bagged" and bootstraps == 0:
+        problems.append("window.estimate: \"bagged\" is the median of the bootstrap windows; needs bootstraps >= 1")
+    from ml.window import QuantileGrid
+
+    window = WindowSpec(
+        scores=_scores(scores_name if scores_name in SCORES else "logrank"),
+        grid=QuantileGrid(k=grid_k, minprop=minprop),
+        covariates=w_cov,
+        permutations=w.get("permutations", 1000, int, lambda v: v >= 0, "must be >= 0"),
+        bootstraps=bootstraps, folds=folds,
+        ci_method=w.get("ci_method", "percentile", str, lambda v: v in ("percentile", "basic"),
+                        "must be percentile or basic"),
+        estimate=estimate,
+        single_cut=w.get("single_cut", False, bool),
+        min_events=w.get("min_events", 10, int, lambda v: v >= 1, "must be >= 1"),
+    )
+
+    m = _Section(doc, "models", problems, ("objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats",
+                                            "horizon_days", "monotone_exposure", "shap_tolerance"))
+    md = ModelSpec()
+    models = ModelSpec(
+        objective=m.get("objective", md.objective, str, lambda v: v in ("survival:cox", "survival:aft"),
+                        "must be survival:cox or survival:aft"),
+        n_trials=m.get("n_trials", md.n_trials, int, lambda v: v >= 1, "must be >= 1"),
+        tuning_folds=m.get("tuning_folds", md.tuning_folds, int, lambda v: v >= 2, "must be >= 2"),
+        cv_folds=m.get("cv_folds", md.cv_folds, int, lambda v: v >= 2, "must be >= 2"),
+        cv_repeats=m.get("cv_repeats", md.cv_repeats, int, lambda v: v >= 1, "must be >= 1"),
+        horizon_days=_horizon(m, "horizon_days", horizon or md.horizon_days) or horizon or md.horizon_days,
+        monotone_exposure=m.get("monotone_exposure", 0, int, lambda v: v in (-1, 0, 1), "must be -1, 0 or 1"),
+        shap_tolerance=m.get("shap_tolerance", None, float, lambda v: v > 0, "must be > 0 (log-hazard units)"),
+    )
+
+    p = _Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events"))
+    promotion = PromotionSpec(
+        alpha=p.get("alpha", 0.05, float, lambda v: 0 < v < 1, "must be in (0, 1)"),
+        max_ci_width=p.get("max_ci_width", 30.0, float, lambda v: math.isfinite(v) and v > 0, "must be > 0"),
+        min_events=p.get("min_events", 50, int, lambda v: v >= 0, "must be >= 0"),
+    )
+
+    r = _Section(doc, "registry", problems, ("model_name",))
+    model_name = r.get("model_name", f"atg-window-{name or 'default'}", str,
+                       lambda v: bool(v.strip()) and "/" not in v and "@" not in v,
+                       "must be a non-empty name without '/' or '@'")
+
+    t = _Section(doc, "transport", problems, ("scenario", "n", "seed", "path"))
+    transport = _cohort_spec(t, None) if t.raw else None
+
+    if problems:
+        raise ExperimentError(problems, source)
+    return Experiment(name=name, description=top.get("description", "", str), seed=seed, cohort=cohort,
+                      endpoint=endpoint, features=features, window=window, models=models,
+                      promotion=promotion, model_name=model_name, transport=transport, source=source,
+                      text=text)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file (see :func:`parse_experiment`)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ExperimentError([f"cannot read: {exc.strerror or exc}"], str(path)) from None
+    return parse_experiment(text, str(path))

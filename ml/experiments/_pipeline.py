@@ -1,0 +1,460 @@
+"""Run an experiment locally: every step timed, every result written to the run folder first.
+
+:func:`run_experiment` knows nothing of MLflow. It receives the run id (when a tracking run was
+opened beforehand, so that the window artefact and the report can name it) and returns a
+:class:`RunOutcome`; the command line then hands the folder to :mod:`ml.tracking`. A step that
+raises ends the run: the folder records the failed step and the error (every violation for a
+refused cohort), the report says so, and the outcome's status is ``FAILED`` so that nothing is
+registered.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ml.experiments import _steps
+from ml.report import RunBundle, figures as F
+
+__all__ = ["RunOutcome", "StepFailed", "run_experiment"]
+
+
+class StepFailed(RuntimeError):
+    """A step of the pipeline failed; ``step`` names it, ``details`` lists what went wrong."""
+
+    def __init__(self, step: str, message: str, details: list[str] | None = None):
+        self.step = step
+        self.details = list(details or [])
+        super().__init__(f"step {step!r} failed: {message}")
+
+
+@dataclass
+class RunOutcome:
+    """What a local run produced.
+
+    Attributes
+    ----------
+    bundle : RunBundle
+        The run folder.
+    status : {"FINISHED", "FAILED"}
+    failed_step : str or None
+    error : str or None
+    window : ExposureWindow or None
+        The window artefact (``window/window.json``) when the window step succeeded.
+    study : optuna.Study or None
+        The tuning study (its trials become nested runs in MLflow).
+    steps : list of dict
+        ``name``, ``seconds``, ``status`` per step.
+    """
+
+    bundle: RunBundle
+    status: str
+    failed_step: str | None = None
+    error: str | None = None
+    window: object | None = None
+    study: object | None = None
+    steps: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "FINISHED"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _f(v):
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+class _Steps:
+    """Times steps, prints one line each, records them in the manifest."""
+
+    def __init__(self, bundle: RunBundle, names: list[str], echo: Callable[[str], None]):
+        self.bundle, self.names, self.echo = bundle, names, echo
+        self.done: list[dict] = []
+
+    def run(self, name: str, fn, *args, note: Callable | None = None, **kwargs):
+        k = self.names.index(name) + 1
+        t0 = time.perf_counter()
+        try:
+            out = fn(*args, **kwargs)
+        except BaseException:
+            seconds = time.perf_counter() - t0
+            self.done.append({"name": name, "seconds": round(seconds, 3), "status": "FAILED"})
+            self.bundle.update(RunBundle.MANIFEST, steps=self.done)
+            self.echo(f"[{k}/{len(self.names)}] {name:<9} FAILED after {seconds:.1f} s")
+            raise
+        seconds = time.perf_counter() - t0
+        self.done.append({"name": name, "seconds": round(seconds, 3), "status": "FINISHED"})
+        self.bundle.update(RunBundle.MANIFEST, steps=self.done)
+        extra = f"  {note(out)}" if note else ""
+        self.echo(f"[{k}/{len(self.names)}] {name:<9} {seconds:6.1f} s{extra}")
+        return out
+
+
+def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: str | None = None,
+                   tracking: dict | None = None, echo: Callable[[str], None] = print,
+                   progress: bool = False) -> RunOutcome:
+    """Run every step of ``experiment`` and write the results to ``out_dir``.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        Parsed experiment (cohort folder already substituted when one was given).
+    out_dir : path-like
+        The run folder (``runs/<run-name>/``); created.
+    run_name : str
+    run_id : str, optional
+        MLflow run id, recorded in the window artefact and the report.
+    tracking : dict, optional
+        Where the run is tracked (``tracking_uri``, ``experiment_id``), for the record.
+    echo : callable
+        Receives one line per step (name, elapsed seconds, a short note).
+    progress : bool
+        tqdm bars inside long steps (terminal only).
+
+    Returns
+    -------
+    RunOutcome
+    """
+    from ml.window import code_version
+
+    bundle = RunBundle(out_dir)
+    bundle.root.mkdir(parents=True, exist_ok=True)
+    names = ["cohort", "exposure", "models", "window", "explain"]
+    if experiment.transport is not None:
+        names.append("transport")
+    names.append("report")
+    bundle.write_json(RunBundle.MANIFEST, {
+        "run_name": run_name, "experiment": experiment.name, "description": experiment.description,
+        "experiment_file": experiment.source, "status": "RUNNING", "run_id": run_id,
+        "tracking": tracking or {}, "created_at": _now(), "code_version": code_version(),
+        "python": platform.python_version(), "cohort_source": experiment.cohort.describe(),
+        "model_name": experiment.model_name, "steps": [],
+    })
+    bundle.write_text(RunBundle.EXPERIMENT, experiment.text)
+    steps = _Steps(bundle, names, echo)
+    outcome = RunOutcome(bundle=bundle, status="RUNNING")
+    seed = experiment.seed
+    params = experiment.params()
+    metrics: dict[str, float] = {}
+    try:
+        cohort = steps.run("cohort", _cohort_step, experiment, bundle, note=_cohort_note)
+        data = steps.run("exposure", _exposure_step, experiment, cohort, bundle, metrics,
+                         note=lambda d: f"n={int(d.keep.sum())} with an AUC, {d.n_excluded} not estimable (excluded)")
+        models = steps.run("models", _models_step, experiment, data, bundle, params, metrics, seed, progress,
+                           note=lambda m: f"{m.tuning.to_dict()['tuning_n_trials']:.0f} trials, "
+                                          f"C={m.xgb_cv.summary.loc['harrell_c', 'mean']:.3f}")
+        outcome.study = models.tuning.study
+        win = steps.run("window", _window_step, experiment, data, bundle, params, metrics, seed, run_id, progress,
+                        note=_window_note)
+        outcome.window = win.window
+        steps.run("explain", _explain_step, experiment, models, data, win, bundle, metrics,
+                  note=lambda s: f"SHAP window [{s.shap_window.lower:.0f}, {s.shap_window.upper:.0f}]")
+        if experiment.transport is not None:
+            steps.run("transport", _transport_step, experiment, win.window, bundle, metrics, seed, progress,
+                      note=lambda t: f"re-derived [{_fmt(t.rederived.window.lower)}, {_fmt(t.rederived.window.upper)})")
+        outcome.status = "FINISHED"
+    except StepFailed as exc:
+        outcome.status, outcome.failed_step, outcome.error = "FAILED", exc.step, str(exc)
+        bundle.write_text(RunBundle.ERRORS, "\n".join([str(exc), *exc.details]) + "\n")
+    except Exception as exc:  # noqa: BLE001 - any failing step fails the run, with its reason kept
+        failed = [s["name"] for s in steps.done if s["status"] == "FAILED"]
+        step = failed[-1] if failed else names[len(steps.done)]
+        outcome.status, outcome.failed_step = "FAILED", step
+        outcome.error = f"step {step!r} failed: {type(exc).__name__}: {exc}"
+        bundle.write_text(RunBundle.ERRORS, outcome.error + "\n\n" + traceback.format_exc())
+    bundle.update(RunBundle.MANIFEST, params=params, metrics=metrics)
+    # The report is rendered even for a failed run: it then shows what failed and why.
+    final = "FINISHED" if outcome.ok else "FAILED"
+    bundle.update(RunBundle.MANIFEST, status=final, failed_step=outcome.failed_step, error=outcome.error)
+    try:
+        steps.run("report", _report_step, bundle, note=lambda p: f"{p}")
+    except Exception as exc:  # noqa: BLE001
+        outcome.status, outcome.failed_step = "FAILED", outcome.failed_step or "report"
+        outcome.error = outcome.error or f"step 'report' failed: {type(exc).__name__}: {exc}"
+        bundle.write_text(RunBundle.ERRORS, outcome.error + "\n\n" + traceback.format_exc())
+    bundle.update(RunBundle.MANIFEST, status=outcome.status, failed_step=outcome.failed_step,
+                  error=outcome.error, finished_at=_now())
+    outcome.steps = steps.done
+    return outcome
+
+
+def _fmt(v) -> str:
+    return "open" if v is None else f"{v:.0f}"
+
+
+# ------------------------------------------------------------------------------------- the steps
+def _cohort_step(experiment, bundle: RunBundle):
+    from ml.cohort import CohortValidationError
+
+    try:
+        cohort = _steps.acquire_cohort(experiment.cohort)
+    except CohortValidationError as exc:
+        messages = [v.message for v in exc.violations]
+        bundle.update(RunBundle.RESULTS, validation={"ok": False, "violations": messages,
+                                                      "source": experiment.cohort.describe()})
+        raise StepFailed("cohort", f"the cohort was refused: {len(messages)} violation(s) of the cohort format",
+                         messages) from None
+    except FileNotFoundError as exc:
+        raise StepFailed("cohort", str(exc)) from None
+    summary = _steps.cohort_summary(cohort)
+    bundle.update(RunBundle.RESULTS, cohort=summary,
+                  validation={"ok": True, "violations": [], "warnings": list(cohort.warnings),
+                              "source": experiment.cohort.describe()})
+    spec = experiment.cohort
+    source = (str(Path(spec.path).resolve()) if spec.path else
+              f"ml.sim.simulate_cohort(scenario={spec.scenario!r}, n={spec.n}, seed={spec.seed})")
+    bundle.update(RunBundle.MANIFEST, simulated=summary["simulated"], dataset={
+        "name": summary["name"], "digest": summary["digest"], "n": summary["n"],
+        "source_kind": "folder" if spec.path else "simulated", "source": source})
+    return cohort
+
+
+def _cohort_note(c) -> str:
+    flag = "SIMULATED, " if c.meta.simulated else ""
+    return f"{flag}{c.meta.name}: {c.n if hasattr(c, 'n') else len(c.patients)} patients, contract OK" + (
+        f", {len(c.warnings)} warning(s)" if c.warnings else "")
+
+
+def _exposure_step(experiment, cohort, bundle: RunBundle, metrics: dict) -> _steps.CohortData:
+    data = _steps.prepare_data(cohort, experiment.features.exposure)
+    summary = _steps.exposure_summary(data)
+    bundle.update(RunBundle.RESULTS, exposure=summary)
+    dataset = bundle.manifest().get("dataset", {})
+    dataset["schema"] = {str(c): str(t) for c, t in data.frame.reset_index().dtypes.items()}
+    bundle.update(RunBundle.MANIFEST, dataset=dataset)
+    metrics["exposure_n_not_estimable"] = float(summary["n_not_estimable"])
+    metrics["exposure_median"] = float(summary["median"])
+    return data
+
+
+def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dict, seed: int, progress: bool):
+    models = _steps.fit_models(data, experiment, random_state=seed, progress=progress)
+    table = models.metrics_table()
+    bundle.write_table("model_metrics", table)
+    bundle.write_table("cv_scores_xgb", models.xgb_cv.scores)
+    bundle.write_table("cv_scores_cox", models.cox_cv.scores)
+    trials = models.tuning.study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+    trials["duration"] = trials["duration"].dt.total_seconds()
+    bundle.write_table("optuna_trials", trials)
+    tuning = models.tuning.to_dict()
+    bundle.update(RunBundle.RESULTS, models={
+        "endpoint": experiment.endpoint.name, "horizon_days": experiment.models.horizon_days,
+        "n": int(len(models.y)), "events": int(models.y["event"].sum()),
+        "features": list(experiment.features.columns), "encoded_features": [str(c) for c in models.X_tree.columns],
+        "best_params": models.tuning.best_params, "tuning": tuning,
+        "cv": {"folds": experiment.models.cv_folds, "repeats": experiment.models.cv_repeats},
+    })
+    params.update({f"xgb.{k}": str(v) for k, v in models.xgb.get_params().items()})
+    params.update({f"cox.{k}": str(v) for k, v in models.cox.get_params().items()})
+    metrics.update(tuning)
+    metrics.update(models.xgb_cv.to_dict(prefix="xgb_"))
+    metrics.update(models.cox_cv.to_dict(prefix="cox_"))
+    bundle.save_figure("calibration_xgb", models.xgb_cv.calibration_figure(
+        title=f"Tuned XGBoost: calibration at day {experiment.models.horizon_days:g}"),
+        title="Calibration of the tuned XGBoost model", section="models",
+        caption="Out-of-fold predicted vs Kaplan-Meier observed risk by decile of predicted risk, one line per CV repeat.")
+    return models
+
+
+def _window_note(w) -> str:
+    win = w.window
+    if win.status == "no-window":
+        return f"NO WINDOW (adjusted p = {win.p_value:.3g})"
+    return f"[{_fmt(win.lower)}, {_fmt(win.upper)}) {win.unit}, adjusted p = {win.p_value:.3g}"
+
+
+def _window_payload(win, search) -> dict:
+    return {
+        "artefact": win.to_dict(), "status": win.status, "lower": win.lower, "upper": win.upper,
+        "target": win.target, "lower_ci": win.lower_ci, "upper_ci": win.upper_ci, "p_value": win.p_value,
+        "naive_p_value": _f(search.naive_p_value_), "statistic": _f(search.statistic_),
+        "argmax_bounds": [_f(v) for v in search.argmax_bounds_],
+        "bagged_bounds": [_f(v) for v in search.bagged_bounds_],
+        "n": search.n_, "events": search.n_events_, "n_excluded": search.n_excluded_,
+        "effect": {k: v for k, v in search.effect_.items() if k != "fold_windows"},
+        "n_permutations": search.n_permutations, "n_bootstraps": search.n_bootstraps,
+        "cut_values": [float(v) for v in search.cut_values_],
+    }
+
+
+def _window_step(experiment, data, bundle: RunBundle, params: dict, metrics: dict, seed: int, run_id, progress):
+    res = _steps.search_window(data, experiment, random_state=seed, run_id=run_id, progress=progress)
+    win, search = res.window, res.search
+    bundle.write_text(RunBundle.WINDOW, win.to_json() + "\n")
+    bundle.update(RunBundle.RESULTS, window=_window_payload(win, search),
+                  incidences=[i.__dict__ for i in res.incidences])
+    bundle.write_table("window_scan", search.scan_)
+    bundle.write_table("window_frequency", search.window_frequency_)
+    bundle.write_table("bootstrap_bounds", _boot_frame(search.bootstrap_bounds_))
+    bundle.write_table("incidences", _incidence_frame(res.incidences))
+    params.update({f"window.search.{k}": repr(v) if k in ("scores", "grid") else str(v)
+                   for k, v in search.get_params(deep=False).items()})
+    metrics.update(_window_metrics(win, search))
+    _window_figures(bundle, data, experiment, res)
+    return res
+
+
+def _boot_frame(boot):
+    import pandas as pd
+
+    return pd.DataFrame({"resample": np.arange(len(boot)), "lower": boot[:, 0] if len(boot) else [],
+                         "upper": boot[:, 1] if len(boot) else []})
+
+
+def _incidence_frame(incidences):
+    import pandas as pd
+
+    return pd.DataFrame([i.__dict__ for i in incidences])
+
+
+def _window_metrics(win, search, prefix: str = "window_") -> dict:
+    out = {"statistic": search.statistic_, "naive_p_value": search.naive_p_value_, "n": search.n_,
+           "events": search.n_events_, "n_excluded": search.n_excluded_,
+           "is_window": 0.0 if win.status == "no-window" else 1.0}
+    if win.p_value is not None:
+        out["p_value"] = win.p_value
+    for name in ("lower", "upper"):
+        v = getattr(win, name)
+        if v is not None:
+            out[name] = v
+        ci = getattr(win, f"{name}_ci")
+        if ci is not None:
+            for side, c in zip(("ci_low", "ci_high"), ci):
+                if c is not None:
+                    out[f"{name}_{side}"] = c
+    out["target"] = win.target
+    if win.effect is not None:
+        out.update(hr=win.effect.hr, hr_ci_low=win.effect.ci_low, hr_ci_high=win.effect.ci_high)
+    return {f"{prefix}{k}": float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", label: str = "") -> None:
+    win, search = res.window, res.search
+    no_window = win.status == "no-window"
+    sim = bool(data.cohort.meta.simulated)
+    bundle.save_figure(f"{prefix}exposure", F.exposure_figure(
+        data.x, lower=win.lower, upper=win.upper, lower_ci=win.lower_ci, upper_ci=win.upper_ci, unit=win.unit,
+        simulated=sim, no_window=no_window), section=f"{prefix}window",
+        title=f"{label}Exposure distribution", caption="Total active-ATG AUC per patient (histogram); the window shaded, "
+        "the 95% CIs of its bounds in orange along the axis." + (" No significant window: the best-scoring one hatched."
+                                                                 if no_window else ""))
+    bundle.save_figure(f"{prefix}statistic_map", F.statistic_map_figure(
+        search.scan_, search.cut_values_, window=(win.lower, win.upper), unit=win.unit), section=f"{prefix}window",
+        title=f"{label}Statistic map", caption="Standardised linear rank statistic of every candidate window "
+        "[lower, upper) on the quantile grid; positive = patients inside do better than expected.")
+    if search.n_bootstraps:
+        bundle.save_figure(f"{prefix}bootstrap", F.bootstrap_figure(
+            search.bootstrap_bounds_, lower=win.lower, upper=win.upper, lower_ci=win.lower_ci,
+            upper_ci=win.upper_ci, frequency=search.window_frequency_, cut_values=search.cut_values_,
+            unit=win.unit), section=f"{prefix}window", title=f"{label}Bootstrap stability",
+            caption=f"Whole search repeated in {search.n_bootstraps} bootstrap resamples: distribution of each "
+            "bound and how often each window (snapped to the grid) is chosen.")
+    curves = _steps.incidence_curves(data.x, data.cohort.outcomes, win.lower, win.upper, experiment.endpoint.outcomes)
+    bundle.write_table(f"{prefix}incidence_curves_summary",
+                       curves.groupby(["outcome", "group"], sort=False)
+                       .agg(n=("n", "first"), final_incidence=("incidence", "last")).reset_index())
+    bundle.save_figure(f"{prefix}incidence_curves", F.incidence_curves_figure(
+        curves, horizon=experiment.endpoint.incidence_horizon_days, lower=win.lower, upper=win.upper,
+        unit=win.unit), section=f"{prefix}incidence", title=f"{label}Cumulative incidence by window group",
+        caption="Aalen-Johansen cumulative incidence (death or relapse as competing events) below, inside and "
+        "above the window" + (" (the best-scoring window; not significant)" if no_window else "") + ".")
+
+
+def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dict):
+    from ml.models import (risk_curves_figure, shap_beeswarm_figure, shap_dependence_figure,
+                           shap_waterfall_figure)
+
+    s = _steps.explain(models, data, experiment, win.window)
+    w = win.window
+    bundle.write_table("shap_importance", s.importance)
+    bundle.write_table("risk_curves", s.curves)
+    if s.roles is not None:
+        bundle.write_table("bound_setters", s.roles)
+    sw = s.shap_window
+    metrics.update({k: float(v) for k, v in sw.to_dict().items()})
+    bundle.update(RunBundle.RESULTS, shap={
+        **sw.to_dict(), "partner": s.partner, "top_features": s.importance.head(10).to_dict("records"),
+        "scan_window": [w.lower, w.upper], "scan_status": w.status,
+        "roles": None if s.roles is None else s.roles.to_dict("records")})
+    exposure = experiment.features.exposure
+    bundle.save_figure("shap_importance", F.importance_figure(s.importance), section="shap",
+                       title="SHAP importance", caption="Mean |SHAP value| per encoded feature (log-hazard units) "
+                       "of the tuned XGBoost model of the composite endpoint.")
+    bundle.save_figure("shap_beeswarm", shap_beeswarm_figure(s.explanation), section="shap",
+                       title="SHAP beeswarm", caption="One dot per patient and feature, coloured by the feature's value.")
+    x = data.x[data.keep]
+    scan = (w.lower if w.lower is not None else float(np.min(x)), w.upper if w.upper is not None else float(np.max(x)))
+    bundle.save_figure("shap_dependence", shap_dependence_figure(
+        s.explanation, exposure, color=s.partner, window=sw, scan_window=scan, exposure_unit=w.unit),
+        section="shap", title="SHAP dependence on exposure, SHAP window vs scan window",
+        caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
+        f"({s.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
+        + (" (best-scoring, not significant)" if w.status == "no-window" else "") + ".")
+    bundle.save_figure("shap_waterfall", shap_waterfall_figure(
+        s.explanation, s.waterfall_index, title="Patient at the median predicted risk"), section="shap",
+        title="SHAP waterfall", caption="One patient's log-hazard (the patient at the median predicted risk): "
+        "base value plus each feature's contribution.")
+    window = (w.lower, w.upper) if (w.lower is not None and w.upper is not None and w.status != "no-window") else None
+    bundle.save_figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit),
+                       section="risk", title="Risk versus exposure per outcome",
+                       caption=f"Cox model with a restricted cubic spline on AUC, one per outcome (cause-specific, "
+                       f"day {experiment.endpoint.incidence_horizon_days:g}); log hazard ratio vs the window's "
+                       f"target {w.target:.0f} {w.unit}, 95% pointwise bands.")
+    return s
+
+
+def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: int, progress: bool):
+    from ml.cohort import CohortValidationError
+
+    spec = experiment.transport
+    try:
+        cohort = _steps.acquire_cohort(spec)
+    except CohortValidationError as exc:
+        messages = [v.message for v in exc.violations]
+        raise StepFailed("transport", f"the transport cohort was refused: {len(messages)} violation(s)", messages) from None
+    target = _steps.prepare_data(cohort, experiment.features.exposure)
+    t = _steps.transport(window, experiment, target, random_state=seed, progress=progress)
+    rw, ev = t.rederived.window, t.evaluation
+    bundle.write_text("transport/target_window.json", rw.to_json())
+    bundle.write_json("transport/evaluation.json", {"source_window": window.to_dict(), "evaluation": ev.to_dict(),
+                                                    "incidences": [i.__dict__ for i in t.incidences]})
+    bundle.write_table("transport_incidences", _incidence_frame(t.incidences))
+    bundle.update(RunBundle.RESULTS, transport={
+        "cohort": _steps.cohort_summary(cohort), "exposure": _steps.exposure_summary(target),
+        "evaluation": ev.to_dict(), "incidences": [i.__dict__ for i in t.incidences],
+        "rederived": _window_payload(rw, t.rederived.search)})
+    metrics.update({f"transport_eval_{k}": float(v) for k, v in ev.to_dict().items()
+                    if isinstance(v, (int, float)) and v is not None and np.isfinite(v)})
+    metrics.update(_window_metrics(rw, t.rederived.search, prefix="transport_window_"))
+    src = f"{window.population.donor_source} (derived, n={window.population.n})"
+    rows = [
+        {"label": src, "lower": window.lower, "upper": window.upper, "lower_ci": window.lower_ci,
+         "upper_ci": window.upper_ci, "note": "" if window.status != "no-window" else "not significant"},
+        {"label": f"{cohort.meta.donor_source} (re-derived, n={rw.population.n})", "lower": rw.lower,
+         "upper": rw.upper, "lower_ci": rw.lower_ci, "upper_ci": rw.upper_ci,
+         "note": "" if rw.status != "no-window" else "not significant"},
+    ]
+    bundle.save_figure("transport", F.transport_figure(rows, unit=window.unit), section="transport",
+                       title="Transportability", caption=f"The {window.population.donor_source} window and the "
+                       f"window re-derived on the {cohort.meta.donor_source} cohort, each bound with its 95% CI.")
+    _window_figures(bundle, target, experiment, t.rederived, prefix="transport_",
+                    label=f"{cohort.meta.donor_source} cohort: ")
+    return t
+
+
+def _report_step(bundle: RunBundle) -> str:
+    from ml.report import write_report
+
+    path = write_report(bundle, bundle.path(RunBundle.REPORT))
+    return str(path)

@@ -1,0 +1,512 @@
+"""The steps of a run, each a plain function of explicit inputs (no MLflow, no global state).
+
+``cohort -> exposure -> models (tuning + repeated CV) -> window search -> explanations (SHAP,
+risk curves) -> transport``. The window search calls exactly the functions ``atgwin discover``
+calls (``WindowSearch``, ``window_incidences``, ``exposure_window``); the models the public
+API of :mod:`ml.models`. Results come back as small dataclasses; the pipeline writes them to
+the run folder.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CohortData",
+    "ModelsResult",
+    "ShapResult",
+    "TransportResult",
+    "WindowResult",
+    "acquire_cohort",
+    "cohort_summary",
+    "explain",
+    "fit_models",
+    "incidence_curves",
+    "prepare_data",
+    "search_window",
+    "transport",
+]
+
+
+# ----------------------------------------------------------------------------------------- cohort
+def acquire_cohort(spec):
+    """Load a cohort folder (validated against the contract) or simulate a virtual cohort.
+
+    Parameters
+    ----------
+    spec : CohortSpec
+
+    Returns
+    -------
+    ml.cohort.Cohort
+
+    Raises
+    ------
+    ml.cohort.CohortValidationError
+        The folder breaks the contract; ``.violations`` lists every violation.
+    FileNotFoundError
+        No such folder.
+    """
+    from pathlib import Path
+
+    from ml.cohort import CohortValidationError, validate_cohort
+
+    if spec.path:
+        path = Path(spec.path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"cohort folder {spec.path!r} does not exist")
+        report = validate_cohort(path)
+        if not report.ok:
+            raise CohortValidationError(report.violations, source=f"cohort {spec.path!r}")
+        return report.cohort
+    from ml.sim import simulate_cohort
+
+    return simulate_cohort(scenario=spec.scenario, n=spec.n, seed=spec.seed)
+
+
+def cohort_summary(cohort) -> dict:
+    """Aggregate description of a cohort (no patient-level values).
+
+    Returns
+    -------
+    dict
+        Name, donor source, units, simulated flag, digest, n, warnings, covariate summaries
+        (median age, share male, conditioning, diagnosis counts, CMV serostatus counts) and
+        event counts per outcome column.
+    """
+    p, o = cohort.patients, cohort.outcomes
+    out = {
+        "name": cohort.meta.name, "donor_source": cohort.meta.donor_source,
+        "description": cohort.meta.description, "simulated": bool(cohort.meta.simulated),
+        "concentration_unit": cohort.meta.concentration_unit, "exposure_unit": cohort.meta.exposure_unit,
+        "digest": cohort.digest, "n": int(len(p)), "warnings": list(cohort.warnings),
+        "has_levels": bool(getattr(cohort, "has_levels", True)),
+    }
+    if "age_years" in p:
+        out["age_median"] = float(p["age_years"].median())
+        out["age_iqr"] = [float(p["age_years"].quantile(0.25)), float(p["age_years"].quantile(0.75))]
+    if "weight_kg" in p:
+        out["weight_median"] = float(p["weight_kg"].median())
+    if "sex" in p:
+        out["male_share"] = float((p["sex"] == "M").mean())
+    for col in ("conditioning", "diagnosis", "disease_status", "donor_type", "hla_mismatches"):
+        if col in p:
+            out[f"{col}_counts"] = {str(k): int(v) for k, v in p[col].value_counts().sort_index().items()}
+    if {"cmv_recipient", "cmv_donor"} <= set(p.columns):
+        pair = "R" + p["cmv_recipient"].map({"pos": "+", "neg": "-"}) + "/D" + p["cmv_donor"].map({"pos": "+", "neg": "-"})
+        out["cmv_serostatus_counts"] = {str(k): int(v) for k, v in pair.value_counts().sort_index().items()}
+    out["followup_median_days"] = float(o["last_followup_day"].median())
+    days = [c for c in o.columns if c.endswith("_day") and c != "last_followup_day"]
+    engraftment = ("neutrophil_day", "platelet_day")
+    out["events"] = {c.removesuffix("_day"): int(o[c].notna().sum()) for c in days if c not in engraftment}
+    out["engraftment"] = {c.removesuffix("_day"): int(o[c].notna().sum()) for c in days if c in engraftment}
+    return out
+
+
+@dataclass
+class CohortData:
+    """A cohort with its exposure, aligned with ``cohort.outcomes`` row by row.
+
+    Attributes
+    ----------
+    cohort : ml.cohort.Cohort
+    exposure : DataFrame
+        ``ml.pk.exposure_table`` (one row per patient; NaN = not estimable).
+    frame : DataFrame
+        ``ml.features.feature_frame``: covariates plus exposure, rows in outcomes order.
+    x : numpy.ndarray
+        The experiment's exposure column (unit ``unit``), NaN where not estimable.
+    keep : numpy.ndarray of bool
+        Patients with an estimable exposure (the others are reported and excluded).
+    unit : str
+        Exposure unit (e.g. ``"UE*day/mL"``).
+    """
+
+    cohort: object
+    exposure: pd.DataFrame
+    frame: pd.DataFrame
+    x: np.ndarray
+    keep: np.ndarray
+    unit: str
+
+    @property
+    def n_excluded(self) -> int:
+        return int((~self.keep).sum())
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """Outcomes of the patients with an estimable exposure."""
+        return self.cohort.outcomes.loc[self.keep].reset_index(drop=True)
+
+
+def prepare_data(cohort, exposure_column: str = "auc_total") -> CohortData:
+    """Exposure by NCA and the feature frame of a cohort.
+
+    Parameters
+    ----------
+    cohort : ml.cohort.Cohort
+    exposure_column : str
+        ``auc_total`` (default), ``auc_pre`` or ``auc_post``.
+    """
+    from ml.features import feature_frame
+    from ml.pk import exposure_table
+
+    table = exposure_table(cohort)
+    frame = feature_frame(cohort, table.drop(columns=["lambda_z", "method"], errors="ignore"))
+    x = frame[exposure_column].to_numpy(dtype=float)
+    return CohortData(cohort=cohort, exposure=table, frame=frame, x=x, keep=np.isfinite(x),
+                      unit=cohort.meta.exposure_unit)
+
+
+def exposure_summary(data: CohortData) -> dict:
+    """Quantiles of exposure and the count of patients without an estimable one."""
+    x = data.x[data.keep]
+    q = np.quantile(x, [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]) if x.size else [np.nan] * 7
+    return {"unit": data.unit, "n": int(x.size), "n_not_estimable": data.n_excluded,
+            "min": q[0], "p10": q[1], "p25": q[2], "median": q[3], "p75": q[4], "p90": q[5], "max": q[6],
+            "mean": float(x.mean()) if x.size else np.nan}
+
+
+# ----------------------------------------------------------------------------------------- models
+class _TrialBar:
+    """Optuna callback advancing a tqdm bar (terminal only)."""
+
+    def __init__(self, total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="tuning", file=sys.stderr, leave=False,
+                        disable=not sys.stderr.isatty())
+
+    def __call__(self, study, trial) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class ModelsResult:
+    """Tuned XGBoost survival model, Cox spline reference, their repeated-CV metrics.
+
+    Attributes
+    ----------
+    tuning : ml.models.TuningResult
+        Optuna study (all trials) and the refitted best model.
+    xgb : XGBSurvival
+        Tuned model, fitted on all patients with exposure.
+    xgb_cv, cox_cv : ml.models.SurvivalCVResult
+    cox : CoxSplineModel
+        Reference model (unfitted template; fitted per outcome for the risk curves).
+    X_tree, X_cox : DataFrame
+        Encoded features (trees: raw numeric; Cox: standardised, reference-coded).
+    y : structured array
+        Survival target of the endpoint at ``models.horizon_days``.
+    """
+
+    tuning: object
+    xgb: object
+    xgb_cv: object
+    cox_cv: object
+    cox: object
+    X_tree: pd.DataFrame
+    X_cox: pd.DataFrame
+    y: np.ndarray
+
+    def metrics_table(self) -> pd.DataFrame:
+        """``model, metric, mean, sd, n_repeats`` for both models."""
+        rows = []
+        for model, cv in (("XGBoost (tuned)", self.xgb_cv), ("Cox RCS spline", self.cox_cv)):
+            for metric, r in cv.summary.iterrows():
+                rows.append({"model": model, "metric": metric, "mean": float(r["mean"]),
+                             "sd": float(r["sd"]), "n_repeats": int(r["n_repeats"])})
+        return pd.DataFrame(rows)
+
+
+def fit_models(data: CohortData, experiment, *, random_state: int, progress: bool = False) -> ModelsResult:
+    """Tune XGBoost survival hyperparameters by Optuna, then cross-validate it and the Cox reference.
+
+    Parameters
+    ----------
+    data : CohortData
+    experiment : Experiment
+        Features, endpoint and model settings.
+    random_state : int
+        Seeds the TPE sampler, the folds and the models.
+    progress : bool
+        A tqdm bar over trials (terminal only).
+    """
+    import optuna
+
+    from ml.features import make_preprocessor, survival_target
+    from ml.models import CoxSplineModel, XGBSurvival, cross_validate_survival, tune_xgb_survival
+
+    m = experiment.models
+    cols = list(experiment.features.columns)
+    frame = data.frame.loc[data.keep]
+    X_tree = make_preprocessor(cols).fit_transform(frame)
+    X_cox = make_preprocessor(cols, scale_numeric=True, drop_first=True, min_frequency=10).fit_transform(frame)
+    y = survival_target(data.outcomes, experiment.endpoint.name, horizon=m.horizon_days)
+    template = XGBSurvival(objective=m.objective, monotone_exposure=m.monotone_exposure,
+                           exposure_feature=experiment.features.exposure, n_jobs=1)
+    bar = _TrialBar(m.n_trials) if progress else None
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials, n_splits=m.tuning_folds,
+                                   callbacks=[bar] if bar else (), random_state=random_state,
+                                   study_name=f"{experiment.name}-xgb")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        if bar:
+            bar.close()
+    tuned = tuning.best_estimator
+    cv_kw = dict(horizon=m.horizon_days, n_splits=m.cv_folds, n_repeats=m.cv_repeats, random_state=random_state)
+    xgb_cv = cross_validate_survival(tuned, X_tree, y, **cv_kw)
+    cox = CoxSplineModel(exposure=experiment.features.exposure)
+    cox_cv = cross_validate_survival(cox, X_cox, y, **cv_kw)
+    return ModelsResult(tuning=tuning, xgb=tuned, xgb_cv=xgb_cv, cox_cv=cox_cv, cox=cox, X_tree=X_tree,
+                        X_cox=X_cox, y=y)
+
+
+# ----------------------------------------------------------------------------------------- window
+@dataclass
+class WindowResult:
+    """The fitted search and the exported artefact.
+
+    Attributes
+    ----------
+    search : ml.window.WindowSearch
+        Fitted (scan, permutations, bootstrap, cross-fitted effect).
+    window : ml.window.ExposureWindow
+        Status ``candidate`` or ``no-window``.
+    incidences : tuple of ml.window.Incidence
+    """
+
+    search: object
+    window: object
+    incidences: tuple = field(default_factory=tuple)
+
+
+def _window_design(data: CohortData, spec) -> object:
+    """Exposure, or exposure plus encoded covariates for an adjusted search (as ``atgwin discover``)."""
+    if not spec.covariates:
+        return data.x
+    from ml.features import make_preprocessor
+
+    Z = make_preprocessor(list(spec.covariates), scale_numeric=True, drop_first=True,
+                          min_frequency=10).fit_transform(data.frame[list(spec.covariates)])
+    X = Z.reset_index(drop=True).copy()
+    X.insert(0, "__exposure__", data.x)
+    return X
+
+
+def _population(cohort, n: int, events: int):
+    from ml.window import Population
+
+    cond = sorted(set(cohort.patients["conditioning"].astype(str))) if "conditioning" in cohort.patients else []
+    return Population(donor_source=cohort.meta.donor_source, conditioning=cond[0] if len(cond) == 1 else "mixed",
+                      n=n, events=events)
+
+
+def search_window(data: CohortData, experiment, *, random_state: int, run_id: str | None = None,
+                  progress: bool = False) -> WindowResult:
+    """Window search with permutation p-value, bootstrap intervals, cross-fitted effect, incidences.
+
+    The same calls as ``atgwin discover``; the artefact's status is ``candidate`` when the
+    adjusted p-value is below the experiment's promotion ``alpha``, else ``no-window``.
+    """
+    from ml.features import competing_target
+    from ml.window import WindowSearch, exposure_window, window_incidences
+
+    spec, ep = experiment.window, experiment.endpoint
+    y = competing_target(data.cohort.outcomes, ep.name, ep.horizon_days)
+    search = WindowSearch(spec.scores, spec.grid, single_cut=spec.single_cut, n_permutations=spec.permutations,
+                          n_bootstraps=spec.bootstraps, n_folds=spec.folds, ci_method=spec.ci_method,
+                          min_events=spec.min_events, random_state=random_state, progress=progress,
+                          estimate=spec.estimate)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*missing exposure.*")
+        search.fit(_window_design(data, spec), y)
+    lower = search.lower_ if np.isfinite(search.lower_) else None
+    upper = search.upper_ if np.isfinite(search.upper_) else None
+    incidences = window_incidences(data.x, data.cohort.outcomes, lower, upper, ep.outcomes,
+                                   ep.incidence_horizon_days)
+    window = exposure_window(search, unit=data.unit, endpoint=ep.name, horizon_days=ep.horizon_days,
+                             population=_population(data.cohort, search.n_, search.n_events_),
+                             dataset_digest=data.cohort.digest, simulated=bool(data.cohort.meta.simulated),
+                             alpha=experiment.promotion.alpha, incidences=incidences, mlflow_run_id=run_id,
+                             exposure=experiment.features.exposure)
+    if spec.covariates:
+        from dataclasses import replace
+
+        window = replace(window, search={**window.search, "covariates": list(spec.covariates)})
+    return WindowResult(search=search, window=window, incidences=incidences)
+
+
+def incidence_curves(x, outcomes: pd.DataFrame, lower, upper, endpoints) -> pd.DataFrame:
+    """Aalen-Johansen cumulative incidence curves below / inside / above a window, per endpoint.
+
+    Parameters
+    ----------
+    x : array-like
+        Exposure per row of ``outcomes`` (NaN rows left out).
+    outcomes : DataFrame
+    lower, upper : float or None
+        The window (None = open).
+    endpoints : iterable of str
+
+    Returns
+    -------
+    DataFrame
+        ``outcome, group, n, time, incidence`` step points (time 0 included), aggregated per
+        group (event times and the group's incidence; no patient identifiers).
+    """
+    from ml.features import check_competing_target, competing_target
+    from ml.window import aalen_johansen
+
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    lo = -np.inf if lower is None else lower
+    hi = np.inf if upper is None else upper
+    groups = {"below": ok & (x < lo), "inside": ok & (x >= lo) & (x < hi), "above": ok & (x >= hi)}
+    frames = []
+    for endpoint in endpoints:
+        codes, time = check_competing_target(competing_target(outcomes, endpoint))
+        for g, mask in groups.items():
+            if not mask.any():
+                continue
+            t, f, _ = aalen_johansen(time[mask], codes[mask])
+            end = float(time[mask].max())
+            frames.append(pd.DataFrame({"outcome": endpoint, "group": g, "n": int(mask.sum()),
+                                        "time": np.concatenate([[0.0], t, [end]]),
+                                        "incidence": np.concatenate([[0.0], f, [f[-1] if f.size else 0.0]])}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["outcome", "group", "n", "time", "incidence"])
+
+
+# --------------------------------------------------------------------------------- explanations
+@dataclass
+class ShapResult:
+    """SHAP explanation of the tuned model, the SHAP window and the risk curves per outcome.
+
+    Attributes
+    ----------
+    explanation : shap.Explanation
+    importance : DataFrame
+    partner : str
+        Feature with the strongest SHAP interaction with exposure.
+    shap_window : ml.models.ShapWindow
+    curves : DataFrame
+        Cox-spline risk curves per outcome (log HR vs the window's target exposure).
+    roles : DataFrame or None
+        Which outcome sets which bound (:func:`ml.models.bound_setters`).
+    waterfall_index : int
+        Row explained in the waterfall (the patient at the median predicted risk).
+    """
+
+    explanation: object
+    importance: pd.DataFrame
+    partner: str
+    shap_window: object
+    curves: pd.DataFrame
+    roles: pd.DataFrame | None
+    waterfall_index: int
+
+
+def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapResult:
+    """SHAP values, importance, strongest interaction, SHAP window; Cox risk curves per outcome.
+
+    Parameters
+    ----------
+    models : ModelsResult
+    data : CohortData
+    experiment : Experiment
+    window : ml.window.ExposureWindow
+        Its target is the reference exposure of the risk curves (log HR = 0 there).
+    """
+    from ml.features import survival_target
+    from ml.models import (bound_setters, risk_curves, shap_explanation, shap_importance, shap_window,
+                           strongest_interaction)
+
+    exposure = experiment.features.exposure
+    expl = shap_explanation(models.xgb, models.X_tree)
+    importance = shap_importance(expl)
+    try:
+        partner = strongest_interaction(models.xgb, models.X_tree, exposure)
+    except (ValueError, IndexError):
+        partner = None
+    sw = shap_window(expl, exposure, tolerance=experiment.models.shap_tolerance)
+    risk = np.asarray(models.xgb.predict(models.X_tree), dtype=float)
+    waterfall_index = int(np.argsort(risk, kind="mergesort")[len(risk) // 2])
+    targets = {o: survival_target(data.outcomes, o, horizon=experiment.endpoint.incidence_horizon_days)
+               for o in experiment.endpoint.outcomes}
+    x = data.x[data.keep]
+    grid = np.linspace(*np.quantile(x, [0.025, 0.975]), 60)
+    curves = risk_curves(models.X_cox, targets, grid, model=models.cox, reference=float(window.target))
+    roles = None
+    if window.lower is not None and window.upper is not None and window.status != "no-window":
+        try:
+            roles = bound_setters(curves, (window.lower, window.upper))
+        except ValueError:
+            roles = None
+    return ShapResult(explanation=expl, importance=importance, partner=partner, shap_window=sw, curves=curves,
+                      roles=roles, waterfall_index=waterfall_index)
+
+
+# ------------------------------------------------------------------------------------ transport
+@dataclass
+class TransportResult:
+    """A window applied to another cohort, and that cohort's own window.
+
+    Attributes
+    ----------
+    data : CohortData
+        The target cohort.
+    evaluation : ml.window.WindowEvaluation
+        The source window scored on the target cohort (pre-specified: no search, no adjustment).
+    incidences : tuple of Incidence
+        Target cohort's incidences below / inside / above the source window.
+    rederived : WindowResult
+        The window searched afresh on the target cohort.
+    """
+
+    data: CohortData
+    evaluation: object
+    incidences: tuple
+    rederived: WindowResult
+
+
+def transport(window, experiment, target: CohortData, *, random_state: int, progress: bool = False) -> TransportResult:
+    """Evaluate ``window`` on the target cohort and re-derive the target's own window.
+
+    Raises
+    ------
+    ValueError
+        When the target cohort's exposure unit differs from the window's (assays cannot be
+        converted into each other).
+    """
+    from ml.features import competing_target
+    from ml.window import evaluate_window, window_incidences
+
+    if target.unit != window.unit:
+        raise ValueError(f"unit mismatch: the window is in {window.unit!r} but the transport cohort's exposure is "
+                         f"in {target.unit!r}; assays cannot be converted, refusing to transport")
+    ep = experiment.endpoint
+    y = competing_target(target.cohort.outcomes, ep.name, ep.horizon_days)
+    spec = experiment.window
+    cov = None
+    if spec.covariates:
+        cov = _window_design(target, spec).drop(columns="__exposure__").to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*missing exposure.*")
+        ev = evaluate_window(target.x, y, window.lower, window.upper, scores=spec.scores, covariates=cov,
+                             n_permutations=spec.permutations, random_state=random_state)
+    incidences = window_incidences(target.x, target.cohort.outcomes, window.lower, window.upper, ep.outcomes,
+                                   ep.incidence_horizon_days)
+    rederived = search_window(target, experiment, random_state=random_state, progress=progress)
+    return TransportResult(data=target, evaluation=ev, incidences=incidences, rederived=rederived)

@@ -1,0 +1,143 @@
+"""The local output folder of one run: what the report is made from, and what MLflow receives.
+
+A run writes everything here first (``runs/<run-name>/``), so an unreachable tracking server
+never loses results; the folder is then logged as the run's artefacts as it is, and
+``atgwin report RUN_ID`` renders the report again from the downloaded copy. Layout::
+
+    run.json              manifest: status, steps and their timing, provenance, MLflow ids
+    results.json          the numbers: cohort summary, window, models, SHAP, transport
+    experiment.toml       the experiment file as run
+    window/window.json    the ExposureWindow (exactly one; transport windows live elsewhere)
+    transport/*.json      transportability results (experiments with a [transport] section)
+    figures/*.png         figures (figures/index.json: title, caption, section of each)
+    tables/*.csv          aggregate tables (scan statistics, bootstrap bounds, metrics, ...)
+    errors.txt            why the run failed (validation errors, traceback summary)
+    report.html           the reviewer's report
+
+Nothing here holds patient-level rows: tables are per window, per resample, per fold or per
+outcome, never per patient.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["RunBundle"]
+
+
+def _clean(value):
+    """JSON-safe copy: NaN / inf become None, tuples lists, numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunBundle:
+    """Read and write the files of one run folder.
+
+    Parameters
+    ----------
+    root : path-like
+        The run folder (created on first write).
+    """
+
+    MANIFEST = "run.json"
+    RESULTS = "results.json"
+    WINDOW = "window/window.json"
+    REPORT = "report.html"
+    ERRORS = "errors.txt"
+    EXPERIMENT = "experiment.toml"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------------------ generic
+    def path(self, name: str) -> Path:
+        """Absolute path of ``name`` inside the folder."""
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def write_text(self, name: str, text: str) -> Path:
+        p = self.path(name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return p
+
+    def read_text(self, name: str) -> str | None:
+        p = self.path(name)
+        return p.read_text() if p.is_file() else None
+
+    def write_json(self, name: str, data) -> Path:
+        return self.write_text(name, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
+
+    def read_json(self, name: str, default=None):
+        text = self.read_text(name)
+        return default if text is None else json.loads(text)
+
+    # ------------------------------------------------------------------------ manifest/results
+    def update(self, name: str, **fields) -> dict:
+        """Merge ``fields`` into the JSON document ``name`` and write it back at once."""
+        doc = self.read_json(name, {}) or {}
+        doc.update(_clean(fields))
+        self.write_json(name, doc)
+        return doc
+
+    def manifest(self) -> dict:
+        return self.read_json(self.MANIFEST, {}) or {}
+
+    def results(self) -> dict:
+        return self.read_json(self.RESULTS, {}) or {}
+
+    # -------------------------------------------------------------------------------- tables
+    def write_table(self, name: str, frame: pd.DataFrame) -> Path:
+        """``tables/<name>.csv`` (aggregate tables only; never patient rows)."""
+        p = self.path(f"tables/{name}.csv")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(p, index=False)
+        return p
+
+    def read_table(self, name: str) -> pd.DataFrame | None:
+        p = self.path(f"tables/{name}.csv")
+        return pd.read_csv(p) if p.is_file() else None
+
+    # ------------------------------------------------------------------------------- figures
+    def save_figure(self, name: str, fig, *, title: str, caption: str = "", section: str = "",
+                    dpi: int = 96) -> Path:
+        """Save a matplotlib Figure as ``figures/<name>.png`` and index its title and caption.
+
+        Figures are closed (detached) after saving so long runs do not accumulate them.
+        """
+        p = self.path(f"figures/{name}.png")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=dpi, bbox_inches="tight", facecolor="white")
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        except Exception:  # noqa: BLE001 - a Figure not known to pyplot needs no closing
+            pass
+        index = self.read_json("figures/index.json", {}) or {}
+        index[name] = {"title": title, "caption": caption, "section": section, "file": f"figures/{name}.png"}
+        self.write_json("figures/index.json", index)
+        return p
+
+    def figures(self, section: str | None = None) -> dict[str, dict]:
+        """Indexed figures (optionally of one section) whose file exists, in insertion order."""
+        index = self.read_json("figures/index.json", {}) or {}
+        return {k: v for k, v in index.items()
+                if (section is None or v.get("section") == section) and self.path(v["file"]).is_file()}

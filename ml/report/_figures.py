@@ -1,0 +1,302 @@
+"""Figures of the window search for the reviewer's report (matplotlib, headless).
+
+Each function takes numbers (arrays, DataFrames, bounds in the exposure unit, UE*day/mL) and
+returns a :class:`matplotlib.figure.Figure` that is not attached to pyplot. Open bounds are
+``None`` (or +/-inf in the search's tables) and are drawn as "open".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = [
+    "bootstrap_figure",
+    "exposure_figure",
+    "importance_figure",
+    "incidence_curves_figure",
+    "statistic_map_figure",
+    "transport_figure",
+]
+
+GROUP_COLOURS = {"below": "tab:blue", "inside": "tab:green", "above": "tab:red"}
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(v)
+
+
+def _fmt(v) -> str:
+    return f"{v:.0f}" if _finite(v) else "open"
+
+
+def _shade(ax, lower, upper, lo_edge, hi_edge, label=None):
+    a = lower if _finite(lower) else lo_edge
+    b = upper if _finite(upper) else hi_edge
+    ax.axvspan(a, b, color="tab:green", alpha=0.15, zorder=0, label=label)
+
+
+def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, unit="UE*day/mL",
+                    simulated=False, no_window=False, figsize=(7.5, 3.6)) -> Figure:
+    """Histogram of exposure with the window shaded and the bounds' intervals as bands.
+
+    Parameters
+    ----------
+    x : array-like
+        Exposure per patient (``unit``); NaN are left out (not estimable).
+    lower, upper : float or None
+        The window; None = open on that side.
+    lower_ci, upper_ci : (low, high) or None
+        Confidence intervals of the bounds (None inside = unbounded).
+    unit : str
+    simulated : bool
+        Adds "SIMULATED" to the title.
+    no_window : bool
+        The search found no window: the best-scoring window is drawn hatched, for the record.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    ax.hist(x, bins=min(40, max(10, x.size // 8)), color="0.55", edgecolor="white")
+    lo_edge, hi_edge = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+    if lower is not None or upper is not None:
+        if no_window:
+            ax.axvspan(lower if _finite(lower) else lo_edge, upper if _finite(upper) else hi_edge,
+                       fill=False, hatch="//", edgecolor="0.4", label="best-scoring window (not significant)")
+        else:
+            _shade(ax, lower, upper, lo_edge, hi_edge, label=f"window [{_fmt(lower)}, {_fmt(upper)})")
+            for ci, name in ((lower_ci, "lower"), (upper_ci, "upper")):
+                if ci is None:
+                    continue
+                a = ci[0] if _finite(ci[0]) else lo_edge
+                b = ci[1] if _finite(ci[1]) else hi_edge
+                ax.axvspan(a, b, ymin=0.0, ymax=0.06, color="tab:orange", alpha=0.9,
+                           label="95% CI of the bounds" if name == "lower" else None)
+            for b in (lower, upper):
+                if _finite(b):
+                    ax.axvline(b, color="tab:green", lw=1.5)
+    ax.set_xlabel(f"total active-ATG AUC ({unit})")
+    ax.set_ylabel("patients")
+    ax.set_title(("SIMULATED cohort: " if simulated else "") + f"exposure distribution (n={x.size})",
+                 fontsize="medium")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def statistic_map_figure(scan: pd.DataFrame, cut_values, *, window=None, unit="UE*day/mL",
+                         figsize=(6.8, 5.4)) -> Figure:
+    """Heatmap of the standardised statistic of every candidate window [lower, upper).
+
+    Parameters
+    ----------
+    scan : DataFrame
+        ``WindowSearch.scan_``: ``lower``, ``upper`` (-inf / +inf for open), ``statistic``.
+    cut_values : array-like
+        Candidate cut points (``WindowSearch.cut_values_``).
+    window : (lower, upper), optional
+        The reported window, marked with a star (open bounds as None).
+    """
+    cuts = np.sort(np.asarray(cut_values, dtype=float))
+    lowers = np.concatenate([[-np.inf], cuts])
+    uppers = np.concatenate([cuts, [np.inf]])
+    grid = np.full((uppers.size, lowers.size), np.nan)
+    li = {v: i for i, v in enumerate(lowers)}
+    ui = {v: i for i, v in enumerate(uppers)}
+    for lo, up, z in scan[["lower", "upper", "statistic"]].itertuples(index=False):
+        i, j = ui.get(float(up)), li.get(float(lo))
+        if i is not None and j is not None:
+            grid[i, j] = z
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    vmax = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="RdBu", vmin=-vmax, vmax=vmax,
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="standardised statistic (high = inside does better)")
+
+    def ticks(values):
+        step = max(1, len(values) // 8)
+        pos = list(range(0, len(values), step))
+        return pos, [_fmt(values[p]) for p in pos]
+
+    ax.set_xticks(*ticks(lowers))
+    ax.set_yticks(*ticks(uppers))
+    ax.set_xlabel(f"lower bound ({unit}); 'open' = no lower bound")
+    ax.set_ylabel(f"upper bound ({unit}); 'open' = no upper bound")
+    best = scan.loc[scan["statistic"].idxmax()] if len(scan) else None
+    if best is not None:
+        ax.plot(li[float(best["lower"])], ui[float(best["upper"])], marker="*", ms=16, color="gold",
+                markeredgecolor="k", ls="none", label=f"best-scoring [{_fmt(best['lower'])}, {_fmt(best['upper'])})")
+    if window is not None:
+        lo = -np.inf if window[0] is None else window[0]
+        up = np.inf if window[1] is None else window[1]
+        j = int(np.argmin(np.abs(np.where(np.isfinite(lowers), lowers, -1e12) - (lo if np.isfinite(lo) else -1e12))))
+        i = int(np.argmin(np.abs(np.where(np.isfinite(uppers), uppers, 1e12) - (up if np.isfinite(up) else 1e12))))
+        ax.plot(j, i, marker="o", ms=11, mfc="none", mec="k", mew=2, ls="none",
+                label=f"reported [{_fmt(window[0])}, {_fmt(window[1])})")
+    ax.set_title("Statistic map over (lower, upper)", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def bootstrap_figure(boot, *, lower=None, upper=None, lower_ci=None, upper_ci=None,
+                     frequency: pd.DataFrame | None = None, cut_values=None, unit="UE*day/mL",
+                     figsize=(12, 3.8)) -> Figure:
+    """Bootstrap stability: histograms of both bounds and the map of chosen windows.
+
+    Parameters
+    ----------
+    boot : array, shape (B, 2)
+        Bootstrap bounds (-inf / +inf = open, NaN = no window in that resample).
+    lower, upper : float or None
+        Reported bounds.
+    lower_ci, upper_ci : (low, high) or None
+    frequency : DataFrame, optional
+        ``WindowSearch.window_frequency_`` (``lower``, ``upper``, ``share``).
+    cut_values : array-like, optional
+        Candidate cut points (axis of the frequency map).
+    """
+    boot = np.asarray(boot, dtype=float).reshape(-1, 2)
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, 3)
+    for j, (ax, name, est, ci) in enumerate(zip(axes[:2], ("lower", "upper"), (lower, upper),
+                                                (lower_ci, upper_ci))):
+        v = boot[:, j]
+        ok = ~np.isnan(v)
+        open_share = float(np.mean(~np.isfinite(v[ok]))) if ok.any() else 0.0
+        fin = v[np.isfinite(v)]
+        if fin.size:
+            ax.hist(fin, bins=30, color="0.6", edgecolor="white")
+        if _finite(est):
+            ax.axvline(est, color="tab:green", lw=2, label=f"estimate {est:.0f}")
+        if ci is not None:
+            for c in ci:
+                if _finite(c):
+                    ax.axvline(c, color="tab:orange", ls="--", lw=1.2)
+            ax.plot([], [], color="tab:orange", ls="--", label=f"95% CI [{_fmt(ci[0])}, {_fmt(ci[1])}]")
+        ax.set_title(f"{name} bound, {boot.shape[0]} resamples" + (f" ({100 * open_share:.0f}% open)" if open_share else ""),
+                     fontsize="medium")
+        ax.set_xlabel(unit)
+        ax.set_ylabel("resamples")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small")
+    ax = axes[2]
+    if frequency is not None and len(frequency) and cut_values is not None:
+        cuts = np.sort(np.asarray(cut_values, dtype=float))
+        lowers = np.concatenate([[-np.inf], cuts])
+        uppers = np.concatenate([cuts, [np.inf]])
+        m = np.zeros((uppers.size, lowers.size))
+        for lo, up, share in frequency[["lower", "upper", "share"]].itertuples(index=False):
+            j = int(np.argmin(np.abs(np.where(np.isfinite(lowers), lowers, -1e12) - (lo if np.isfinite(lo) else -1e12))))
+            i = int(np.argmin(np.abs(np.where(np.isfinite(uppers), uppers, 1e12) - (up if np.isfinite(up) else 1e12))))
+            m[i, j] += share
+        im = ax.imshow(np.where(m > 0, m, np.nan), origin="lower", aspect="auto", cmap="viridis",
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="share of resamples")
+        step = max(1, len(lowers) // 6)
+        ax.set_xticks(range(0, len(lowers), step), [_fmt(lowers[p]) for p in range(0, len(lowers), step)])
+        ax.set_yticks(range(0, len(uppers), step), [_fmt(uppers[p]) for p in range(0, len(uppers), step)])
+        top = frequency.iloc[0]
+        ax.set_title(f"window frequency (top: [{_fmt(top['lower'])}, {_fmt(top['upper'])}) "
+                     f"{100 * top['share']:.0f}%)", fontsize="medium")
+        ax.set_xlabel("lower bound")
+        ax.set_ylabel("upper bound")
+    else:
+        ax.text(0.5, 0.5, "no bootstrap", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    return fig
+
+
+def incidence_curves_figure(curves: pd.DataFrame, *, horizon: float, lower=None, upper=None,
+                            unit="UE*day/mL", ncols: int = 4) -> Figure:
+    """Cumulative incidence (Aalen-Johansen, competing risks) by window group, one panel per outcome.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        ``outcome, group, time, incidence`` step-function points (from
+        :func:`ml.experiments.incidence_curves`).
+    horizon : float
+        Day marked on every panel (where the table's incidences are read).
+    lower, upper : float or None
+        The window (for the legend).
+    """
+    outcomes = list(dict.fromkeys(curves["outcome"]))
+    n = max(1, len(outcomes))
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(3.3 * ncols, 2.8 * nrows + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True)).ravel()
+    names = {"below": f"below {_fmt(lower)}", "inside": f"inside [{_fmt(lower)}, {_fmt(upper)})",
+             "above": f"above {_fmt(upper)}"}
+    for ax, outcome in zip(axes, outcomes):
+        c = curves[curves["outcome"] == outcome]
+        for group, g in c.groupby("group", sort=False):
+            ax.step(g["time"], g["incidence"], where="post", color=GROUP_COLOURS.get(group, "k"),
+                    lw=1.6, label=f"{names.get(group, group)} (n={int(g['n'].iloc[0])})")
+        ax.axvline(horizon, color="0.4", ls=":", lw=1)
+        ax.set_xlim(0, max(2 * horizon, 365.0))
+        ax.set_title(outcome, fontsize="medium")
+        ax.set_ylim(0, max(0.05, min(1.0, float(c["incidence"].max()) * 1.15 if len(c) else 1.0)))
+        ax.set_xlabel("days from transplant")
+        ax.set_ylabel("cumulative incidence")
+        ax.legend(fontsize="xx-small", loc="upper left")
+    for ax in axes[len(outcomes):]:
+        ax.set_axis_off()
+    fig.suptitle(f"Cumulative incidence by exposure group ({unit}); dotted line: day {horizon:g}",
+                 fontsize="medium")
+    return fig
+
+
+def transport_figure(rows: list[dict], *, unit="UE*day/mL", figsize=(7.5, 2.8)) -> Figure:
+    """Windows of several cohorts side by side, each bound with its confidence interval.
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``label``, ``lower``, ``upper`` (None = open), ``lower_ci``, ``upper_ci``
+        ((low, high) or None), optional ``note``.
+    """
+    fig = Figure(figsize=(figsize[0], 1.1 * len(rows) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    finite = [v for r in rows for v in (r.get("lower"), r.get("upper"), *(r.get("lower_ci") or ()),
+                                         *(r.get("upper_ci") or ())) if _finite(v)]
+    lo_edge = min(finite) * 0.9 if finite else 0.0
+    hi_edge = max(finite) * 1.1 if finite else 1.0
+    for k, r in enumerate(rows[::-1]):
+        lo = r["lower"] if _finite(r.get("lower")) else lo_edge
+        up = r["upper"] if _finite(r.get("upper")) else hi_edge
+        ax.plot([lo, up], [k, k], color="tab:green", lw=9, alpha=0.5, solid_capstyle="butt",
+                label="window" if k == 0 else None)
+        for ci, dy, colour, name in ((r.get("lower_ci"), -0.22, "tab:blue", "lower"),
+                                     (r.get("upper_ci"), 0.22, "tab:red", "upper")):
+            if ci is not None:
+                a = ci[0] if _finite(ci[0]) else lo_edge
+                b = ci[1] if _finite(ci[1]) else hi_edge
+                ax.plot([a, b], [k + dy, k + dy], color=colour, lw=1.5, marker="|", ms=9,
+                        label=f"95% CI of the {name} bound" if k == 0 else None)
+        ax.text(hi_edge, k, f"  [{_fmt(r.get('lower'))}, {_fmt(r.get('upper'))})" + (f"  {r['note']}" if r.get("note") else ""),
+                va="center", fontsize="small")
+    ax.set_yticks(range(len(rows)), [r["label"] for r in rows[::-1]])
+    ax.set_xlim(lo_edge, hi_edge * 1.45)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"total active-ATG AUC ({unit}); an interval reaching the edge is unbounded there")
+    ax.set_title("Transportability: windows side by side", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="lower right")
+    return fig
+
+
+def importance_figure(importance: pd.DataFrame, *, max_display: int = 12, figsize=(7.0, 4.2)) -> Figure:
+    """Horizontal bars of mean |SHAP| per feature (``feature``, ``mean_abs_shap``), largest on top."""
+    top = importance.head(max_display).iloc[::-1]
+    fig = Figure(figsize=(figsize[0], 0.3 * len(top) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    colours = ["tab:red" if str(f).startswith("auc_") else "tab:blue" for f in top["feature"]]
+    ax.barh(top["feature"].astype(str), top["mean_abs_shap"], color=colours)
+    ax.set_xlabel("mean |SHAP value| (log-hazard)")
+    ax.set_title("Global importance (exposure in red)", fontsize="medium")
+    return fig

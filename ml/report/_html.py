@@ -1,0 +1,468 @@
+"""The reviewer's report: one self-contained HTML file rendered from a run folder.
+
+Everything comes from the run folder (:class:`RunBundle`): numbers from ``results.json`` and
+``run.json``, aggregate tables from ``tables/``, figures from ``figures/`` embedded as base64
+PNG. No network access, no script: the file opens anywhere, is archived with the run, and can be
+rendered again from the run's artefacts (``atgwin report RUN_ID``).
+
+Sections carry stable ids (``cohort``, ``exposure``, ``window``, ``statistic-map``,
+``bootstrap``, ``incidence``, ``risk``, ``models``, ``shap``, ``transport``, ``provenance``) and
+figures ``<figure id="fig-NAME">`` so tests and readers can find them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from ml.report._bundle import RunBundle
+
+__all__ = ["render_report", "write_report"]
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
+main{max-width:1180px;margin:0 auto;padding:18px 28px 60px;background:#fff}
+h1{font-size:1.6em;margin:.2em 0 .1em}h2{border-bottom:2px solid #dde3ea;padding-bottom:.2em;margin-top:1.8em}
+h3{margin-bottom:.3em}.sub{color:#5b6b7b;margin-top:0}
+.banner{background:#b00020;color:#fff;font-weight:700;padding:12px 18px;font-size:1.15em;letter-spacing:.02em}
+.failed{background:#fff0f0;border:2px solid #b00020;padding:10px 16px;margin:14px 0}
+.nowin{background:#fff8e1;border:2px solid #c77700;padding:10px 16px;margin:14px 0;font-size:1.1em}
+.result{background:#edf7ee;border:2px solid #2e7d32;padding:10px 16px;margin:14px 0;font-size:1.1em}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:.92em}
+th,td{border:1px solid #d5dbe1;padding:4px 9px;text-align:left;vertical-align:top}
+th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:14px 0 22px}figure img{max-width:100%;border:1px solid #e3e8ee}
+figcaption{color:#4a5a6a;font-size:.9em;margin-top:4px}
+nav{font-size:.9em;margin:8px 0 4px}nav a{margin-right:12px;color:#1558a6}
+code,.mono{font-family:SFMono-Regular,Consolas,monospace;font-size:.9em}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:600;font-size:.85em}
+.ok{background:#d7f0d9;color:#1b5e20}.bad{background:#ffd9d9;color:#8b0000}.warn{background:#ffefc2;color:#6b4a00}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}
+"""
+
+SECTIONS = [("cohort", "Cohort"), ("exposure", "Exposure"), ("window", "Window"), ("incidence", "Incidence"),
+            ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("transport", "Transport"),
+            ("provenance", "Provenance")]
+
+
+def _e(v) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _num(v, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "&ndash;"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.{digits}f}"
+
+
+def _p(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "&ndash;"
+    return f"{v:.3g}" if v >= 1e-4 else f"{v:.1e}"
+
+
+def _bound(v) -> str:
+    return "open" if v is None else f"{v:.1f}"
+
+
+def _ci(ci) -> str:
+    if ci is None:
+        return "(no interval)"
+    lo = "&minus;&infin;" if ci[0] is None else f"{ci[0]:.1f}"
+    hi = "+&infin;" if ci[1] is None else f"{ci[1]:.1f}"
+    return f"[{lo}, {hi}]"
+
+
+def _table(rows: list[list], header: list[str], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class='num'>{c}</td>" if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv(pairs: list[tuple[str, str]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in pairs) + "</table>"
+
+
+class _Renderer:
+    def __init__(self, bundle: RunBundle):
+        self.b = bundle
+        self.m = bundle.manifest()
+        self.r = bundle.results()
+        self.figs = bundle.read_json("figures/index.json", {}) or {}
+
+    # ---------------------------------------------------------------------------- pieces
+    def figure(self, name: str) -> str:
+        meta = self.figs.get(name)
+        if not meta or not self.b.path(meta["file"]).is_file():
+            return ""
+        data = base64.b64encode(self.b.path(meta["file"]).read_bytes()).decode("ascii")
+        return (f"<figure id='fig-{_e(name)}'><img alt='{_e(meta['title'])}' src='data:image/png;base64,{data}'>"
+                f"<figcaption><b>{_e(meta['title'])}.</b> {_e(meta.get('caption', ''))}</figcaption></figure>")
+
+    def missing(self, what: str) -> str:
+        step = self.m.get("failed_step")
+        why = f" (the run failed at step <b>{_e(step)}</b>)" if step else ""
+        return f"<p class='sub'>{_e(what)} not available{why}.</p>"
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.r.get("cohort", {}).get("simulated", self.m.get("simulated", False)))
+
+    # --------------------------------------------------------------------------- sections
+    def header(self) -> str:
+        m = self.m
+        out = []
+        if self.simulated:
+            out.append("<div class='banner' id='simulated-banner'>SIMULATED DATA &mdash; a virtual cohort, not "
+                       "patients. Every number below describes the simulator's assumptions.</div>")
+        status = m.get("status", "?")
+        badge = "ok" if status == "FINISHED" else "bad"
+        out.append("<main>")
+        out.append(f"<h1>ATG exposure window &mdash; {_e(m.get('experiment', ''))}</h1>")
+        out.append(f"<p class='sub'>Run <span class='mono'>{_e(m.get('run_name', ''))}</span> &middot; "
+                   f"<span class='badge {badge}' id='run-status'>{_e(status)}</span> &middot; "
+                   f"{_e(m.get('created_at', ''))}</p>")
+        if m.get("description"):
+            out.append(f"<p>{_e(m['description'])}</p>")
+        out.append("<nav>" + "".join(f"<a href='#{k}'>{_e(v)}</a>" for k, v in SECTIONS) + "</nav>")
+        if status != "FINISHED":
+            details = self.b.read_text(RunBundle.ERRORS) or m.get("error") or ""
+            violations = self.r.get("validation", {}).get("violations") or []
+            out.append("<div class='failed' id='failure'><b>This run FAILED"
+                       + (f" at step '{_e(m.get('failed_step'))}'" if m.get("failed_step") else "")
+                       + ". Nothing was registered.</b>")
+            if violations:
+                out.append(f"<p>The cohort was refused: {len(violations)} violation(s) of the cohort format.</p><ul>"
+                           + "".join(f"<li class='mono'>{_e(v)}</li>" for v in violations) + "</ul>")
+            else:
+                out.append(f"<pre class='mono'>{_e(details.strip()[:4000])}</pre>")
+            out.append("</div>")
+        out.append(self.verdict())
+        return "\n".join(out)
+
+    def verdict(self) -> str:
+        w = self.r.get("window")
+        if not w:
+            return ""
+        art = w["artefact"]
+        unit = art["unit"]
+        if w["status"] == "no-window":
+            return (f"<div class='nowin' id='verdict'><b>No exposure window.</b> The adjusted p-value "
+                    f"{_p(w['p_value'])} (maximum over the whole search, {w['n_permutations']} permutations) is not "
+                    f"below alpha = {art['search'].get('alpha', 0.05):g}. The best-scoring window "
+                    f"[{_bound(w['lower'])}, {_bound(w['upper'])}) {_e(unit)} is shown for the record only; "
+                    f"nothing is registered.</div>")
+        reg = self.m.get("registry") or {}
+        where = (f" Registered as <span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span> "
+                 f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b>." if reg.get("version") else "")
+        e = w.get("effect") or {}
+        eff = (f" Cross-fitted hazard ratio inside vs outside {_num(e.get('hr'), 2)} "
+               f"[{_num(e.get('ci_low'), 2)}, {_num(e.get('ci_high'), 2)}]." if e.get("hr") is not None else "")
+        return (f"<div class='result' id='verdict'><b>Window [{_bound(w['lower'])}, {_bound(w['upper'])}) {_e(unit)}</b>, "
+                f"target {_num(w['target'])}; lower bound 95% CI {_ci(w['lower_ci'])}, upper bound 95% CI "
+                f"{_ci(w['upper_ci'])}; adjusted p = {_p(w['p_value'])}.{eff} Status <b>{_e(w['status'])}</b>.{where}</div>")
+
+    def cohort(self) -> str:
+        out = ["<section id='cohort'><h2>Cohort</h2>"]
+        c = self.r.get("cohort")
+        v = self.r.get("validation", {})
+        if not c:
+            out.append(self.missing("Cohort summary"))
+            out.append("</section>")
+            return "\n".join(out)
+        sim = ("<span class='badge bad' id='simulated-flag'>SIMULATED</span>" if c.get("simulated")
+               else "<span class='badge ok'>real data</span>")
+        counts = lambda d: ", ".join(f"{_e(k)} {n}" for k, n in (d or {}).items())  # noqa: E731
+        pairs = [("name", _e(c.get("name", ""))), ("data", sim), ("description", _e(c.get("description", ""))),
+                 ("donor source", _e(c.get("donor_source", ""))), ("patients", _num(c.get("n"))),
+                 ("concentration unit", _e(c.get("concentration_unit", ""))),
+                 ("exposure unit", _e(c.get("exposure_unit", ""))),
+                 ("median age (IQR), years", f"{_num(c.get('age_median'))} ({_num((c.get('age_iqr') or [None])[0])}"
+                                             f"&ndash;{_num((c.get('age_iqr') or [None, None])[1])})"),
+                 ("male", f"{100 * c.get('male_share', float('nan')):.0f}%"),
+                 ("median weight, kg", _num(c.get("weight_median"))),
+                 ("conditioning", counts(c.get("conditioning_counts"))),
+                 ("diagnosis", counts(c.get("diagnosis_counts"))),
+                 ("CMV serostatus (recipient/donor)", counts(c.get("cmv_serostatus_counts"))),
+                 ("median follow-up, days", _num(c.get("followup_median_days"), 0)),
+                 ("patients with event (any time)", counts(c.get("events"))),
+                 ("engrafted", counts(c.get("engraftment"))),
+                 ("dataset digest", f"<span class='mono'>{_e(c.get('digest', ''))}</span>")]
+        out.append(_kv(pairs))
+        ok = v.get("ok", True)
+        out.append(f"<p>Contract validation: <span class='badge {'ok' if ok else 'bad'}'>"
+                   f"{'passed' if ok else 'refused'}</span> ({_e(v.get('source', ''))})</p>")
+        if v.get("warnings"):
+            out.append("<p>Warnings (do not refuse):</p><ul>" + "".join(f"<li>{_e(w)}</li>" for w in v["warnings"]) + "</ul>")
+        out.append("</section>")
+        return "\n".join(out)
+
+    def exposure(self) -> str:
+        out = ["<section id='exposure'><h2>Exposure</h2>"]
+        x = self.r.get("exposure")
+        if not x:
+            out.append(self.missing("Exposure"))
+        else:
+            out.append(f"<p>Total active-ATG AUC by NCA of the measured levels ({_e(x['unit'])}). "
+                       f"{x['n']} patients with an estimable AUC; {x['n_not_estimable']} not estimable "
+                       "(excluded, never imputed).</p>")
+            out.append(_table([[_num(x[k]) for k in ("min", "p10", "p25", "median", "p75", "p90", "max")]],
+                              ["min", "10%", "25%", "median", "75%", "90%", "max"], set(range(7))))
+            out.append(self.figure("exposure"))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def window(self, key: str = "window", prefix: str = "", title: str = "Window") -> str:
+        w = self.r.get(key) if not prefix else (self.r.get("transport") or {}).get("rederived")
+        sid = "window" if not prefix else "transport-window"
+        out = [f"<section id='{sid}'><h2>{_e(title)}</h2>" if not prefix else f"<div id='{sid}'><h3>{_e(title)}</h3>"]
+        if not w:
+            out.append(self.missing("Window search"))
+        else:
+            art = w["artefact"]
+            unit = art["unit"]
+            e = w.get("effect") or {}
+            rows = [
+                ("status", f"<b>{_e(w['status'])}</b>" + (" &mdash; no window: nothing to dose into, nothing registered"
+                                                         if w["status"] == "no-window" else "")),
+                ("endpoint", f"{_e(art['endpoint'])}, horizon day {_num(art['horizon_days'], 0)}"),
+                ("patients / events", f"{w['n']} / {w['events']} ({w['n_excluded']} excluded: no AUC)"),
+                (f"lower bound ({unit})", f"{_bound(w['lower'])} &nbsp; 95% CI {_ci(w['lower_ci'])}"),
+                (f"upper bound ({unit})", f"{_bound(w['upper'])} &nbsp; 95% CI {_ci(w['upper_ci'])}"),
+                (f"target ({unit})", _num(w["target"])),
+                ("adjusted p-value", f"{_p(w['p_value'])} &mdash; {_e(art['p_value_method'])}"),
+                ("naive p-value", f"{_p(w['naive_p_value'])} (the chosen window as if pre-specified; biased low, for contrast only)"),
+                ("statistic", _num(w["statistic"], 2)),
+                ("estimate", f"{_e(art['search'].get('estimate', ''))}; best-scoring window "
+                             f"[{_bound(w['argmax_bounds'][0])}, {_bound(w['argmax_bounds'][1])})"),
+                ("intervals", _e(art["ci_method"])),
+                ("honest effect", (f"HR {_num(e.get('hr'), 2)} [{_num(e.get('ci_low'), 2)}, {_num(e.get('ci_high'), 2)}], "
+                                   f"p = {_p(e.get('p_value'))}; {e.get('n_inside', '?')} inside / {e.get('n_outside', '?')} "
+                                   f"outside &mdash; {_e(e.get('method', ''))}") if e.get("hr") is not None else "&ndash;"),
+            ]
+            out.append(_kv(rows))
+            if not prefix:
+                out.append("<div id='statistic-map'>" + self.figure("statistic_map") + "</div>")
+                out.append("<div id='bootstrap'>" + self.figure("bootstrap") + "</div>")
+            else:
+                out.append(self.figure("transport_exposure"))
+        out.append("</section>" if not prefix else "</div>")
+        return "\n".join(out)
+
+    def incidence_table(self, incidences: list[dict]) -> str:
+        if not incidences:
+            return ""
+        by: dict[str, dict] = {}
+        for i in incidences:
+            by.setdefault(i["outcome"], {})[i["group"]] = i
+        groups = ("below", "inside", "above", "outside")
+        rows = []
+        for outcome, g in by.items():
+            cells = [f"<b>{_e(outcome)}</b>"]
+            for name in groups:
+                i = g.get(name)
+                cells.append("&ndash;" if i is None else
+                             f"{100 * i['incidence']:.1f}% [{100 * i['ci_low']:.1f}, {100 * i['ci_high']:.1f}]"
+                             f"<br><small>n={i['n']}, events={i['events']}"
+                             + ("" if i.get("p_value") is None else f", p={_p(i['p_value'])}") + "</small>")
+            rows.append(cells)
+        h = incidences[0]["horizon_days"]
+        return (f"<p>Cumulative incidence at day {h:g} (Aalen-Johansen, competing risks; 95% CI; p compares each "
+                "group with the patients inside the window).</p>" + _table(rows, ["outcome", *groups]))
+
+    def incidence(self) -> str:
+        out = ["<section id='incidence'><h2>Cumulative incidence by window group</h2>"]
+        inc = self.r.get("incidences")
+        if not inc:
+            out.append(self.missing("Incidences"))
+        else:
+            if (self.r.get("window") or {}).get("status") == "no-window":
+                out.append("<p class='sub'>No significant window: the groups below are those of the best-scoring "
+                           "window, for the record only.</p>")
+            out.append(self.incidence_table(inc))
+            out.append(self.figure("incidence_curves"))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def risk(self) -> str:
+        out = ["<section id='risk'><h2>Risk versus exposure</h2>"]
+        fig = self.figure("risk_curves")
+        if not fig:
+            out.append(self.missing("Risk curves"))
+        else:
+            out.append(fig)
+            roles = (self.r.get("shap") or {}).get("roles")
+            if roles:
+                out.append("<p>Which outcome sets which bound (band's lower edge above 0 outside the window):</p>")
+                out.append(_table([[_e(r["endpoint"]), _num(r["max_log_hr_below"], 2), _num(r["max_log_hr_above"], 2),
+                                    f"<b>{_e(r['sets'])}</b>"] for r in roles],
+                                  ["outcome", "max log HR below", "max log HR above", "sets bound"], {1, 2}))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def models(self) -> str:
+        out = ["<section id='models'><h2>Models</h2>"]
+        mm = self.r.get("models")
+        table = self.b.read_table("model_metrics")
+        if not mm or table is None:
+            out.append(self.missing("Model metrics"))
+            out.append("</section>")
+            return "\n".join(out)
+        out.append(f"<p>Endpoint <b>{_e(mm['endpoint'])}</b> at day {_num(mm['horizon_days'], 0)}: {mm['n']} patients, "
+                   f"{mm['events']} events. Repeated, event-stratified cross-validation "
+                   f"({mm['cv']['folds']} folds &times; {mm['cv']['repeats']} repeats); spread = SD of the per-repeat "
+                   "means. The XGBoost hyperparameters were tuned on the same patients (Optuna), so its scores are "
+                   "optimistic; the Cox spline model is the transparent reference.</p>")
+        names = {"harrell_c": "Harrell's C", "uno_c": "Uno's C", "mean_auc": "time-dependent AUC (mean)",
+                 "ibs": "integrated Brier score (lower is better)", "calib_error": "calibration |obs - pred| (lower is better)",
+                 "calib_oe": "observed / expected events"}
+        wide = table.pivot_table(index="metric", columns="model", values=["mean", "sd"], sort=False)
+        models = list(dict.fromkeys(table["model"]))
+        rows = []
+        for metric in dict.fromkeys(table["metric"]):
+            rows.append([_e(names.get(metric, metric))] + [
+                f"{wide.loc[metric, ('mean', mo)]:.3f} &plusmn; {wide.loc[metric, ('sd', mo)]:.3f}" for mo in models])
+        out.append("<div id='model-metrics'>" + _table(rows, ["metric", *models], set(range(1, len(models) + 1))) + "</div>")
+        t = mm["tuning"]
+        out.append(f"<p>Optuna (seeded TPE, median pruning): {int(t['tuning_n_trials'])} trials, "
+                   f"{int(t['tuning_n_complete'])} complete, {int(t['tuning_n_pruned'])} pruned; best CV Harrell's C "
+                   f"{t['tuning_best_score']:.3f}. Best parameters: <span class='mono'>"
+                   + ", ".join(f"{_e(k)}={_e(round(v, 4) if isinstance(v, float) else v)}"
+                               for k, v in mm["best_params"].items()) + "</span>. Each trial is a nested MLflow run.</p>")
+        out.append(self.figure("calibration_xgb"))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def shap(self) -> str:
+        out = ["<section id='shap'><h2>SHAP explanations</h2>"]
+        s = self.r.get("shap")
+        if not s:
+            out.append(self.missing("SHAP"))
+            out.append("</section>")
+            return "\n".join(out)
+        w = self.r.get("window") or {}
+        unit = (w.get("artefact") or {}).get("unit", "")
+        scan_note = " (best-scoring, not significant)" if s.get("scan_status") == "no-window" else ""
+        out.append("<div id='shap-vs-scan'>" + _table([
+            ["SHAP window", _num(s["shap_window_lower"]), _num(s["shap_window_upper"]),
+             f"contribution of exposure within {s['shap_window_tolerance']:.2f} log-hazard of its minimum"
+             + (" (reaches the lowest exposure)" if s["shap_window_open_lower"] else "")
+             + (" (reaches the highest exposure)" if s["shap_window_open_upper"] else "")],
+            ["scan window" + scan_note, _bound(s["scan_window"][0]), _bound(s["scan_window"][1]),
+             "two-cut score scan, permutation-adjusted"],
+        ], ["", f"lower ({unit})", f"upper ({unit})", "definition"], {1, 2}) + "</div>")
+        out.append(f"<p>Strongest interaction with exposure: <b>{_e(s.get('partner'))}</b>.</p>")
+        out.append("<div class='grid2'>" + self.figure("shap_importance") + self.figure("shap_waterfall") + "</div>")
+        out.append(self.figure("shap_beeswarm"))
+        out.append(self.figure("shap_dependence"))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def transport(self) -> str:
+        t = self.r.get("transport")
+        if not t:
+            if "transport" in [s["name"] for s in self.m.get("steps", [])] or self.m.get("failed_step") == "transport":
+                return "<section id='transport'><h2>Transportability</h2>" + self.missing("Transport") + "</section>"
+            return ""
+        w = self.r.get("window") or {}
+        rw = t["rederived"]
+        ev = t["evaluation"]
+        unit = w["artefact"]["unit"]
+        src = w["artefact"]["population"]["donor_source"]
+        tgt = t["cohort"]["donor_source"]
+        out = ["<section id='transport'><h2>Transportability</h2>",
+               f"<p>The window derived on the {_e(src)} cohort applied to the {_e(tgt)} cohort "
+               f"(<b>{_e(t['cohort']['name'])}</b>, {t['cohort']['n']} patients"
+               + (", <b>SIMULATED</b>" if t["cohort"]["simulated"] else "") + "), and the window re-derived there.</p>"]
+        rows = [
+            [f"{_e(src)} window (derived)", _bound(w["lower"]), _ci(w["lower_ci"]), _bound(w["upper"]), _ci(w["upper_ci"]),
+             _p(w["p_value"]), _e(w["status"])],
+            [f"{_e(tgt)} window (re-derived)", _bound(rw["lower"]), _ci(rw["lower_ci"]), _bound(rw["upper"]),
+             _ci(rw["upper_ci"]), _p(rw["p_value"]), _e(rw["status"])],
+        ]
+        out.append("<div id='transport-side-by-side'>" + _table(
+            rows, ["window", f"lower ({unit})", "95% CI", f"upper ({unit})", "95% CI", "adjusted p", "status"]) + "</div>")
+        out.append(f"<p>The {_e(src)} window on the {_e(tgt)} cohort (pre-specified, so no adjustment for a search): "
+                   f"{ev['n_inside']} of {ev['n']} patients inside, statistic {_num(ev['statistic'], 2)}, permutation "
+                   f"p = {_p(ev['p_value'])}; hazard ratio inside vs outside {_num(ev['hr'], 2)} "
+                   f"[{_num(ev['hr_ci_low'], 2)}, {_num(ev['hr_ci_high'], 2)}].</p>")
+        out.append(self.figure("transport"))
+        out.append(f"<h3>Incidences in the {_e(tgt)} cohort around the {_e(src)} window</h3>")
+        out.append(self.incidence_table(t.get("incidences") or []))
+        out.append(self.window(prefix="transport_", title=f"{tgt} window, re-derived"))
+        out.append(self.figure("transport_statistic_map"))
+        out.append(self.figure("transport_bootstrap"))
+        out.append(self.figure("transport_incidence_curves"))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def provenance(self) -> str:
+        m = self.m
+        c = self.r.get("cohort") or {}
+        ds = m.get("dataset") or {}
+        trk = m.get("tracking") or {}
+        reg = m.get("registry") or {}
+        pairs = [
+            ("MLflow run id", f"<span class='mono' id='run-id'>{_e(m.get('run_id') or 'not tracked')}</span>"),
+            ("run name", f"<span class='mono'>{_e(m.get('run_name', ''))}</span>"),
+            ("tracking URI", f"<span class='mono'>{_e(trk.get('tracking_uri', ''))}</span>"),
+            ("experiment", f"{_e(m.get('experiment', ''))} (<span class='mono'>{_e(m.get('experiment_file', ''))}</span>)"),
+            ("cohort source", _e(m.get("cohort_source", ""))),
+            ("dataset", f"{_e(ds.get('name', c.get('name', '')))}, digest <span class='mono' id='dataset-digest'>"
+                        f"{_e(ds.get('digest', c.get('digest', '')))}</span>"),
+            ("code version", f"<span class='mono' id='code-version'>{_e(m.get('code_version', ''))}</span>"),
+            ("created", _e(m.get("created_at", ""))), ("finished", _e(m.get("finished_at", ""))),
+            ("Python", _e(m.get("python", ""))),
+            ("registry", (f"<span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span>, alias "
+                          f"<b>{_e(reg.get('alias'))}</b>") if reg.get("version") else _e(reg.get("note", "not registered"))),
+        ]
+        steps = m.get("steps") or []
+        out = ["<section id='provenance'><h2>Provenance</h2>", _kv(pairs)]
+        if steps:
+            out.append("<h3>Steps</h3>" + _table([[_e(s["name"]), f"{s['seconds']:.1f}", _e(s["status"])] for s in steps],
+                                               ["step", "seconds", "status"], {1}))
+        out.append("</section>")
+        return "\n".join(out)
+
+    def render(self) -> str:
+        title = f"ATG window report: {self.m.get('run_name', '')}"
+        parts = [self.header(), self.cohort(), self.exposure(), self.window(), self.incidence(), self.risk(),
+                 self.models(), self.shap(), self.transport(), self.provenance(), "</main>"]
+        return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def render_report(bundle: RunBundle | str | Path) -> str:
+    """The report of a run folder as one self-contained HTML string.
+
+    Parameters
+    ----------
+    bundle : RunBundle or path-like
+        The run folder (as written by ``atgwin run``, or downloaded from the run's artefacts).
+
+    Returns
+    -------
+    str
+        HTML with every figure embedded (base64 PNG); no external resource.
+    """
+    if not isinstance(bundle, RunBundle):
+        bundle = RunBundle(bundle)
+    if not bundle.exists(RunBundle.MANIFEST):
+        raise FileNotFoundError(f"{bundle.root}: not a run folder (no {RunBundle.MANIFEST})")
+    return _Renderer(bundle).render()
+
+
+def write_report(bundle: RunBundle | str | Path, out: str | Path) -> Path:
+    """Render the report of ``bundle`` and write it to ``out`` (HTML)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(bundle), encoding="utf-8")
+    return out

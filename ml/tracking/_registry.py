@@ -1,0 +1,300 @@
+"""The window in the MLflow model registry: register a candidate, promote it to validated.
+
+A registered version is a minimal pyfunc (:mod:`ml.tracking._window_model`) whose only artefact
+is one ``ExposureWindow`` JSON. Artefacts are immutable, so promotion never edits a version: it
+checks the gates, writes a *new* validated window (``ml.window.promote_window``), registers it as
+a new version of the same model from a promotion run, points the alias ``validated`` at it and
+records who and why as tags. The dosing engine loads ``models:/NAME@validated`` and trusts only
+the JSON's own ``status``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import contextlib
+import io
+
+from ml.tracking._runs import RunTracker, TrackingError
+from ml.tracking._uri import fluent_uri, quiet
+
+__all__ = [
+    "CANDIDATE",
+    "VALIDATED",
+    "ModelRef",
+    "RegisteredWindow",
+    "RegistryWindowStore",
+    "parse_model_ref",
+    "promote_registered",
+    "register_window",
+]
+
+CANDIDATE, VALIDATED = "candidate", "validated"
+MODEL_CODE = Path(__file__).with_name("_window_model.py")
+_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model version named by alias (``models:/NAME@ALIAS``) or number (``models:/NAME/3``)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+
+def parse_model_ref(ref: str) -> ModelRef:
+    """Parse ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+
+    Raises
+    ------
+    ValueError
+        Any other form.
+    """
+    m = _REF.match(ref.strip())
+    if not m:
+        raise ValueError(f"not a registered-model reference: {ref!r}; use models:/NAME@ALIAS or models:/NAME/VERSION")
+    return ModelRef(m["name"], m["alias"], m["version"])
+
+
+@dataclass(frozen=True)
+class RegisteredWindow:
+    """Where a window was registered.
+
+    Attributes
+    ----------
+    name, version, alias : str
+    uri : str
+        ``models:/NAME/VERSION``.
+    run_id : str
+        Run that logged the model.
+    """
+
+    name: str
+    version: str
+    alias: str
+    uri: str
+    run_id: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "alias": self.alias, "uri": self.uri,
+                "run_id": self.run_id}
+
+
+def _signature(exposure: str):
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("double", exposure)]),
+                          outputs=Schema([ColSpec("string", "group"), ColSpec("boolean", "in_window"),
+                                          ColSpec("string", "status"), ColSpec("string", "unit")]))
+
+
+def register_window(tracker: RunTracker, run_id: str, window_path: str | Path, model_name: str, *,
+                    alias: str = CANDIDATE, tags: dict | None = None) -> RegisteredWindow:
+    """Log the window JSON as a pyfunc model of run ``run_id``, register it, set ``alias``.
+
+    Parameters
+    ----------
+    tracker : RunTracker
+    run_id : str
+        The run that produced (or promoted) the window.
+    window_path : path-like
+        One ``ExposureWindow`` JSON file (it becomes ``artifacts/window.json`` of the model).
+    model_name : str
+        Registered model name (e.g. ``atg-window-urd``).
+    alias : str
+        ``candidate`` for a new window, ``validated`` for a promoted one.
+    tags : dict, optional
+        Model-version tags (status, gates, who/why, dataset digest, ...).
+
+    Returns
+    -------
+    RegisteredWindow
+    """
+    import mlflow
+
+    data = json.loads(Path(window_path).read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "window.json"
+        local.write_text(json.dumps(data, indent=2) + "\n")
+        # MLflow prints "Successfully registered model ..." on stderr; the caller reports it.
+        with tracker.active(run_id), contextlib.redirect_stderr(io.StringIO()):
+            info = mlflow.pyfunc.log_model(
+                name="exposure_window", python_model=str(MODEL_CODE), artifacts={"window": str(local)},
+                registered_model_name=model_name, signature=_signature(data.get("exposure", "auc_total")),
+                pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas"],
+                metadata={"window_status": data["status"], "unit": data["unit"]})
+    version = str(info.registered_model_version)
+    client = tracker.client
+    client.set_registered_model_alias(model_name, alias, version)
+    base = {"window_status": data["status"], "unit": data["unit"], "dataset_digest": data.get("dataset_digest", ""),
+            "simulated": str(bool(data.get("simulated"))).lower(), "source_run_id": run_id}
+    for k, v in {**base, **(tags or {})}.items():
+        client.set_model_version_tag(model_name, version, k, str(v))
+    if not client.get_registered_model(model_name).description:
+        client.update_registered_model(model_name, description=(
+            "ATG exposure window (total active-ATG AUC) as an ExposureWindow JSON; alias 'candidate' = latest "
+            "search result, 'validated' = passed the promotion gates. The JSON's own status is authoritative."))
+    return RegisteredWindow(name=model_name, version=version, alias=alias, uri=f"models:/{model_name}/{version}",
+                            run_id=run_id)
+
+
+def _find_window_json(folder: Path) -> dict:
+    found = []
+    for f in sorted(folder.rglob("*.json")):
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and {"unit", "status", "target"} <= set(data):
+            found.append(data)
+    if len(found) != 1:
+        raise TrackingError(f"a registered window version must hold exactly one ExposureWindow JSON, found {len(found)}")
+    return found[0]
+
+
+class RegistryWindowStore:
+    """Windows in the model registry, for ``atgwin promote models:/NAME@candidate``.
+
+    ``load`` reads the window of a version (and the gates its experiment set, from the version's
+    tags); ``save`` registers a validated window as a new version from a promotion run and moves
+    the alias ``validated`` to it, recording who and why.
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+    """
+
+    def __init__(self, tracking_uri: str | None = None):
+        self.tracker = RunTracker(tracking_uri)
+        self.source = None  # the ModelVersion loaded
+
+    def load(self, ref: str):
+        """The ``ExposureWindow`` of the version ``ref`` names.
+
+        Raises
+        ------
+        TrackingError
+            Unknown model / alias / version, or not exactly one window JSON in the version.
+        ValueError
+            Malformed reference, or an invalid window.
+        """
+        import mlflow
+
+        from ml.window import ExposureWindow
+
+        r = parse_model_ref(ref)
+        client = self.tracker.client
+        try:
+            mv = (client.get_model_version_by_alias(r.name, r.alias) if r.alias
+                  else client.get_model_version(r.name, r.version))
+        except Exception as exc:  # noqa: BLE001
+            raise TrackingError(f"{ref}: no such registered model version in {self.tracker.tracking_uri} ({exc})") from exc
+        # models:/ URIs resolve through the (process-wide) registry URI: point it at this store
+        with tempfile.TemporaryDirectory() as tmp, fluent_uri(self.tracker.tracking_uri), quiet():
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{r.name}/{mv.version}",
+                                                             dst_path=tmp))
+            data = _find_window_json(local)
+        self.source = mv
+        return ExposureWindow.from_dict(data)
+
+    def recorded_gates(self):
+        """``PromotionGates`` set by the experiment that registered the loaded version (None if absent)."""
+        from ml.window import PromotionGates
+
+        tags = dict(self.source.tags or {}) if self.source is not None else {}
+        try:
+            return PromotionGates(alpha=float(tags["gate.alpha"]), max_ci_width=float(tags["gate.max_ci_width"]),
+                                  min_events=int(tags["gate.min_events"]))
+        except (KeyError, ValueError):
+            return None
+
+    def save(self, window, ref: str | None = None) -> str:
+        """Register the validated ``window`` as a new version with alias ``validated``.
+
+        Parameters
+        ----------
+        window : ExposureWindow
+            Status ``validated`` (from ``promote_window``), carrying who and why.
+        ref : str, optional
+            Also write the validated JSON to this file path.
+
+        Returns
+        -------
+        str
+            ``models:/NAME/VERSION (alias validated)``.
+        """
+        if self.source is None:
+            raise TrackingError("load a registered window before saving its promotion")
+        if window.status != VALIDATED:
+            raise ValueError(f"only a validated window is registered by promotion, got status {window.status!r}")
+        mv = self.source
+        name = mv.name
+        client = self.tracker.client
+        try:
+            exp_id = client.get_run(mv.run_id).info.experiment_id if mv.run_id else self.tracker.experiment_id(name)
+        except Exception:  # noqa: BLE001 - the source run may be gone; keep promotions together
+            exp_id = self.tracker.experiment_id(f"{name}-promotions")
+        tags = {"atgwin.kind": "promotion", "atgwin.source_model_version": f"models:/{name}/{mv.version}",
+                "atgwin.promoted_by": window.promoted_by, "atgwin.promotion_reason": window.promotion_reason,
+                "atgwin.simulated": str(window.simulated).lower(),
+                "mlflow.note.content": f"Promotion of models:/{name}/{mv.version} to 'validated' by "
+                                       f"{window.promoted_by}: {window.promotion_reason}"}
+        run = client.create_run(exp_id, run_name=f"promote-{name}-v{mv.version}", tags=tags)
+        run_id = run.info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "window.json"
+                window.to_json(path)
+                if ref:
+                    window.to_json(ref)
+                client.log_artifact(run_id, str(path), "window")
+                reg = register_window(self.tracker, run_id, path, name, alias=VALIDATED, tags={
+                    "promoted_by": window.promoted_by, "promotion_reason": window.promotion_reason,
+                    "promoted_at": window.promoted_at, "promoted_from_version": mv.version,
+                    "gates_passed": "; ".join(window.gates_passed)})
+            for i, g in enumerate(window.gates_passed):
+                client.log_param(run_id, f"gate_{i}", g[:500])
+            client.set_terminated(run_id, "FINISHED")
+        except Exception:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        return f"{reg.uri} (alias {VALIDATED})"
+
+
+def promote_registered(ref: str, *, by: str, reason: str, gates=None, tracking_uri: str | None = None) -> str:
+    """Gate-check the window of ``ref`` and register its validated copy (alias ``validated``).
+
+    Parameters
+    ----------
+    ref : str
+        ``models:/NAME@candidate`` or ``models:/NAME/VERSION``.
+    by, reason : str
+        Who promotes and why (recorded in the window and as tags).
+    gates : PromotionGates, optional
+        Default: the gates the experiment recorded with the version.
+
+    Returns
+    -------
+    str
+        Where the validated window was registered.
+
+    Raises
+    ------
+    ml.window.PromotionError
+        Listing every failing gate; nothing is registered then.
+    """
+    from ml.window import PromotionGates, promote_window
+
+    store = RegistryWindowStore(tracking_uri)
+    window = store.load(ref)
+    gates = gates or store.recorded_gates() or PromotionGates()
+    return store.save(promote_window(window, gates, by=by, reason=reason))

@@ -1,0 +1,78 @@
+"""Experiment files: the shipped ones parse to the documented defaults; bad files list every problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml.experiments import ExperimentError, load_experiment, parse_experiment
+from ml.window import LogRankScores, QuantileGrid
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def test_default_experiment_is_the_done_when_pipeline():
+    e = load_experiment(EXPERIMENTS / "urd_window.toml")
+    assert (e.cohort.scenario, e.cohort.n) == ("urd", 324) and e.cohort.path is None
+    assert (e.window.permutations, e.window.bootstraps, e.models.n_trials) == (1000, 1000, 30)
+    assert isinstance(e.window.scores, LogRankScores) and isinstance(e.window.grid, QuantileGrid)
+    assert e.window.grid.get_params() == {"k": 40, "minprop": 0.1, "maxprop": None}
+    assert e.endpoint.name == "cmv|ebv|agvhd2|death" and e.endpoint.horizon_days == 180.0
+    assert e.model_name == "atg-window-urd" and e.transport is None
+    assert e.promotion.gates().max_ci_width == 30.0
+
+
+def test_transport_experiment_derives_on_haplo_and_transports_to_urd():
+    e = load_experiment(EXPERIMENTS / "haplo_transport.toml")
+    assert (e.cohort.scenario, e.cohort.n) == ("haplo", 106)
+    assert e.transport is not None and (e.transport.scenario, e.transport.n) == ("urd", 324)
+
+
+def test_cohort_folder_replaces_the_virtual_cohort(tmp_path):
+    e = load_experiment(EXPERIMENTS / "urd_window.toml").with_cohort(tmp_path)
+    assert e.cohort.path == str(tmp_path) and e.cohort.scenario is None
+    assert e.cohort.describe() == f"folder {tmp_path}"
+    assert e.params()["cohort.source"] == f"folder {tmp_path}"
+
+
+def test_strings_become_strategy_objects_once():
+    e = parse_experiment('name = "adj"\n[window]\nscores = "cox-martingale"\ncovariates = ["age_years"]\n')
+    from ml.window import CoxMartingaleScores
+
+    assert isinstance(e.window.scores, CoxMartingaleScores) and e.window.covariates == ("age_years",)
+    assert e.params()["window.scores"] == "CoxMartingaleScores()"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('name = "x"\n[window]\nscores = "magic"\n',
+     "window.scores: must be one of ['logrank', 'cox-martingale', 'subdistribution'], got 'magic'"),
+    ('name = "x"\n[window]\npermutations = -1\n', "window.permutations: must be >= 0, got -1"),
+    ('name = "x"\n[window]\nbootstraps = 0\n',
+     'window.estimate: "bagged" is the median of the bootstrap windows; needs bootstraps >= 1'),
+    ('name = "x"\n[window]\ngrid_k = "forty"\n', "window.grid_k: must be int, got 'forty'"),
+    ('name = "x"\n[window]\nscores = "cox-martingale"\n',
+     'window.covariates: an adjusted search (scores = "cox-martingale") needs covariates'),
+    ('name = "x"\n[endpoint]\nname = "cmv|flu"\n', "endpoint.name: "),
+    ('name = "x"\n[endpoint]\nhorizon_days = -3\n', 'endpoint.horizon_days: must be a number of days > 0 or "none", got -3'),
+    ('name = "x"\n[cohort]\nscenario = "mars"\n', "cohort.scenario: unknown scenario 'mars'"),
+    ('name = "x"\n[cohort]\nn = 5\n', "cohort.n: must be >= 20 patients, got 5"),
+    ('name = "x"\n[models]\nobjective = "survival:weibull"\n', "models.objective: must be survival:cox or survival:aft"),
+    ('name = "x"\n[promotion]\nalpha = 1.5\n', "promotion.alpha: must be in (0, 1), got 1.5"),
+    ('name = "x"\n[registry]\nmodel_name = "a/b"\n', "registry.model_name: must be a non-empty name without '/' or '@'"),
+    ('name = "x"\n[window]\npermutation = 10\n', "[window]: unknown key(s) ['permutation']"),
+    ('name = "x"\n[windows]\n', "[windows]: unknown section"),
+    ('[window]\n', "name: required"),
+    ('name = "x"\n[window\n', "not valid TOML"),
+])
+def test_bad_experiment_files_are_refused_with_the_rule(text, expected):
+    with pytest.raises(ExperimentError) as info:
+        parse_experiment(text, "bad.toml")
+    assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ExperimentError) as info:
+        parse_experiment('name = "x"\n[window]\nscores = "magic"\npermutations = -1\n[models]\nn_trials = 0\n', "f.toml")
+    assert len(info.value.problems) == 3
+    assert str(info.value).startswith("f.toml: 3 problems")
