@@ -94,15 +94,17 @@ def _hermite(t, t0, t1, y0, y1, d0, d1):
 
 
 def _simulate_chunk(params: PKParameters, inf: Infusions, times: np.ndarray | None,
-                    t_split: float, t_end: float, phase_steps=_PHASE_STEPS):
+                    t_split: float, t_end: float, phase_steps=_PHASE_STEPS,
+                    rate_cap: float = _STEP_TIMES_RATE):
     n = params.n
     p = {"V1": params.V1, "Q": params.Q, "Vmax": params.Vmax, "Km": params.Km,
          "CLQ": params.CL + params.Q, "QV2": params.Q / params.V2}
     stiff = ((params.CL + params.Vmax / params.Km + params.Q) / params.V1 + params.Q / params.V2)
-    h_stab = _STEP_TIMES_RATE / float(stiff.max())
+    h_stab = rate_cap / float(stiff.max())
     t0 = float(inf.start.min()) if inf.patient.size else min(t_split, 0.0)
     extra = [t_split, t_end] + ([] if times is None else [float(np.nanmax(times))])
-    breaks = np.unique(np.r_[inf.start, inf.end, t0, extra])
+    phase_starts = [start for start, _ in phase_steps if np.isfinite(start)]
+    breaks = np.unique(np.r_[inf.start, inf.end, t0, extra, phase_starts])
     breaks = breaks[(breaks >= t0) & (breaks <= max(t_end, breaks.max()))]
     nodes, interval = _nodes(breaks, h_stab, phase_steps)
     rates = _interval_rates(inf, breaks)
@@ -170,6 +172,7 @@ def simulate(
     chunk_size: int = _CHUNK,
     phase_steps: tuple[tuple[float, float], ...] = _PHASE_STEPS,
     progress: Callable[[int], object] | None = None,
+    rate_cap: float = _STEP_TIMES_RATE,
 ) -> dict[str, np.ndarray]:
     """Simulate concentrations and exposures of many patients.
 
@@ -207,6 +210,8 @@ def simulate(
         raise ValueError(f"times has {t.shape[0]} rows, expected one per patient ({params.n})")
     if t is not None and not np.isfinite(t).all():
         raise ValueError("times must be finite")
+    if not 0 < rate_cap <= 2.5:
+        raise ValueError(f"rate_cap must lie in (0, 2.5] (RK4 stability), got {rate_cap}")
     stiffness = (params.CL + params.Vmax / params.Km + params.Q) / params.V1
     order = np.argsort(stiffness, kind="stable")
     parts = []
@@ -214,7 +219,7 @@ def simulate(
         idx = order[lo:lo + chunk_size]
         t_chunk = t[idx] if t is not None and t.ndim == 2 else t
         parts.append(_simulate_chunk(params.take(idx), infusions.take(idx), t_chunk,
-                                     t_split, t_end, phase_steps))
+                                     t_split, t_end, phase_steps, rate_cap))
         if progress is not None:
             progress(idx.size)
     inverse = np.empty_like(order)
