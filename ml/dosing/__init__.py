@@ -1,0 +1,32 @@
+"""Dose individualisation: MAP Bayesian forecast from early levels into a validated window.
+
+:class:`DosingEngine` turns a patient's day -5/-4 levels into day -3/-2 doses (whole vials,
+within caps) that maximise the probability that total active-ATG AUC lands in the window of an
+``ExposureWindow`` artefact, and returns a self-validating :class:`DoseRecommendation`. The
+engine refuses (:class:`DosingRefused`) a window in another unit, a window that is not
+validated unless an override is recorded, and a ``no-window`` result. :class:`InSilicoTrial`
+runs the trial's design (individualised vs fixed) on virtual cohorts.
+
+The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
+:mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.
+"""
+
+from ._engine import DosingEngine, Thresholds
+from ._errors import DosingRefused
+from ._forecast import weighted_quantile
+from ._likelihood import LevelLikelihood
+from ._ode import ForecastGrid
+from ._patient import GivenDose, Level, PatientData, patients_from_cohort
+from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, PriorImportance, fit_map
+from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
+from ._regimen import AdjustmentSchedule, DoseCaps
+from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
+from ._window import WindowOverride, WindowTarget, admit_window, load_window
+
+__all__ = [
+    "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
+    "DosingEngine", "DosingRefused", "ForecastGrid", "GivenDose", "InSilicoTrial", "LaplaceImportance",
+    "Level", "LevelLikelihood", "MAPFit", "PatientData", "PosteriorDraws", "PosteriorSummary",
+    "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult", "WindowOverride", "WindowTarget",
+    "admit_window", "fit_map", "load_window", "patients_from_cohort", "weighted_quantile",
+]

@@ -1,0 +1,164 @@
+"""``atgwin dose``: individualised day -3/-2 ATG doses from early levels, into a validated window.
+
+Refuses (exit 1, nothing recommended) a window in another unit than the levels, a window that
+is not ``validated`` unless an override names who and why (recorded in every recommendation),
+and a ``no-window`` result. A patient that cannot be dosed is listed with the reason; the command
+exits 1 when nothing was recommended and 2 when some patients of a batch were refused (after
+writing everything else).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ml.cli._common import load_cohort_or_exit
+
+
+def _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
+    from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
+    from ml.pk import PopPKModel
+
+    try:
+        model = PopPKModel.from_toml(model_path) if model_path else PopPKModel.default()
+        caps = DoseCaps(mg_per_kg_per_day=cap_mg_per_kg, mg_per_day=cap_mg, min_mg_per_day=min_mg,
+                        vial_mg=vial_mg, course_mg_per_kg=course_cap)
+        schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)
+        return DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
+                            random_state=seed)
+    except (ValueError, OSError, KeyError) as exc:
+        raise click.ClickException(f"engine configuration: {exc}") from None
+
+
+def _table(recs, refusals) -> str:
+    head = (f"{'patient':<12} {'day -3':>18} {'day -2':>18} {'forecast AUC median [90% PI]':>30} "
+            f"{'P(in)':>6} {'fixed: median':>14} {'P(in)':>6}  warnings")
+    lines = [head, "-" * len(head)]
+    for r in recs:
+        days = [f"{d.mg:5.0f} mg ({d.vials:2d} v, {d.mg_per_kg:4.2f}/kg)" for d in r.doses]
+        f, x = r.forecast, r.fixed_forecast
+        lines.append(f"{r.patient_id:<12} {days[0]:>18} {days[1] if len(days) > 1 else '':>18} "
+                     f"{f'{f.median:6.1f} [{f.lower:5.1f}, {f.upper:5.1f}]':>30} {f.p_in_window:6.2f} "
+                     f"{x.median:14.1f} {x.p_in_window:6.2f}  {len(r.warnings)}")
+    for pid, reason in refusals:
+        lines.append(f"{pid:<12} REFUSED: {reason}")
+    return "\n".join(lines)
+
+
+@click.command("dose")
+@click.option("--window", "window_ref", required=True,
+              help="ExposureWindow JSON file or models:/NAME@validated (MLflow registry).")
+@click.option("--patient", "patient_ref", type=click.Path(exists=True, path_type=Path),
+              help="One patient (JSON) or a cohort folder (batch: only levels drawn before the day -3 dose).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the recommendations (JSON).")
+@click.option("--override-by", default=None, help="Who authorises dosing into a window that is not validated.")
+@click.option("--override-reason", default=None, help="Why (recorded in every recommendation).")
+@click.option("--model", "model_path", type=click.Path(exists=True), default=None,
+              help="Population PK model TOML (default: the shipped assumption set).")
+@click.option("--cap-mg-per-kg", default=5.0, show_default=True, help="Daily cap, mg/kg.")
+@click.option("--cap-mg", default=500.0, show_default=True, help="Daily cap, mg.")
+@click.option("--min-mg", default=0.0, show_default=True, help="Daily minimum, mg.")
+@click.option("--course-cap-mg-per-kg", default=None, type=float, help="Cap on the whole course, mg/kg.")
+@click.option("--vial-mg", default=25.0, show_default=True, help="Vial size, mg.")
+@click.option("--start-hour", default=8.0, show_default=True, help="Clock hour of the day -3/-2 infusions.")
+@click.option("--infusion-hours", default=4.0, show_default=True, help="Duration of each, hours.")
+@click.option("--draws", default=256, show_default=True, help="Posterior draws per patient (power of 2).")
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--register", is_flag=True,
+              help="Log the engine with this window as the MLflow pyfunc model 'atg-dosing' and register it.")
+def dose(window_ref, patient_ref, out, override_by, override_reason, model_path, cap_mg_per_kg, cap_mg, min_mg,
+         course_cap_mg_per_kg, vial_mg, start_hour, infusion_hours, draws, seed, register):
+    """Recommend day -3 and day -2 ATG doses (whole vials, within caps) that maximise the
+    probability that total active-ATG AUC lands in the window."""
+    from ml.dosing import DosingRefused, PatientData, WindowOverride, load_window, patients_from_cohort
+
+    if (override_by is None) != (override_reason is None):
+        raise click.ClickException("an override needs both --override-by and --override-reason")
+    try:
+        override = WindowOverride(by=override_by, reason=override_reason) if override_by is not None else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not register and patient_ref is None:
+        raise click.ClickException("give --patient (a JSON file or a cohort folder), or --register")
+    from ml.tracking import resolve_tracking_uri
+
+    tracking_uri = resolve_tracking_uri()
+    engine = _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
+                     infusion_hours, draws, seed)
+    try:
+        if window_ref.startswith(("models:/", "runs:/")):
+            from ml.dosing.serving import load_registered_window
+
+            window = load_registered_window(window_ref, tracking_uri=tracking_uri)
+        else:
+            window = load_window(window_ref)
+    except DosingRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+
+    if register:
+        if window_ref.startswith(("models:/", "runs:/")):
+            raise click.ClickException("--register needs the window as a JSON file")
+        from ml.dosing.serving import log_dosing_model
+
+        try:
+            info = log_dosing_model(window_ref, model=engine.model, caps=engine.caps, schedule=engine.schedule,
+                                    n_samples=draws, random_state=seed, override=override, tracking_uri=tracking_uri)
+        except DosingRefused as exc:
+            raise click.ClickException(f"refused: {exc}") from None
+        click.echo(f"registered atg-dosing version {info.registered_model_version} ({info.model_uri}) "
+                   f"in {tracking_uri}")
+        if patient_ref is None:
+            return
+
+    dropped = None
+    if patient_ref.is_dir():
+        cohort = load_cohort_or_exit(str(patient_ref))
+        try:
+            patients, dropped = patients_from_cohort(cohort, engine.schedule.decision_time)
+        except DosingRefused as exc:
+            raise click.ClickException(f"refused: {exc}") from None
+    else:
+        try:
+            data = json.loads(patient_ref.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"{patient_ref}: not a readable patient JSON: {exc}") from None
+        patients = []
+        for item in data if isinstance(data, list) else [data]:
+            try:
+                patients.append(PatientData.from_dict(item))
+            except DosingRefused as exc:
+                patients.append(exc)
+    try:
+        results = engine.recommend_many(patients, window, override)
+    except DosingRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+
+    recs = [r for r in results if not isinstance(r, DosingRefused)]
+    refusals = []
+    for p, r in zip(patients, results):
+        if isinstance(r, DosingRefused):
+            pid = p.patient_id if isinstance(p, PatientData) else "?"
+            refusals.append((pid, str(r)))
+    if window.simulated:
+        click.echo("SIMULATED: the window was derived from a virtual cohort; not for clinical use.", err=True)
+    click.echo(f"window [{window.lower}, {window.upper}) {window.unit}, target {window.target}, "
+               f"status {window.status}{' (OVERRIDE by ' + override.by + ')' if recs and recs[0].override else ''}")
+    if dropped is not None and (dropped["doses"] or dropped["levels"]):
+        click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "
+                   f"(day {engine.schedule.days[0]} at {engine.schedule.start_hour:g} h)")
+    click.echo(_table(recs, refusals))
+    for r in recs:
+        for w in r.warnings:
+            click.echo(f"warning: {r.patient_id}: {w}", err=True)
+    if recs:
+        for c in recs[0].caveats:
+            click.echo(f"caveat: {c}", err=True)
+    if out is not None:
+        payload = {"recommendations": [r.to_dict() for r in recs],
+                   "refusals": [{"patient_id": pid, "reason": reason} for pid, reason in refusals]}
+        out.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        click.echo(f"wrote {len(recs)} recommendation(s), {len(refusals)} refusal(s) to {out}")
+    if refusals:
+        raise SystemExit(1 if not recs else 2)

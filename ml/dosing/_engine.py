@@ -1,0 +1,475 @@
+"""The dosing engine: early levels -> posterior PK -> forecast AUC per real regimen -> best regimen."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from ml.pk import PopPKModel, round_to_vials
+
+from ._errors import DosingRefused
+from ._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
+from ._likelihood import LevelLikelihood, take_patients
+from ._patient import PatientData
+from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, fit_map, prune_draws
+from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
+from ._regimen import AdjustmentSchedule, DoseCaps
+from ._window import WindowOverride, WindowTarget, check_status, check_units
+
+__all__ = ["DosingEngine", "Thresholds"]
+
+_TIME_TOL = 1.0 / 86400.0  # one second, days
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When the engine says it is unsure (each crossing adds a warning to the recommendation).
+
+    Attributes
+    ----------
+    min_probability : float
+        Warn when no regimen reaches the window with at least this probability (default 0.35:
+        with days -5/-4 levels and the default model the best probability is typically 0.45-0.57,
+        so the warning marks patients who cannot be brought into the window within the caps or
+        whose forecast is unusually uncertain; 0.5 would flag about half of all patients).
+    residual_z : float
+        Warn when a level is this many residual SDs from the best-fit prediction (for a BLOQ
+        level: the prediction this many SDs above the LLOQ): the level is implausible for the
+        doses given.
+    eta_z : float
+        Warn when a MAP random effect is this many population SDs from the typical patient.
+    min_ess : float
+        Warn when the effective sample size of the posterior draws is below this.
+    max_interval_ratio : float
+        Warn when the forecast interval of the recommended regimen is this wide relative to its
+        median, ``(upper - lower) / median`` (default 1.5; typically about 1.0, 99th percentile
+        1.2-1.4 on virtual patients).
+    surrogate_tolerance : float
+        Warn when the probability in window from the interpolated forecast differs from the
+        direct simulation of the chosen regimen by more than this.
+    """
+
+    min_probability: float = 0.35
+    residual_z: float = 3.5
+    eta_z: float = 3.5
+    min_ess: float = 30.0
+    max_interval_ratio: float = 1.5
+    surrogate_tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("min_probability", "surrogate_tolerance"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"Thresholds: `0 <= {name} <= 1` must hold, got {v!r}")
+        for name in ("residual_z", "eta_z", "min_ess", "max_interval_ratio"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"Thresholds: `{name} > 0` must hold, got {v!r}")
+
+
+def _patient_seed(seed: int, patient_id: str) -> np.random.Generator:
+    digest = int.from_bytes(hashlib.sha256(patient_id.encode()).digest()[:8], "little")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), digest]))
+
+
+class DosingEngine:
+    """Individualise the adjustable ATG doses so total AUC lands in an exposure window.
+
+    For each patient: MAP Bayesian fit of the population PK model to the levels measured before
+    the decision (below-LLOQ aware), weighted posterior draws (``posterior`` strategy), forecast
+    of total AUC (UE*day/mL) under every regimen of whole vials within the caps on the
+    schedule's days, and the regimen with the highest probability of landing in
+    ``[lower, upper)``. Near-ties (probability within ``tie_tolerance`` of the best) go to the
+    forecast median closest to the window's target; medians within ``target_tolerance`` x the
+    window width of the closest count as equally close, and among those the most even split
+    between days wins, then the smaller total, then the larger first dose. (Total AUC depends
+    almost only on the total dose, so without the last rules the split between days would be
+    decided by noise.) For the choice the probability is estimated with a smoothed indicator
+    (a normal CDF of bandwidth ``smoothing`` x the window width at each bound) so that it varies
+    smoothly with the dose instead of in Monte Carlo steps; the reported probability uses the
+    plain indicator.
+
+    Parameters
+    ----------
+    model : PopPKModel, optional
+        Population PK model (default :meth:`PopPKModel.default`).
+    caps : DoseCaps
+        Per-day caps, minimum, vial size, optional course cap.
+    schedule : AdjustmentSchedule
+        Adjustable days, start hour and infusion duration (default days -3, -2 at 08:00, 4 h).
+    posterior : LaplaceImportance or PriorImportance
+        How posterior draws are made (default ``LaplaceImportance(256)``).
+    nodes_per_day : int or None
+        Doses simulated per day before cubic interpolation across the vial grid; None simulates
+        every regimen directly (slow, exact).
+    tie_tolerance : float
+        Probabilities within this of the best count as ties.
+    target_tolerance : float
+        Forecast medians within this fraction of the window width of the closest to the target
+        count as equally close (default 0.05: 2.4 UE*day/mL for [100, 148.5), about a third of
+        what one 25 mg vial adds for a typical patient).
+    smoothing : float
+        Bandwidth of the smoothed indicator used to rank regimens, fraction of the window width
+        (default 0.05).
+    interval : float
+        Coverage of the reported forecast interval (0.9: 5th-95th percentile).
+    fixed_mg_per_kg_per_day : float
+        The fixed regimen shown for comparison, mg/kg on each adjustable day (rounded to vials).
+    thresholds : Thresholds
+        When to warn.
+    random_state : int, numpy.random.Generator or None
+        An int gives every patient its own stream derived from the seed and the patient id, so
+        a recommendation does not depend on the other patients of a batch; a Generator is used
+        as given (spawned per patient); None draws fresh entropy.
+    """
+
+    def __init__(self, model: PopPKModel | None = None, caps: DoseCaps | None = None,
+                 schedule: AdjustmentSchedule | None = None, posterior=None, nodes_per_day: int | None = 4,
+                 tie_tolerance: float = 0.02, target_tolerance: float = 0.05, smoothing: float = 0.05,
+                 interval: float = 0.9, fixed_mg_per_kg_per_day: float = 2.5,
+                 thresholds: Thresholds | None = None, random_state: int | np.random.Generator | None = 0):
+        self.model = model if model is not None else PopPKModel.default()
+        self.caps = caps if caps is not None else DoseCaps()
+        self.schedule = schedule if schedule is not None else AdjustmentSchedule()
+        self.posterior = posterior if posterior is not None else LaplaceImportance()
+        self.nodes_per_day = nodes_per_day
+        self.tie_tolerance = tie_tolerance
+        self.target_tolerance = target_tolerance
+        self.smoothing = smoothing
+        self.interval = interval
+        self.fixed_mg_per_kg_per_day = fixed_mg_per_kg_per_day
+        self.thresholds = thresholds if thresholds is not None else Thresholds()
+        self.random_state = random_state
+        if nodes_per_day is not None and not (isinstance(nodes_per_day, int) and nodes_per_day >= 2):
+            raise ValueError(f"DosingEngine: `nodes_per_day >= 2` must hold (or None), got {nodes_per_day!r}")
+        if not 0 <= tie_tolerance < 1:
+            raise ValueError(f"DosingEngine: `0 <= tie_tolerance < 1` must hold, got {tie_tolerance!r}")
+        for name, value in (("target_tolerance", target_tolerance), ("smoothing", smoothing)):
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"DosingEngine: `0 <= {name} < 1` must hold, got {value!r}")
+        if not 0 < interval < 1:
+            raise ValueError(f"DosingEngine: `0 < interval < 1` must hold, got {interval!r}")
+
+    def __repr__(self) -> str:
+        return (f"DosingEngine(model={self.model.name!r}, caps={self.caps}, schedule={self.schedule}, "
+                f"posterior={self.posterior!r}, nodes_per_day={self.nodes_per_day})")
+
+    # ------------------------------------------------------------------ public entry points
+    def recommend(self, patient: PatientData, window: WindowTarget,
+                  override: WindowOverride | None = None) -> DoseRecommendation:
+        """Recommendation for one patient.
+
+        Raises
+        ------
+        DosingRefused
+            Window in another unit, not validated without ``override``, ``no-window``; patient
+            input that cannot be dosed (doses after the decision, no doses, ...).
+        """
+        out = self.recommend_many([patient], window, override)[0]
+        if isinstance(out, DosingRefused):
+            raise out
+        return out
+
+    def recommend_many(self, patients: list[PatientData | DosingRefused], window: WindowTarget,
+                       override: WindowOverride | None = None,
+                       batch_size: int = 64) -> list[DoseRecommendation | DosingRefused]:
+        """Recommendations for many patients, vectorised in batches of ``batch_size``.
+
+        A patient that cannot be dosed (including levels in a unit other than the window's)
+        gets its :class:`DosingRefused` in its place in the list; a window that cannot be used
+        at all (``no-window``, not validated without an override) refuses the whole call.
+
+        Raises
+        ------
+        DosingRefused
+        """
+        window = _as_target(window)
+        recorded = check_status(window, override)
+        results: list = [None] * len(patients)
+        ok = []
+        for i, p in enumerate(patients):
+            if isinstance(p, DosingRefused):
+                results[i] = p
+                continue
+            try:
+                check_units(window, p.concentration_unit, self.model.concentration_unit)
+            except DosingRefused as exc:
+                results[i] = DosingRefused(f"patient {p.patient_id!r} refused: {exc}")
+                continue
+            problem = self._timing_problem(p)
+            if problem:
+                results[i] = DosingRefused(f"patient {p.patient_id!r} refused: {problem}")
+            else:
+                ok.append(i)
+        rng = self._generators([patients[i] for i in ok])
+        for lo in range(0, len(ok), batch_size):
+            idx = ok[lo:lo + batch_size]
+            batch = [patients[i] for i in idx]
+            recs = self._recommend_batch(batch, window, rng[lo:lo + batch_size], recorded)
+            for i, r in zip(idx, recs):
+                results[i] = r
+        return results
+
+    def estimate(self, patients: list[PatientData],
+                 random_state=None) -> tuple[LevelLikelihood, MAPFit, PosteriorDraws]:
+        """MAP fit and weighted posterior draws of each patient (for diagnostics and benchmarks).
+
+        Returns
+        -------
+        likelihood : LevelLikelihood
+        fit : MAPFit
+            MAP random effects, Hessian, predictions at the level times.
+        draws : PosteriorDraws
+            Weighted posterior draws of the standardised random effects.
+        """
+        for p in patients:
+            if p.concentration_unit != self.model.concentration_unit:
+                raise DosingRefused(f"patient {p.patient_id!r} refused: unit mismatch: the population PK model is "
+                                    f"in {self.model.concentration_unit!r} but the patient's levels are in "
+                                    f"{p.concentration_unit!r}")
+            problem = self._timing_problem(p)
+            if problem:
+                raise DosingRefused(f"patient {p.patient_id!r} refused: {problem}")
+        lik = LevelLikelihood.build(self.model, patients)
+        fit = fit_map(lik)
+        draws = prune_draws(self.posterior.draw(lik, fit, self._generators(patients, random_state)), fit)
+        return lik, fit, draws
+
+    def forecast_auc(self, patients: list[PatientData], doses_mg: np.ndarray,
+                     random_state=None) -> pd.DataFrame:
+        """Forecast total AUC of each patient under given doses on the adjustable days.
+
+        Parameters
+        ----------
+        patients : list of PatientData
+        doses_mg : array-like, shape (P, D)
+            Total Thymoglobulin, mg, on each adjustable day of the schedule.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``patient_id``, ``median``, ``lower``, ``upper`` (the ``interval`` bounds), UE*day/mL,
+            and ``ess``.
+        """
+        lik, fit, draws = self.estimate(patients, random_state)
+        doses = np.asarray(doses_mg, dtype=float).reshape(len(patients), -1)
+        auc = simulate_total_auc(lik, draws.z, [d[None, :] for d in doses], self.schedule)
+        a = 0.5 * (1 - self.interval)
+        q = np.array([weighted_quantile(auc[p][:, 0], draws.weight[p], [a, 0.5, 1 - a]) for p in range(len(patients))])
+        return pd.DataFrame({"patient_id": [p.patient_id for p in patients], "median": q[:, 1],
+                             "lower": q[:, 0], "upper": q[:, 2], "ess": draws.ess})
+
+    # ------------------------------------------------------------------ internals
+    def _generators(self, patients: list[PatientData], random_state=None) -> list[np.random.Generator]:
+        rs = self.random_state if random_state is None else random_state
+        if isinstance(rs, np.random.Generator):
+            return list(rs.spawn(len(patients)))
+        if rs is None:
+            return list(np.random.default_rng().spawn(len(patients)))
+        return [_patient_seed(int(rs), p.patient_id) for p in patients]
+
+    def _timing_problem(self, p: PatientData) -> str | None:
+        t = self.schedule.decision_time
+        late = [d for d in p.doses if d.start >= t - _TIME_TOL]
+        if late:
+            d = late[0]
+            return (f"a dose given on day {d.day} at {d.start_hour:g} h starts at or after the first adjustable "
+                    f"infusion (day {self.schedule.days[0]} at {self.schedule.start_hour:g} h): the engine only "
+                    f"recommends the doses of days {list(self.schedule.days)}")
+        after = [lv for lv in p.levels if lv.day > t + _TIME_TOL]
+        if after:
+            return (f"a level at day {after[0].day:.4f} was drawn after the first adjustable infusion starts "
+                    f"(day {t:.4f}); only levels drawn before the decision can be used")
+        return None
+
+    def _recommend_batch(self, patients: list[PatientData], window: WindowTarget, rng,
+                         override: WindowOverride | None):
+        model, caps, sched = self.model, self.caps, self.schedule
+        P, D = len(patients), len(sched.days)
+        lik = LevelLikelihood.build(model, patients)
+        fit = fit_map(lik)
+        draws = prune_draws(self.posterior.draw(lik, fit, rng), fit)
+        S = draws.z.shape[1]
+        lo_w, up_w = window.bounds
+        scale = _window_scale(window)
+
+        # grids of real regimens and the node regimens simulated for each patient
+        grids, nodes, levels, refusals = [], [], [], {}
+        for i, p in enumerate(patients):
+            given = sum(d.dose_mg for d in p.doses)
+            try:
+                grid = caps.grid(p.weight_kg, D, given)
+            except DosingRefused as exc:
+                refusals[i] = DosingRefused(f"patient {p.patient_id!r} refused: {exc}")
+                grid = np.zeros((1, D), dtype=int)
+            lo, hi = int(grid.min()), int(grid.max())
+            lv = np.arange(lo, hi + 1)
+            nd = node_levels(lo, hi, self.nodes_per_day)
+            grids.append(grid)
+            levels.append(lv)
+            nodes.append(nd)
+        node_regs = [np.stack(np.meshgrid(*([nd] * D), indexing="ij"), -1).reshape(-1, D) * caps.vial_mg
+                     for nd in nodes]
+        # the fixed comparator rides along with the node regimens (one simulation, same draws)
+        fixed = [np.full(D, float(round_to_vials(self.fixed_mg_per_kg_per_day * p.weight_kg, caps.vial_mg)))
+                 for p in patients]
+        sims = simulate_total_auc(lik, draws.z, [np.vstack([r, f]) for r, f in zip(node_regs, fixed)], sched)
+        auc_nodes = [x[:, :-1] for x in sims]
+        auc_fixed = [x[:, -1] for x in sims]
+
+        chosen, surrogate_p = [], []
+        for i in range(P):
+            full = spline_grid(auc_nodes[i], nodes[i], levels[i], D)          # (S, n_levels^D)
+            lv0, n_lv = levels[i][0], levels[i].size
+            flat = np.ravel_multi_index(tuple((grids[i] - lv0).T), (n_lv,) * D)
+            auc = full[:, flat]                                              # (S, R)
+            w = draws.weight[i]
+            prob = w @ _soft_inside(auc, lo_w, up_w, self.smoothing * scale)
+            med = weighted_quantile(auc.T, w, 0.5)
+            best = self._choose(prob, med, grids[i], window.target, self.target_tolerance * scale)
+            chosen.append(grids[i][best])
+            surrogate_p.append(float(prob[best]))
+
+        # the chosen regimen is always simulated directly (unless it is a node: then it already was)
+        exact_chosen: list = [None] * P
+        todo = []
+        for i in range(P):
+            hit = np.flatnonzero((node_regs[i] == chosen[i] * caps.vial_mg).all(axis=1))
+            if hit.size:
+                exact_chosen[i] = auc_nodes[i][:, hit[0]]
+            else:
+                todo.append(i)
+        if todo:
+            sub = take_patients(lik, todo)
+            redo = simulate_total_auc(sub, draws.z[todo], [chosen[i][None, :] * caps.vial_mg for i in todo], sched)
+            for i, x in zip(todo, redo):
+                exact_chosen[i] = x[:, 0]
+        exact = [np.column_stack([c, f]) for c, f in zip(exact_chosen, auc_fixed)]
+        a = 0.5 * (1 - self.interval)
+        out = []
+        for i, p in enumerate(patients):
+            if i in refusals:
+                out.append(refusals[i])
+                continue
+            w = draws.weight[i]
+            exact_soft = float(w @ _soft_inside(exact[i][:, 0], lo_w, up_w, self.smoothing * scale))
+            fc = []
+            for k, doses in enumerate((chosen[i] * caps.vial_mg, fixed[i])):
+                x = exact[i][:, k]
+                q = weighted_quantile(x, w, [a, 0.5, 1 - a])
+                fc.append(AUCForecast(doses_mg=tuple(doses), median=float(q[1]), lower=float(q[0]),
+                                      upper=float(q[2]), interval=self.interval,
+                                      p_in_window=float(np.clip(w @ ((x >= lo_w) & (x < up_w)), 0.0, 1.0)),
+                                      unit=window.unit))
+            doses = tuple(DayDose(day=day, mg=float(v * caps.vial_mg), vials=int(v),
+                                  mg_per_kg=float(v * caps.vial_mg / p.weight_kg), start_hour=sched.start_hour,
+                                  infusion_hours=sched.infusion_hours)
+                          for day, v in zip(sched.days, chosen[i]))
+            eta = {n: float(fit.z[i, j] * lik.omega[j]) for j, n in enumerate(lik.names)}
+            par = model.individual(p.weight_kg, p.alc, eta).as_array()[0]
+            _, _, bloq = p.level_arrays()
+            summary = PosteriorSummary(
+                eta_map=eta, parameters={k: float(v) for k, v in zip(("CL", "V1", "Q", "V2", "Vmax", "Km"), par)},
+                levels_used=len(p.levels), levels_bloq=int(bloq.sum()), converged=bool(fit.converged[i]),
+                ess=float(draws.ess[i]), n_draws=int(S), method=draws.method)
+            warnings = self._warnings(i, p, lik, fit, draws, fc[0], surrogate_p[i] - exact_soft, grids[i],
+                                      chosen[i], window)
+            out.append(DoseRecommendation(
+                patient_id=p.patient_id, weight_kg=p.weight_kg, doses=doses, forecast=fc[0], fixed_forecast=fc[1],
+                window=window, caps=caps, posterior=summary, model_name=model.name, model_status=model.status,
+                given_mg=float(sum(d.dose_mg for d in p.doses)), override=override, warnings=warnings,
+                caveats=self._caveats(window, override)))
+        return out
+
+    def _choose(self, prob: np.ndarray, median: np.ndarray, grid: np.ndarray, target: float,
+                target_tolerance: float) -> int:
+        """Index of the chosen regimen (see the class docstring for the rule)."""
+        cand = np.flatnonzero(prob >= prob.max() - self.tie_tolerance)
+        dist = np.abs(median[cand] - target)
+        cand = cand[dist <= dist.min() + target_tolerance]
+        g = grid[cand]
+        keys = (-g[:, 0], g.sum(axis=1), g.max(axis=1) - g.min(axis=1))  # np.lexsort: last key first
+        return int(cand[np.lexsort(keys)[0]])
+
+    def _warnings(self, i, p, lik, fit, draws, forecast, surrogate_gap, grid, chosen, window) -> tuple[str, ...]:
+        th, unit = self.thresholds, p.concentration_unit
+        w = []
+        day, conc, bloq = p.level_arrays()
+        if day.size == 0 or bloq.all():
+            w.append("no quantifiable level before the decision: the forecast rests on the population model alone")
+        res = lik.standardised_residuals(fit.pred)[i, :day.size]
+        pred = fit.pred[i, :day.size]
+        for k in np.flatnonzero(np.abs(np.nan_to_num(res)) > th.residual_z):
+            if bloq[k]:
+                if res[k] < 0:
+                    w.append(f"level at day {day[k]:.3f} is below the LLOQ but the best fit predicts "
+                             f"{pred[k]:.2f} {unit}: implausible for the doses given (check sample and dosing records)")
+            else:
+                w.append(f"level at day {day[k]:.3f} ({conc[k]:.3g} {unit}) is {abs(res[k]):.1f} residual SDs from "
+                         f"the best fit ({pred[k]:.3g} {unit}): implausible for the doses given "
+                         "(check sample time, dose records and assay)")
+        for j, name in enumerate(lik.names):
+            if abs(fit.z[i, j]) > th.eta_z:
+                w.append(f"{name} is {fit.z[i, j]:+.1f} population SDs from typical: the levels are atypical for "
+                         "the doses given")
+        if not fit.converged[i]:
+            w.append("the MAP search did not converge: treat the forecast with caution")
+        if draws.ess[i] < th.min_ess:
+            w.append(f"posterior approximation unreliable: effective sample size {draws.ess[i]:.0f} "
+                     f"of {draws.z.shape[1]} draws")
+        if forecast.p_in_window < th.min_probability:
+            w.append(f"no regimen within the caps reaches the window with probability >= {th.min_probability:g} "
+                     f"(best {forecast.p_in_window:.2f}); forecast median {forecast.median:.1f} {window.unit}")
+        ratio = (forecast.upper - forecast.lower) / max(forecast.median, 1e-9)
+        if ratio > th.max_interval_ratio:
+            w.append(f"high uncertainty: {100 * self.interval:g} % forecast interval {forecast.lower:.0f}-"
+                     f"{forecast.upper:.0f} {window.unit} is {ratio:.2f} x the median wide")
+        if abs(surrogate_gap) > th.surrogate_tolerance:
+            w.append(f"interpolated forecast disagrees with direct simulation of the chosen regimen (probability "
+                     f"in window off by {surrogate_gap:+.2f}); the choice may not be optimal")
+        hi = grid.max(axis=0)
+        if np.all(chosen == hi) and forecast.median < window.bounds[0]:
+            w.append("the recommended doses are at the cap and the forecast stays below the window")
+        return tuple(w)
+
+    def _caveats(self, window: WindowTarget, override: WindowOverride | None) -> tuple[str, ...]:
+        c = []
+        if self.model.status != "fitted":
+            c.append(f"population PK model {self.model.name!r} has status {self.model.status!r}: its parameters "
+                     "are not fitted to patient data")
+        if window.simulated:
+            c.append("the window was derived from simulated data (a virtual cohort): not for clinical use")
+        if override is not None:
+            c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
+        if window.lower is None:
+            c.append("the window is open below (no lower bound)")
+        if window.upper is None:
+            c.append("the window is open above (no upper bound)")
+        return tuple(c)
+
+
+def _window_scale(window: WindowTarget) -> float:
+    """Width of the window, or 0.4 x target for a window open on one side, in its unit."""
+    if window.lower is not None and window.upper is not None:
+        return window.upper - window.lower
+    return 0.4 * abs(window.target)
+
+
+def _soft_inside(auc: np.ndarray, lo: float, up: float, bandwidth: float) -> np.ndarray:
+    """``P(lo <= auc + e < up)`` for ``e ~ N(0, bandwidth^2)``: a smooth window indicator."""
+    if bandwidth <= 0:
+        return ((auc >= lo) & (auc < up)).astype(float)
+    return ndtr((auc - lo) / bandwidth) - ndtr((auc - up) / bandwidth)
+
+
+def _as_target(window) -> WindowTarget:
+    if isinstance(window, WindowTarget):
+        return window
+    if hasattr(window, "to_dict") and hasattr(window, "as_dosing_target"):
+        return WindowTarget.from_artefact(window)
+    raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__}")

@@ -1,0 +1,271 @@
+"""The exposure window as the dosing engine sees it, and the checks before it is used.
+
+The engine trusts only a window artefact (``ExposureWindow`` JSON, :class:`ml.window.ExposureWindow`)
+and never the code that made it. :class:`WindowTarget` keeps the few fields dosing needs
+(bounds, target, unit, status, provenance); :func:`admit_window` is the gate every
+recommendation passes: unit, status and override.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.cohort._model import exposure_unit
+
+from ._errors import DosingRefused
+
+__all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window"]
+
+_STATUSES = ("candidate", "validated", "no-window")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class WindowOverride:
+    """An explicit, recorded decision to dose into a window that is not ``validated``.
+
+    Attributes
+    ----------
+    by : str
+        Who takes the decision (recorded in every recommendation).
+    reason : str
+        Why (recorded in every recommendation).
+    """
+
+    by: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        for name in ("by", "reason"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value.strip()):
+                raise ValueError(f"an override must state `{name}` (non-empty text), got {value!r}")
+
+    def to_dict(self) -> dict:
+        return {"by": self.by, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class WindowTarget:
+    """The target exposure range of the dosing engine (from an ``ExposureWindow``).
+
+    Attributes
+    ----------
+    lower, upper : float or None
+        The window ``[lower, upper)``, in ``unit`` (UE*day/mL); None = open on that side.
+    target : float
+        Best exposure inside the window (tie-break of the dose choice), ``unit``.
+    unit : str
+        Exposure unit, e.g. ``"UE*day/mL"``; must be the patient's concentration unit x day.
+    status : {"candidate", "validated", "no-window"}
+    source : str
+        Where the window was read from (file path or ``models:/`` URI).
+    dataset_digest : str
+        Digest of the cohort the window was learned on ("" when unknown).
+    simulated : bool
+        True when the window was derived from a virtual cohort.
+    exposure : str
+        Exposure variable (``auc_total``).
+    """
+
+    lower: float | None
+    upper: float | None
+    target: float
+    unit: str
+    status: str
+    source: str = ""
+    dataset_digest: str = ""
+    simulated: bool = False
+    exposure: str = "auc_total"
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("lower", "upper"):
+            v = getattr(self, name)
+            if v is not None and not _is_number(v):
+                problems.append(f"`{name}` must be a finite number or None (open), got {v!r}")
+        lo, up = self.lower, self.upper
+        if not problems and lo is None and up is None:
+            problems.append("at least one of `lower`, `upper` must be given, got both None")
+        if not problems and lo is not None and up is not None and not lo < up:
+            problems.append(f"`lower < upper` must hold, got lower={lo}, upper={up}")
+        if not _is_number(self.target):
+            problems.append(f"`target` must be a finite number, got {self.target!r}")
+        elif not problems and ((lo is not None and self.target < lo) or (up is not None and self.target >= up)):
+            problems.append(f"`lower <= target < upper` must hold, got lower={lo}, target={self.target}, upper={up}")
+        if not (isinstance(self.unit, str) and self.unit.strip()):
+            problems.append(f"`unit` must be a non-empty string, got {self.unit!r}")
+        if self.status not in _STATUSES:
+            problems.append(f"`status` must be one of {_STATUSES}, got {self.status!r}")
+        if self.exposure != "auc_total":
+            problems.append(f"`exposure` must be 'auc_total' (the engine forecasts total AUC), got {self.exposure!r}")
+        if problems:
+            raise DosingRefused("invalid window: " + "; ".join(problems))
+        object.__setattr__(self, "lower", None if lo is None else float(lo))
+        object.__setattr__(self, "upper", None if up is None else float(up))
+        object.__setattr__(self, "target", float(self.target))
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(lower, upper)`` with open sides as ``-inf`` / ``inf``, UE*day/mL."""
+        return (-math.inf if self.lower is None else self.lower,
+                math.inf if self.upper is None else self.upper)
+
+    def contains(self, exposure: float) -> bool:
+        """True when ``lower <= exposure < upper``."""
+        lo, up = self.bounds
+        return lo <= exposure < up
+
+    def to_dict(self) -> dict:
+        return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
+                "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
+                "simulated": self.simulated, "exposure": self.exposure}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WindowTarget":
+        return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
+                                           "dataset_digest", "simulated", "exposure") if k in data})
+
+    @classmethod
+    def from_artefact(cls, window, source: str = "") -> "WindowTarget":
+        """From an :class:`ml.window.ExposureWindow` (or a dict of its JSON).
+
+        A ``no-window`` artefact is refused here: there is nothing to dose into.
+        """
+        data = window if isinstance(window, dict) else window.to_dict()
+        status = data.get("status")
+        if status == "no-window":
+            raise DosingRefused(
+                f"window {source or '(given)'} has status 'no-window': the search found no exposure "
+                "window, so there is nothing to dose into")
+        missing = [k for k in ("target", "unit", "status") if k not in data]
+        if missing:
+            raise DosingRefused(f"window {source or '(given)'} is missing key(s) {missing}")
+        return cls(lower=data.get("lower"), upper=data.get("upper"), target=data["target"],
+                   unit=data["unit"], status=status, source=source,
+                   dataset_digest=str(data.get("dataset_digest", "")),
+                   simulated=bool(data.get("simulated", False)),
+                   exposure=str(data.get("exposure", "auc_total")))
+
+
+def load_window(source: str | Path) -> WindowTarget:
+    """Read a window from an ``ExposureWindow`` JSON file.
+
+    The file is validated by :meth:`ExposureWindow.from_json` (the artefact's own checks) before
+    the engine reads its bounds. ``models:/NAME@ALIAS`` URIs are resolved by
+    :func:`ml.dosing.load_registered_window` (the MLflow edge).
+
+    Raises
+    ------
+    DosingRefused
+        Unreadable file, invalid artefact, or status ``no-window``.
+    """
+    text = str(source)
+    if text.startswith("models:/") or text.startswith("runs:/"):
+        from .serving import load_registered_window
+
+        return load_registered_window(text)
+    path = Path(source)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise DosingRefused(f"cannot read window file {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise DosingRefused(f"window file {path} is not valid JSON: {exc}") from exc
+    return window_from_dict(data, str(path))
+
+
+def window_from_dict(data: dict, source: str) -> WindowTarget:
+    """Validate an ``ExposureWindow`` dict through the artefact class and keep what dosing needs."""
+    if not isinstance(data, dict):
+        raise DosingRefused(f"window {source} must be a JSON object, got {type(data).__name__}")
+    if data.get("status") == "no-window":
+        return WindowTarget.from_artefact(data, source)  # raises with the no-window message
+    from ml.window import ExposureWindow
+
+    try:
+        artefact = ExposureWindow.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DosingRefused(f"window {source} is not a valid ExposureWindow: {exc}") from exc
+    return WindowTarget.from_artefact(artefact, source)
+
+
+def check_units(window: WindowTarget, concentration_unit: str, model_unit: str) -> None:
+    """Refuse unless the window's unit is the patient's concentration unit x day and the population
+    model is in the patient's unit.
+
+    Raises
+    ------
+    DosingRefused
+    """
+    expected = exposure_unit(concentration_unit)
+    if window.unit != expected:
+        raise DosingRefused(
+            f"unit mismatch: the window is in {window.unit!r} but the patient's levels are in "
+            f"{concentration_unit!r} (exposure unit {expected!r}); assays cannot be converted into each other")
+    if model_unit != concentration_unit:
+        raise DosingRefused(
+            f"unit mismatch: the population PK model is in {model_unit!r} but the patient's levels are in "
+            f"{concentration_unit!r}")
+
+
+def check_status(window: WindowTarget, override: WindowOverride | None) -> WindowOverride | None:
+    """Refuse a ``no-window`` result, and a window that is not ``validated`` without an override.
+
+    Returns
+    -------
+    WindowOverride or None
+        The override to record: only when it was needed.
+
+    Raises
+    ------
+    DosingRefused
+    """
+    if window.status == "no-window":
+        raise DosingRefused(
+            f"window {window.source or '(given)'} has status 'no-window': the search found no exposure "
+            "window, so there is nothing to dose into")
+    if window.status == "validated":
+        return None
+    if override is None:
+        raise DosingRefused(
+            f"window status is {window.status!r}, not 'validated': promote it (atgwin promote) or give an "
+            "explicit override stating who and why")
+    return override
+
+
+def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
+                 override: WindowOverride | None) -> WindowOverride | None:
+    """The gate before any recommendation: ``no-window``, then units, then status and override.
+
+    Parameters
+    ----------
+    window : WindowTarget
+    concentration_unit : str
+        Unit of the patient's levels (e.g. ``"UE/mL"``).
+    model_unit : str
+        Concentration unit of the population PK model.
+    override : WindowOverride or None
+        Needed (and then recorded) when the window is not ``validated``.
+
+    Returns
+    -------
+    WindowOverride or None
+        The override to record: only when it was needed.
+
+    Raises
+    ------
+    DosingRefused
+        ``no-window``, unit mismatch (never overridable), or a non-validated window without an
+        override.
+    """
+    if window.status == "no-window":
+        check_status(window, override)
+    check_units(window, concentration_unit, model_unit)
+    return check_status(window, override)

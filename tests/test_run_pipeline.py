@@ -1,0 +1,255 @@
+"""``atgwin run`` end to end against a throw-away MLflow store (sqlite in tmp_path).
+
+Small settings (few trials, permutations and bootstraps) keep the module under ~1 minute; the
+full default is timed by scripts/bench_pipeline.py. Cohorts are SIMULATED (ml.sim).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ml.cli import main
+from ml.cohort import write_cohort
+from ml.sim import simulate_cohort
+
+QUICK = """\
+name = "{name}"
+seed = 0
+[cohort]
+scenario = "{scenario}"
+n = {n}
+seed = {seed}
+[endpoint]
+outcomes = ["cmv", "agvhd2", "nrm"]
+[window]
+permutations = 49
+bootstraps = 20
+folds = 3
+[models]
+n_trials = 4
+tuning_folds = 3
+cv_folds = 3
+cv_repeats = 2
+[promotion]
+alpha = {alpha}
+max_ci_width = 1.5
+min_events = 7
+[registry]
+model_name = "{model}"
+{extra}"""
+
+
+def quick_toml(path, *, name, model, scenario="urd", n=324, seed=0, alpha=0.05, extra=""):
+    path.write_text(QUICK.format(name=name, model=model, scenario=scenario, n=n, seed=seed, alpha=alpha, extra=extra))
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    return {"root": root, "uri": f"sqlite:///{root}/mlflow.db", "runs": root / "runs"}
+
+
+def atgwin(store, *args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False,
+                              env={"MLFLOW_TRACKING_URI": store["uri"], **(env or {})})
+
+
+def run(store, toml, name, *more):
+    return atgwin(store, "run", toml, "--out-dir", store["runs"], "--run-name", name, *more)
+
+
+def client(store):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
+
+
+def the_run(store, name):
+    c = client(store)
+    runs = c.search_runs([e.experiment_id for e in c.search_experiments()],
+                         filter_string=f"attributes.run_name = '{name}'")
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+# ------------------------------------------------------------------------------------------ success
+# One test, so that the run is made once even when pytest-xdist spreads a module over workers.
+def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monkeypatch):
+    from ml.dosing import load_window
+    from ml.window import ExposureWindow
+
+    toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test")
+    result = run(store, toml, "good")
+    assert result.exit_code == 0, result.output
+
+    # progress: one line per step with its seconds; where the report is; how to open the UI
+    for k, step in enumerate(["cohort", "exposure", "models", "window", "explain", "report"], start=1):
+        assert f"[{k}/6] {step}" in result.output
+    assert "[+] track" in result.output and " s  " in result.output
+    assert "SIMULATED DATA" in result.output
+    assert "Report: " in result.output and "report.html" in result.output and "atgwin ui" in result.output
+
+    # the run: parameters (get_params of every estimator), metrics with spread, tags
+    r = the_run(store, "good")
+    assert r.info.status == "FINISHED"
+    p, m, t = r.data.params, r.data.metrics, r.data.tags
+    assert p["window.search.n_permutations"] == "49" and p["window.search.n_bootstraps"] == "20"
+    assert p["window.search.scores"] == "LogRankScores()" and "QuantileGrid" in p["window.search.grid"]
+    assert {"xgb.max_depth", "xgb.learning_rate", "cox.n_knots", "endpoint.name"} <= set(p)
+    for key in ("window_lower", "window_upper", "window_p_value", "window_hr", "xgb_harrell_c_mean",
+                "xgb_harrell_c_sd", "cox_ibs_mean", "shap_window_lower", "time_models_s", "time_window_s"):
+        assert key in m, key
+    assert t["atgwin.simulated"] == "true" and t["atgwin.window_status"] == "candidate"
+    assert "SIMULATED" in t["mlflow.note.content"]
+
+    # the dataset: name, digest, schema; no rows
+    (ds_input,) = r.inputs.dataset_inputs
+    ds = ds_input.dataset
+    cohort = simulate_cohort("urd", n=324, seed=0)
+    assert ds.name == cohort.meta.name and cohort.digest.startswith(ds.digest)
+    assert t["atgwin.dataset_digest"] == cohort.digest
+    schema = json.loads(ds.schema)["mlflow_colspec"]
+    assert {"auc_total", "age_years", "cmv_serostatus"} <= {c["name"] for c in schema}
+    assert not ds.profile  # schema only: no rows, not even a row profile
+
+    # artefacts: the run folder (report, figures, aggregate tables, window JSON)
+    c = client(store)
+    arts = {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert {"report.html", "run.json", "results.json", "experiment.toml", "window", "figures", "tables"} <= arts
+    figures = {a.path.split("/")[-1] for a in c.list_artifacts(r.info.run_id, "figures")}
+    assert {"exposure.png", "statistic_map.png", "bootstrap.png", "incidence_curves.png", "risk_curves.png",
+            "shap_beeswarm.png", "shap_dependence.png", "shap_waterfall.png", "shap_importance.png"} <= figures
+    tables = {a.path.split("/")[-1] for a in c.list_artifacts(r.info.run_id, "tables")}
+    assert not any("patient" in name for name in tables)
+
+    # Optuna trials as nested runs
+    kids = c.search_runs([r.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{r.info.run_id}'")
+    assert len(kids) == 4
+    assert all("max_depth" in k.data.params for k in kids)
+    assert any("cv_harrell_c" in k.data.metrics for k in kids)
+
+    # written locally, and registered as 'candidate' with the experiment's gates
+    folder = store["runs"] / "good"
+    local = ExposureWindow.from_json(folder / "window" / "window.json")
+    assert local.mlflow_run_id == r.info.run_id and local.status == "candidate" and local.simulated
+    mv = c.get_model_version_by_alias("atg-window-test", "candidate")
+    assert mv.run_id == r.info.run_id
+    assert mv.tags["gate.alpha"] == "0.05" and mv.tags["gate.max_ci_width"] == "1.5"
+    assert mv.tags["window_status"] == "candidate"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    target = load_window("models:/atg-window-test@candidate")  # as the dosing engine reads it
+    assert (target.lower, target.upper, target.status) == (local.lower, local.upper, "candidate")
+    manifest = json.loads((folder / "run.json").read_text())
+    assert manifest["registry"]["version"] == str(mv.version) and manifest["status"] == "FINISHED"
+
+    # the report again, from the run's artefacts (by id and by name)
+    out = tmp_path / "report.html"
+    again = atgwin(store, "report", r.info.run_id, "--out", out)
+    assert again.exit_code == 0, again.output
+    text = out.read_text()
+    assert r.info.run_id in text and "id='fig-statistic_map'" in text and "SIMULATED DATA" in text
+    by_name = atgwin(store, "report", "good", "--out", tmp_path / "by_name.html")
+    assert by_name.exit_code == 0, by_name.output
+    missing = atgwin(store, "report", "no-such-run", "--out", tmp_path / "x.html")
+    assert missing.exit_code != 0 and "no run" in missing.output
+
+
+# -------------------------------------------------------------------------------------------- failure
+def test_refused_cohort_fails_the_run_lists_every_violation_and_registers_nothing(store, tmp_path):
+    cohort_dir = write_cohort(simulate_cohort("urd", n=60, seed=3), tmp_path / "bad")
+    patients = pd.read_csv(cohort_dir / "patients.csv", dtype=str, keep_default_na=False)
+    patients.loc[1, "age_years"] = "150"
+    patients.loc[3, "sex"] = "X"
+    patients.to_csv(cohort_dir / "patients.csv", index=False)
+    toml = quick_toml(tmp_path / "refused.toml", name="refused", model="atg-window-refused")
+
+    result = run(store, toml, "refused", "--cohort", cohort_dir)
+    assert result.exit_code == 1
+    assert "patients.age_years" in result.output and "rows [3]" in result.output
+    assert "patients.sex" in result.output and "rows [5]" in result.output
+    assert "[1/6] cohort    FAILED" in result.output
+
+    r = the_run(store, "refused")
+    assert r.info.status == "FAILED" and r.data.tags["atgwin.failed_step"] == "cohort"
+    c = client(store)
+    assert not c.search_registered_models(filter_string="name = 'atg-window-refused'")
+    assert not r.inputs.dataset_inputs
+    errors = (store["runs"] / "refused" / "errors.txt").read_text()
+    assert "patients.age_years" in errors and "patients.sex" in errors
+    arts = {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert {"errors.txt", "report.html", "run.json"} <= arts and "window" not in arts
+    report = (store["runs"] / "refused" / "report.html").read_text()
+    assert "This run FAILED" in report and "patients.sex" in report
+
+
+def test_no_window_is_said_plainly_and_nothing_is_registered(store, tmp_path):
+    toml = quick_toml(tmp_path / "null.toml", name="quick_null", model="atg-window-null", scenario="null", n=200, seed=5,
+                      alpha=0.01)
+    result = run(store, toml, "null")
+    assert result.exit_code == 0, result.output
+    assert "No exposure window" in result.output and "nothing registered" in result.output
+    r = the_run(store, "null")
+    assert r.info.status == "FINISHED" and r.data.tags["atgwin.window_status"] == "no-window"
+    assert not client(store).search_registered_models(filter_string="name = 'atg-window-null'")
+    assert "No exposure window." in (store["runs"] / "null" / "report.html").read_text()
+
+
+def test_unreachable_tracking_server_keeps_every_result_locally(store, tmp_path):
+    toml = quick_toml(tmp_path / "offline.toml", name="offline", model="atg-window-offline", n=120)
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    result = atgwin(store, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "offline", env=env)
+    assert result.exit_code == 3, result.output
+    folder = tmp_path / "runs" / "offline"
+    assert (folder / "report.html").is_file() and (folder / "window" / "window.json").is_file()
+    assert "every result is in" in result.output
+
+
+def test_bad_experiment_file_is_a_usage_error(store, tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text('name = "x"\n[window]\nscores = "magic"\npermutations = -1\n')
+    result = run(store, toml, "bad")
+    assert result.exit_code == 2
+    assert "window.scores: must be one of" in result.output and "window.permutations: must be >= 0" in result.output
+
+
+def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
+    extra = "[transport]\nscenario = \"urd\"\nn = 200\nseed = 1\n"
+    toml = quick_toml(tmp_path / "transport.toml", name="transport", model="atg-window-haplo-test",
+                      scenario="haplo", n=106, extra=extra)
+    result = atgwin(store, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "transport", "--no-tracking")
+    assert result.exit_code == 0, result.output
+    assert "[6/7] transport" in result.output
+    folder = tmp_path / "runs" / "transport"
+    results = json.loads((folder / "results.json").read_text())
+    t = results["transport"]
+    assert results["window"]["artefact"]["population"]["donor_source"] == "haplo"
+    assert t["cohort"]["donor_source"] == "URD" and t["rederived"]["artefact"]["population"]["n"] == 200
+    assert t["evaluation"]["n"] == 200 and t["evaluation"]["n_permutations"] == 49
+    # one window artefact for the registry (the haplo window); the URD windows live under transport/
+    windows = [p for p in folder.rglob("*.json")
+               if {"unit", "status", "target"} <= set(json.loads(p.read_text()))]
+    assert sorted(p.relative_to(folder).as_posix() for p in windows) == ["transport/target_window.json",
+                                                                         "window/window.json"]
+    html = (folder / "report.html").read_text()
+    assert "id='transport-side-by-side'" in html and "id='fig-transport'" in html
+    assert "haplo window (derived)" in html and "URD window (re-derived)" in html
+
+
+def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_path):
+    extra = '[features]\ncovariates = ["age_years", "blood_group"]\n'
+    toml = quick_toml(tmp_path / "broken.toml", name="broken", model="atg-window-broken", extra=extra)
+    result = run(store, toml, "broken")
+    assert result.exit_code == 1
+    assert "[3/6] models    FAILED" in result.output and "Run FAILED at step 'models'" in result.output
+    assert "blood_group" in result.output
+    r = the_run(store, "broken")
+    assert r.info.status == "FAILED" and r.data.tags["atgwin.failed_step"] == "models"
+    assert not client(store).search_registered_models(filter_string="name = 'atg-window-broken'")
+    manifest = json.loads((store["runs"] / "broken" / "run.json").read_text())
+    assert manifest["registry"]["note"] == "not registered: the run failed at step 'models'"
