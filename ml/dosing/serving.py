@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,32 +195,15 @@ def log_dosing_model(window: str | Path, *, model: PopPKModel | None = None, cap
 
 @contextmanager
 def _store(tracking_uri: str | None):
-    """Use ``tracking_uri`` as tracking and registry store inside the block, then restore exactly.
-
-    MLflow keeps both URIs as process globals and copies them into environment variables (which
-    child processes such as ``mlflow models serve`` inherit), so both are put back as they were.
-    """
-    import mlflow.tracking._model_registry.utils as registry_utils
-    import mlflow.tracking._tracking_service.utils as tracking_utils
-
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved_env = {k: os.environ.get(k) for k in keys}
-    saved = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
-    from ml.tracking import resolve_tracking_uri
+    """Use ``tracking_uri`` (resolved as :mod:`ml.tracking` does) as tracking and registry store
+    inside the block, restoring MLflow's process globals and environment exactly afterwards
+    (:func:`ml.tracking.fluent_uri`), so child processes such as ``mlflow models serve`` never
+    inherit a stale store."""
+    from ml.tracking._uri import fluent_uri, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with fluent_uri(uri):
         yield uri
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        registry_utils._registry_uri = saved[1]
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _experiment(uri: str, name: str, artifact_location: str | None) -> str:
