@@ -130,8 +130,8 @@ def main() -> None:
     lines += ["", f"Target median <= 5 % for `auc_total`: **{'met' if met else 'not met'}** "
               f"({np.nanmedian(np.abs(noisy)):.2f} %)." + ("" if met else
               " Without residual error the same NCA is within a fraction of a percent, so the gap is the "
-              "spec's 20 % + 0.3 UE/mL residual error on a sparse post-transplant design (days 0-60); "
-              "see the note below the table.")]
+              "spec's 20 % + 0.3 UE/mL residual error on a sparse post-transplant design (days 0-60)."
+              )]
     write_section("foundation", "\n".join(lines))
     print("\n".join(lines))
 

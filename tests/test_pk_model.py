@@ -148,3 +148,15 @@ def test_model_file_errors_name_the_key():
     text = PopPKModel.default().to_toml_string().replace("CL = 0.55", "CL = -0.55")
     with pytest.raises(ValueError, match=r"\[typical\].CL must be finite and > 0"):
         PopPKModel.from_toml_string(text)
+
+
+def test_model_file_as_json_reads_the_same(tmp_path):
+    import json
+    import tomllib
+
+    model = PopPKModel.default().with_typical(Vmax=2.4)
+    (tmp_path / "m.json").write_text(json.dumps(tomllib.loads(model.to_toml_string())))
+    again = PopPKModel.from_file(tmp_path / "m.json")
+    assert again.typical == model.typical and again.iiv == model.iiv and again.residual == model.residual
+    with pytest.raises(ValueError, match=r"must have the tables \['typical'\]"):
+        PopPKModel.from_dict({"covariates": {}, "residual": {}})

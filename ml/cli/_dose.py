@@ -22,7 +22,7 @@ def _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, star
     from ml.pk import PopPKModel
 
     try:
-        model = PopPKModel.from_toml(model_path) if model_path else PopPKModel.default()
+        model = PopPKModel.from_file(model_path) if model_path else PopPKModel.default()
         caps = DoseCaps(mg_per_kg_per_day=cap_mg_per_kg, mg_per_day=cap_mg, min_mg_per_day=min_mg,
                         vial_mg=vial_mg, course_mg_per_kg=course_cap)
         schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)

@@ -29,7 +29,7 @@ def simulate(scenario, n, seed, lower, upper, fmt, pk_model, overwrite, out):
 
     try:
         spec = SimulationConfig.default().scenario(scenario)
-        model = PopPKModel.from_toml(pk_model) if pk_model else None
+        model = PopPKModel.from_file(pk_model) if pk_model else None
         total = n or spec.n
         with tqdm(total=total, desc="PK", unit="patient", disable=not show_progress()) as bar:
             virtual = simulate_virtual(scenario, n, seed, lower, upper, pk_model=model, progress=bar.update)

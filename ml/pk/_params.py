@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -143,9 +144,25 @@ class PopPKModel:
         return cls.from_toml_string(Path(path).read_text())
 
     @classmethod
+    def from_file(cls, path: str | Path) -> "PopPKModel":
+        """Read a model file: TOML (``.toml``) or the same tables as JSON (``.json``)."""
+        path = Path(path)
+        if path.suffix.lower() == ".json":
+            return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_toml(path)
+
+    @classmethod
     def from_toml_string(cls, text: str) -> "PopPKModel":
         """Parse a model from TOML text."""
-        data = tomllib.loads(text)
+        return cls.from_dict(tomllib.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PopPKModel":
+        """A model from the file's tables as a dict (``model``, ``typical``, ``covariates``,
+        ``iiv``, ``residual``; other tables are kept in ``extra``)."""
+        missing = [t for t in ("typical", "covariates", "residual") if t not in data]
+        if missing:
+            raise ValueError(f"PK model file must have the tables {missing}")
         model = data.get("model", {})
         known = {"model", "typical", "covariates", "iiv", "residual"}
         return cls(

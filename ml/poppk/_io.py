@@ -1,0 +1,78 @@
+"""Reading and writing model files: the declarative TOML format of
+``ml/pk/default_model.toml``, or a JSON rendering of the same tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ml.pk import PopPKModel
+
+_KNOWN = ("model", "typical", "covariates", "iiv", "residual")
+
+
+def model_to_dict(model: PopPKModel) -> dict:
+    """The model as the tables of its TOML file: ``model``, ``typical``, ``covariates``,
+    ``iiv``, ``residual`` and any extra tables (e.g. ``fit``, ``se_typical``)."""
+    out = {
+        "model": {"name": model.name, "status": model.status,
+                  "concentration_unit": model.concentration_unit,
+                  "active_fraction": model.active_fraction, "source": model.source},
+        "typical": dict(model.typical), "covariates": dict(model.covariates),
+        "iiv": dict(model.iiv), "residual": dict(model.residual),
+    }
+    out.update({k: v for k, v in model.extra.items() if isinstance(v, dict)})
+    return out
+
+
+def model_from_dict(data: dict) -> PopPKModel:
+    """Inverse of :func:`model_to_dict` (the same fields and defaults as
+    :meth:`ml.pk.PopPKModel.from_toml_string`)."""
+    missing = [k for k in ("typical", "covariates", "residual") if k not in data]
+    if missing:
+        raise ValueError(f"a model file must have the tables {missing}")
+    model = data.get("model", {})
+    return PopPKModel(
+        typical={k: float(v) for k, v in data["typical"].items()},
+        covariates={k: float(v) for k, v in data["covariates"].items()},
+        iiv={k: float(v) for k, v in data.get("iiv", {}).items()},
+        residual={k: float(v) for k, v in data["residual"].items()},
+        active_fraction=float(model.get("active_fraction", 0.14)),
+        concentration_unit=str(model.get("concentration_unit", "UE/mL")),
+        name=str(model.get("name", "atg-2cmt-linear-mm")),
+        status=str(model.get("status", "assumption")),
+        source=str(model.get("source", "")),
+        extra={k: v for k, v in data.items() if k not in _KNOWN},
+    )
+
+
+def write_model(model: PopPKModel, path: str | Path) -> Path:
+    """Write a model file: JSON for a ``.json`` name, the TOML format otherwise.
+
+    Both hold the same tables; :func:`read_model` reads either, and the TOML is also what
+    :meth:`ml.pk.PopPKModel.from_toml` reads.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(_finite(model_to_dict(model)), indent=2, sort_keys=False) + "\n"
+    else:
+        text = model.to_toml_string()
+    path.write_text(text)
+    return path
+
+
+def read_model(path: str | Path) -> PopPKModel:
+    """Read a model file written by :func:`write_model` (JSON or TOML, by suffix)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return model_from_dict(json.loads(path.read_text()))
+    return PopPKModel.from_file(path)
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,310 @@
+"""Stochastic Approximation EM (SAEM) for the ATG population model.
+
+The algorithm of Delyon, Lavielle & Moulines (1999, Ann Stat 27:94) coupled with MCMC by Kuhn
+& Lavielle (2004, ESAIM P&S 8:115; 2005, Comput Stat Data Anal 49:1020), as in Monolix. Each
+iteration k, for all patients at once:
+
+1. **Simulation**: Metropolis-Hastings kernels on the individual log-parameters
+   ``phi_i = (log CL, log V1, log CLsat)``: independent proposals from the current population
+   distribution, random-scan single-component random walks and a joint random walk, the walk
+   scales adapted to acceptance rates of 0.4 and 0.3 during exploration (Monolix's kernels).
+   Each kernel step is one vectorised integration (:mod:`._ode`) for all patients.
+2. **Stochastic approximation** with step ``gamma_k = 1`` for the ``n_explore`` first
+   iterations and ``1 / (k - n_explore + 1)`` after them, of the sufficient statistics
+   ``sum_i X_i' phi_i`` and ``sum_i phi_i^2``.
+3. **Maximisation**. Typical values (log CL, log V1, log CLsat) and covariate exponents: the
+   closed-form mu-referenced M-step (per parameter a least-squares regression of the
+   statistics on ``[1, log covariate]``); omega^2: closed form. Residual SDs: a step of
+   ``gamma_k`` towards the maximiser of the complete-data likelihood given the current
+   predictions. Q, V2, Km (no random effect, no closed form): a Fisher-scoring step of length
+   ``gamma_k`` on the complete-data likelihood at the current MCMC state, i.e. a
+   Robbins-Monro recursion on Fisher's identity ``grad log L = E[grad log p(y, phi) | y]``
+   (stochastic-approximation Newton-Raphson, Gu & Kong 1998, PNAS 95:7270), with derivatives
+   by forward differences taken in the same simulation call as the first kernel. They are held
+   at their starting values for the first ``n_hold`` iterations.
+
+During exploration omega and the residual SDs are annealed (they may fall by at most 5 % an
+iteration), which keeps the chains mixing while the estimates are poor, and the steps of
+Q, V2, Km are capped. The first ``n_burn`` iterations only run the kernels. Censored samples
+enter every likelihood by Beal's M3 method (see :mod:`._error`).
+
+Known limitation (measured in tests/test_poppk_fit.py and scripts/bench_poppk.py): with the
+spec's sampling design the split of elimination between the linear path (CL) and the
+saturable path (Vmax, Km) is weakly determined, the likelihood is nearly flat along that ridge
+(a few units of -2LL over +-30 % in CL), and EM-type iterations move slowly along it: from a
+start with every typical value doubled, CL stops 10-30 % and Vmax and Km up to ~80 % away from
+the default-start estimates (with CL + Vmax/Km and -2LL close), while V1, Q, the omegas and
+the residual error agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._error import CombinedError, loglik, residual_gradient, score_and_information
+from ._structural import (MAX_STIFFNESS, VECTOR_NAMES, Predictor, Theta, log_params,
+                          population_mean, stacked_fixed_shifts, stiffness)
+
+_TARGET_COMPONENT = 0.4
+_TARGET_BLOCK = 0.3
+_MAX_MEAN_STEP = 0.3          # largest change of a mean parameter in one iteration
+_FD_STEP = 1e-4
+
+
+@dataclass(frozen=True)
+class SAEMTrace:
+    """What the SAEM iterations did.
+
+    Attributes
+    ----------
+    theta : numpy.ndarray
+        ``(iterations, 14)`` parameter values after each iteration, columns :attr:`COLUMNS`:
+        typical CL, V1, Q, V2, Vmax, Km; the exponents; the omegas; residual SDs.
+    acceptance : numpy.ndarray
+        ``(iterations, 3)`` acceptance rates of the prior, component and joint kernels.
+    n_explore : int
+        Iterations with step 1 (exploration) before the decreasing steps (smoothing).
+    """
+
+    theta: np.ndarray
+    acceptance: np.ndarray
+    n_explore: int
+
+    COLUMNS = VECTOR_NAMES
+
+
+@dataclass(frozen=True)
+class SAEMOutput:
+    theta: Theta
+    phi_mean: np.ndarray     # (n, 3) conditional mean of phi over the smoothing phase
+    trace: SAEMTrace
+
+
+def residual_mstep(f, y, obs, bloq, lloq, a, b, error: CombinedError) -> tuple[float, float]:
+    """Maximiser of the complete-data likelihood in (a, b) given predictions ``f``."""
+    scale = float(np.nanmedian(y[obs])) if obs.any() else 1.0
+
+    def objective(v):
+        aa, bb = np.exp(v)
+        value = -loglik(f, y, obs, bloq, lloq, aa, bb, error).sum()
+        grad = -residual_gradient(f, y, obs, bloq, lloq, aa, bb, error)
+        return value, grad
+
+    lo = [np.log(1e-5 * scale), np.log(1e-4)]
+    hi = [np.log(10.0 * scale), np.log(5.0)]
+    x0 = np.clip(np.log([max(a, 1e-8), max(b, 1e-8)]), lo, hi)
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)))
+    return float(np.exp(res.x[0])), float(np.exp(res.x[1]))
+
+
+def run_saem(predict: Predictor, x: np.ndarray, theta0: Theta, error: CombinedError,
+             rng: np.random.Generator, *, n_explore: int, n_smooth: int, n_chains: int = 1,
+             kernels: tuple[int, int, int] = (1, 2, 1), estimate_exponents: bool = True,
+             annealing: float = 0.95, n_burn: int = 10,
+             n_hold: int = 40, progress=None) -> SAEMOutput:
+    """Run SAEM (module docstring) from ``theta0``.
+
+    Parameters
+    ----------
+    predict : Predictor
+        Model predictions for the data set.
+    x : numpy.ndarray
+        ``(n, 3)`` log covariates of CL, V1, CLsat.
+    theta0 : Theta
+        Starting values.
+    error : CombinedError
+        Residual error model.
+    rng : numpy.random.Generator
+        Source of randomness.
+    n_explore, n_smooth : int
+        Iterations of the exploration (step 1) and smoothing (decreasing step) phases.
+    n_chains : int
+        Markov chains per patient.
+    kernels : tuple of int
+        Steps per iteration of the prior, random-scan component and joint random-walk kernels
+        (the first is at least 1: its simulation call also refreshes the predictions).
+    estimate_exponents : bool
+        Estimate the covariate exponents (else they stay at ``theta0``'s values).
+    annealing : float
+        Largest factor by which omega and the residual SDs may fall in one exploration iteration.
+    n_burn : int
+        First iterations of the exploration with the simulation step only (no M-step).
+    n_hold : int
+        First iterations during which Q, V2 and Km stay at their starting values, so that a
+        poor start of the well-determined parameters (V1, CL) is corrected before Km can
+        absorb the misfit (with a misspecified start Km otherwise runs to a spurious optimum).
+    progress : callable, optional
+        Called with the iteration number after each iteration.
+    """
+    data = predict.data
+    n, c = data.n, n_chains
+    nc = n * c
+    y = np.tile(data.conc, (c, 1))
+    obs = np.tile(data.observed, (c, 1))
+    bl = np.tile(data.bloq, (c, 1))
+    lloq = data.lloq
+    xt = np.tile(x, (c, 1))
+    row_patient = np.tile(np.arange(n), c)
+    designs = [np.column_stack([np.ones(n), x[:, p]]) for p in range(3)]
+    xtx = [d.T @ d for d in designs]
+
+    beta = theta0.beta.copy()
+    omega2 = theta0.omega2.copy()
+    lf = theta0.log_fixed.copy()
+    a, b = float(theta0.a), float(theta0.b)
+    mu = np.tile(population_mean(beta, x), (c, 1))
+    phi = mu.copy()
+    f = np.zeros_like(y)
+    ll = np.zeros(nc)
+    scale_comp = np.full(3, 0.5)
+    scale_block = 0.3
+    s1 = np.zeros((3, 2))
+    s2 = np.zeros(3)
+    phi_sum = np.zeros_like(phi)
+    total = n_explore + n_smooth
+    trace = np.empty((total, len(VECTOR_NAMES)))
+    acc_trace = np.zeros((total, 3))
+    rows_all = np.arange(nc)
+
+    def lik(ff):
+        value = loglik(ff, y, obs, bl, lloq, a, b, error)
+        return np.where(np.isnan(value), -np.inf, value)
+
+    def accept_step(prop, extra_logratio, f_prop=None):
+        nonlocal phi, f, ll
+        logp = log_params(prop, lf)
+        ok = stiffness(logp) <= MAX_STIFFNESS
+        if f_prop is None:
+            f_prop = f.copy()
+            if ok.any():
+                f_prop[ok] = predict(logp[ok], row_patient[ok])
+        ll_prop = lik(f_prop)
+        log_u = np.log(rng.uniform(size=nc))
+        with np.errstate(invalid="ignore"):
+            ratio = np.where(np.isneginf(ll), np.inf, ll_prop - ll + extra_logratio)
+        accept = ok & np.isfinite(ll_prop) & (log_u < ratio)
+        phi = np.where(accept[:, None], prop, phi)
+        f = np.where(accept[:, None], f_prop, f)
+        ll = np.where(accept, ll_prop, ll)
+        return accept
+
+    for k in range(total):
+        exploring = k < n_explore
+        gamma = 1.0 if exploring else 1.0 / (k - n_explore + 1)
+        omega = np.sqrt(omega2)
+
+        # 1. one call: current state (its predictions are stale after the last M-step), its
+        #    forward differences in log Q, V2, Km, and the proposals of the first prior kernel.
+        prop = mu + omega * rng.standard_normal(phi.shape)
+        ok = stiffness(log_params(prop, lf)) <= MAX_STIFFNESS
+        prop = np.where(ok[:, None], prop, phi)
+        block = np.vstack([stacked_fixed_shifts(phi, lf, _FD_STEP), log_params(prop, lf)])
+        rows = np.tile(row_patient, 5)
+        base = np.r_[np.tile(rows_all, 4), rows_all + 4 * nc]
+        f_all = predict(block, rows, base=base)
+        f = f_all[:nc]
+        f_state = f
+        jac_fixed = np.stack([(f_all[(j + 1) * nc:(j + 2) * nc] - f) / _FD_STEP
+                              for j in range(3)], -1)
+        off = 4 * nc
+        jac_fixed = np.nan_to_num(jac_fixed, nan=0.0, posinf=0.0, neginf=0.0)
+        ll = lik(f)
+        acc = []
+        if kernels[0] > 0:
+            acc.append((accept_step(prop, 0.0, f_all[off:]) & ok).mean())
+        for _ in range(kernels[0] - 1):
+            prop = mu + omega * rng.standard_normal(phi.shape)
+            acc.append(accept_step(prop, 0.0).mean())
+        acc_trace[k, 0] = np.mean(acc) if acc else np.nan
+
+        # 2. random-scan single-component random walk
+        acc = []
+        for _ in range(kernels[1]):
+            comp = rng.integers(0, 3, size=nc)
+            prop = phi.copy()
+            prop[rows_all, comp] += scale_comp[comp] * omega[comp] * rng.standard_normal(nc)
+            d_old = (phi[rows_all, comp] - mu[rows_all, comp]) ** 2
+            d_new = (prop[rows_all, comp] - mu[rows_all, comp]) ** 2
+            accept = accept_step(prop, -0.5 * (d_new - d_old) / omega2[comp])
+            if exploring:
+                rates = np.array([accept[comp == j].mean() if (comp == j).any()
+                                  else _TARGET_COMPONENT for j in range(3)])
+                scale_comp *= 1.0 + 0.4 * (rates - _TARGET_COMPONENT)
+            acc.append(accept.mean())
+        acc_trace[k, 1] = np.mean(acc) if acc else np.nan
+
+        # 3. joint random walk
+        acc = []
+        for _ in range(kernels[2]):
+            prop = phi + scale_block * omega * rng.standard_normal(phi.shape)
+            lp = -0.5 * (((prop - mu) ** 2 - (phi - mu) ** 2) / omega2).sum(axis=1)
+            accept = accept_step(prop, lp)
+            if exploring:
+                scale_block *= 1.0 + 0.4 * (accept.mean() - _TARGET_BLOCK)
+            acc.append(accept.mean())
+        acc_trace[k, 2] = np.mean(acc) if acc else np.nan
+
+        if k < min(n_burn, n_explore - 1):
+            trace[k] = Theta(beta=beta, omega2=omega2, log_fixed=lf, a=a, b=b).vector()
+            if progress is not None:
+                progress(k)
+            continue
+
+        # stochastic approximation of the sufficient statistics
+        s1_new = np.array([[phi[:, p].sum(), (xt[:, p] * phi[:, p]).sum()] for p in range(3)]) / c
+        s2_new = (phi**2).sum(axis=0) / c
+        s1 += gamma * (s1_new - s1)
+        s2 += gamma * (s2_new - s2)
+        if not exploring:
+            phi_sum += phi
+
+        # M-step, mean parameters
+        score_fix, info_fix = score_and_information(f_state, y, obs, bl, lloq, a, b, error)
+        score_fix = np.nan_to_num(score_fix, nan=0.0, posinf=0.0, neginf=0.0)
+        info_fix = np.nan_to_num(info_fix, nan=0.0, posinf=0.0, neginf=0.0)
+        grad_fixed = np.einsum("rm,rmj->j", score_fix, jac_fixed) / c
+        for p in range(3):
+            if estimate_exponents:
+                beta[p] = np.linalg.solve(xtx[p], s1[p])
+            else:
+                beta[p, 0] = (s1[p, 0] - beta[p, 1] * designs[p][:, 1].sum()) / n
+        if k >= min(n_hold, n_explore - 1):
+            fisher = np.einsum("rm,rmj,rmk->jk", info_fix, jac_fixed, jac_fixed) / c
+            step = np.clip(_solve(fisher, grad_fixed), -_MAX_MEAN_STEP, _MAX_MEAN_STEP)
+            lf = lf + gamma * step
+
+        # M-step, omega^2 (closed form given the statistics and the new means)
+        for p in range(3):
+            w = (s2[p] - 2.0 * beta[p] @ s1[p] + beta[p] @ xtx[p] @ beta[p]) / n
+            w = max(w, 1e-8)
+            omega2[p] = max(w, annealing**2 * omega2[p]) if exploring else w
+        mu = np.tile(population_mean(beta, x), (c, 1))
+
+        # M-step, residual SDs (towards the complete-data maximiser at the current state)
+        good = np.isfinite(f).all(axis=1)
+        a_new, b_new = residual_mstep(f[good], y[good], obs[good], bl[good], lloq, a, b, error)
+        if exploring:
+            a_new, b_new = max(a_new, annealing * a), max(b_new, annealing * b)
+        a = float(np.exp(np.log(a) + gamma * (np.log(a_new) - np.log(a))))
+        b = float(np.exp(np.log(b) + gamma * (np.log(b_new) - np.log(b))))
+
+        trace[k] = Theta(beta=beta, omega2=omega2, log_fixed=lf, a=a, b=b).vector()
+        if progress is not None:
+            progress(k)
+
+    theta = Theta(beta=beta.copy(), omega2=omega2.copy(), log_fixed=lf.copy(), a=a, b=b)
+    phi_mean = (phi_sum / max(n_smooth, 1)).reshape(c, n, 3).mean(axis=0)
+    return SAEMOutput(theta=theta, phi_mean=phi_mean,
+                      trace=SAEMTrace(theta=trace, acceptance=acc_trace, n_explore=n_explore))
+
+
+def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Solve a symmetric positive system, regularised if it is near-singular."""
+    scale = np.sqrt(np.clip(np.diag(matrix), 1e-300, None))
+    m = matrix / np.outer(scale, scale)
+    w, v = np.linalg.eigh(m)
+    w = np.maximum(w, 1e-8 * max(w.max(), 1e-300))
+    return (v @ ((v.T @ (vector / scale)) / w)) / scale
