@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ml.pk import PopPKModel
 
-_KNOWN = ("model", "typical", "covariates", "iiv", "residual")
 
 
 def model_to_dict(model: PopPKModel) -> dict:
@@ -27,24 +26,9 @@ def model_to_dict(model: PopPKModel) -> dict:
 
 
 def model_from_dict(data: dict) -> PopPKModel:
-    """Inverse of :func:`model_to_dict` (the same fields and defaults as
-    :meth:`ml.pk.PopPKModel.from_toml_string`)."""
-    missing = [k for k in ("typical", "covariates", "residual") if k not in data]
-    if missing:
-        raise ValueError(f"a model file must have the tables {missing}")
-    model = data.get("model", {})
-    return PopPKModel(
-        typical={k: float(v) for k, v in data["typical"].items()},
-        covariates={k: float(v) for k, v in data["covariates"].items()},
-        iiv={k: float(v) for k, v in data.get("iiv", {}).items()},
-        residual={k: float(v) for k, v in data["residual"].items()},
-        active_fraction=float(model.get("active_fraction", 0.14)),
-        concentration_unit=str(model.get("concentration_unit", "UE/mL")),
-        name=str(model.get("name", "atg-2cmt-linear-mm")),
-        status=str(model.get("status", "assumption")),
-        source=str(model.get("source", "")),
-        extra={k: v for k, v in data.items() if k not in _KNOWN},
-    )
+    """Inverse of :func:`model_to_dict` (:meth:`ml.pk.PopPKModel.from_dict`, the one parser of
+    model files)."""
+    return PopPKModel.from_dict(data)
 
 
 def write_model(model: PopPKModel, path: str | Path) -> Path:
@@ -64,9 +48,6 @@ def write_model(model: PopPKModel, path: str | Path) -> Path:
 
 def read_model(path: str | Path) -> PopPKModel:
     """Read a model file written by :func:`write_model` (JSON or TOML, by suffix)."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        return model_from_dict(json.loads(path.read_text()))
     return PopPKModel.from_file(path)
 
 
