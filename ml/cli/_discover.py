@@ -71,14 +71,6 @@ def _design(cohort, exposure, covariates: list[str]):
     return x, pd.DataFrame(Z), list(Z.columns)
 
 
-def _population(cohort, n: int, events: int):
-    from ml.window import Population
-
-    cond = sorted(set(cohort.patients["conditioning"].astype(str))) if "conditioning" in cohort.patients else []
-    return Population(donor_source=cohort.meta.donor_source, conditioning=cond[0] if len(cond) == 1 else "mixed",
-                      n=n, events=events)
-
-
 def _print_banner(cohort) -> None:
     if cohort.meta.simulated:
         click.secho("=" * 72 + "\nSIMULATED DATA: virtual cohort; no conclusion about patients.\n" + "=" * 72,
@@ -182,7 +174,7 @@ def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str
         return
 
     from ml.window import CoxMartingaleScores, LogRankScores, QuantileGrid, WindowSearch, exposure_window
-    from ml.window import window_incidences
+    from ml.window import population_of, window_incidences
 
     scores = CoxMartingaleScores() if Z is not None else LogRankScores()
     search = WindowSearch(scores, QuantileGrid(k=grid_k, minprop=minprop), single_cut=single_cut,
@@ -200,7 +192,7 @@ def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str
     incidences = window_incidences(x, cohort.outcomes, _open(search.lower_), _open(search.upper_),
                                    outcome_list, inc_horizon)
     window = exposure_window(search, unit=unit, endpoint=endpoint, horizon_days=horizon,
-                             population=_population(cohort, search.n_, search.n_events_),
+                             population=population_of(cohort, search.n_, search.n_events_),
                              dataset_digest=cohort.digest, simulated=cohort.meta.simulated, alpha=alpha,
                              incidences=incidences)
     if z_names:

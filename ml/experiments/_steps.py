@@ -305,14 +305,6 @@ def _window_design(data: CohortData, spec) -> object:
     return X
 
 
-def _population(cohort, n: int, events: int):
-    from ml.window import Population
-
-    cond = sorted(set(cohort.patients["conditioning"].astype(str))) if "conditioning" in cohort.patients else []
-    return Population(donor_source=cohort.meta.donor_source, conditioning=cond[0] if len(cond) == 1 else "mixed",
-                      n=n, events=events)
-
-
 def search_window(data: CohortData, experiment, *, random_state: int, run_id: str | None = None,
                   progress: bool = False) -> WindowResult:
     """Window search with permutation p-value, bootstrap intervals, cross-fitted effect, incidences.
@@ -321,7 +313,7 @@ def search_window(data: CohortData, experiment, *, random_state: int, run_id: st
     adjusted p-value is below the experiment's promotion ``alpha``, else ``no-window``.
     """
     from ml.features import competing_target
-    from ml.window import WindowSearch, exposure_window, window_incidences
+    from ml.window import WindowSearch, exposure_window, population_of, window_incidences
 
     spec, ep = experiment.window, experiment.endpoint
     y = competing_target(data.cohort.outcomes, ep.name, ep.horizon_days)
@@ -337,7 +329,7 @@ def search_window(data: CohortData, experiment, *, random_state: int, run_id: st
     incidences = window_incidences(data.x, data.cohort.outcomes, lower, upper, ep.outcomes,
                                    ep.incidence_horizon_days)
     window = exposure_window(search, unit=data.unit, endpoint=ep.name, horizon_days=ep.horizon_days,
-                             population=_population(data.cohort, search.n_, search.n_events_),
+                             population=population_of(data.cohort, search.n_, search.n_events_),
                              dataset_digest=data.cohort.digest, simulated=bool(data.cohort.meta.simulated),
                              alpha=experiment.promotion.alpha, incidences=incidences, mlflow_run_id=run_id,
                              exposure=experiment.features.exposure)

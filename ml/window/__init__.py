@@ -18,7 +18,7 @@ from ml.window._bootstrap import CI_METHODS, bootstrap_bounds, bound_intervals, 
 from ml.window._cox import CoxFit, cox_fit, hazard_ratio
 from ml.window._crossfit import cross_fitted_effect
 from ml.window._evaluate import WindowEvaluation, evaluate_window
-from ml.window._export import AUC_TOTAL_DEFINITION, code_version, exposure_window
+from ml.window._export import AUC_TOTAL_DEFINITION, code_version, exposure_window, population_of
 from ml.window._grid import QuantileGrid
 from ml.window._promotion import PromotionError, PromotionGates, promote_window
 from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
@@ -64,6 +64,7 @@ __all__ = [
     "incidence_at",
     "logrank_scores",
     "permutation_maxima",
+    "population_of",
     "promote_window",
     "scan",
     "split_exposure",

@@ -127,3 +127,12 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
             "n_excluded_missing_exposure": int(search.n_excluded_),
         },
     )
+
+
+def population_of(cohort, n: int, events: int) -> Population:
+    """The :class:`Population` a window was derived on: the cohort's donor source, its
+    conditioning (``"mixed"`` unless every patient has the same), and the patients and events
+    the search used."""
+    cond = sorted(set(cohort.patients["conditioning"].astype(str))) if "conditioning" in cohort.patients else []
+    return Population(donor_source=cohort.meta.donor_source, conditioning=cond[0] if len(cond) == 1 else "mixed",
+                      n=n, events=events)
