@@ -43,3 +43,20 @@ def test_exposure_refuses_an_invalid_cohort(tmp_path):
     res = runner.invoke(main, ["exposure", str(out)])
     assert res.exit_code == 1
     assert "patients.donor_type" in res.output and "rows [3]" in res.output
+
+
+def test_exposure_by_map_and_its_option_errors(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "c"
+    runner.invoke(main, ["simulate", "--n", "30", "--seed", "2", "--out", str(out)])
+    res = runner.invoke(main, ["exposure", str(out), "--exposure-method", "map", "--out", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0, res.output
+    assert "MAP Bayesian, population model default" in res.output
+    table = pd.read_csv(tmp_path / "a.csv")
+    assert (table["method"] == "map").all() and table["auc_total"].notna().all()
+    res = runner.invoke(main, ["exposure", str(out), "--pk-model", "pyproject.toml"])
+    assert res.exit_code == 2 and "--pk-model only applies to --exposure-method map" in res.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[typical]\nCL = 1\n")
+    res = runner.invoke(main, ["exposure", str(out), "--exposure-method", "map", "--pk-model", str(bad)])
+    assert res.exit_code == 1 and "not a population PK model" in res.output

@@ -6,7 +6,7 @@
   Nelder-Mead.
 * Forecast of a linear model vs the identity ``AUC(0, inf) = dose / CL`` and vs the exact posterior
   by quadrature on a fine grid of random effects.
-* The forecast integrator (:mod:`ml.dosing._ode`) vs :func:`ml.pk.simulate` at its default accuracy.
+* The forecast integrator (:mod:`ml.pk._resumable`) vs :func:`ml.pk.simulate` at its default accuracy.
 * The spline over the vial grid vs direct simulation of every regimen.
 * The M3 likelihood of a BLOQ level vs ``scipy.stats.norm.logcdf``; weighted quantiles vs numpy.
 """
@@ -19,8 +19,8 @@ from scipy import optimize, stats
 
 from ml.dosing import GivenDose, LaplaceImportance, Level, LevelLikelihood, PatientData, fit_map
 from ml.dosing._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
-from ml.dosing._ode import ForecastGrid, integrate, tail_auc
-from ml.dosing._posterior import prune_draws
+from ml.pk._resumable import ForecastGrid, integrate, tail_auc
+from ml.pk._posterior import prune_draws
 from ml.dosing._regimen import AdjustmentSchedule
 from ml.pk import Infusions, PopPKModel, simulate
 
@@ -129,7 +129,7 @@ def test_forecast_interval_matches_exact_posterior_by_quadrature():
 
 
 def test_forecast_integrator_matches_library_simulation():
-    """ml.dosing._ode (coarse steps, resumed at the decision) vs ml.pk.simulate (default accuracy)."""
+    """ml.pk._resumable (coarse steps, resumed at the decision) vs ml.pk.simulate (default accuracy)."""
     model = PopPKModel.default()
     rng = np.random.default_rng(5)
     n = 400

@@ -62,6 +62,10 @@ def test_strings_become_strategy_objects_once():
     ('name = "x"\n[registry]\nmodel_name = "a/b"\n', "registry.model_name: must be a non-empty name without '/' or '@'"),
     ('name = "x"\n[window]\npermutation = 10\n', "[window]: unknown key(s) ['permutation']"),
     ('name = "x"\n[windows]\n', "[windows]: unknown section"),
+    ('name = "x"\n[features]\nexposure_method = "auc"\n', "features.exposure_method: must be nca or map, got 'auc'"),
+    ('name = "x"\n[features]\npk_model = "no/such/model.toml"\n', "features.pk_model: must be an existing file"),
+    ('name = "x"\n[features]\npk_model = "pyproject.toml"\n',
+     '[features].pk_model: only applies to exposure_method = "map"'),
     ('[window]\n', "name: required"),
     ('name = "x"\n[window\n', "not valid TOML"),
 ])

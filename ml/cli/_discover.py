@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ml.cli._common import exposure_options
+
 DEFAULT_ENDPOINT = "cmv|ebv|agvhd2|death"
 DEFAULT_OUTCOMES = "cmv,ebv,agvhd2,agvhd3,cgvhd,relapse,nrm"
 
@@ -38,9 +40,9 @@ def _p(p: float | None) -> str:
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-def _load(directory: Path):
+def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = None):
+    from ml.cli._common import cohort_exposure
     from ml.cohort import CohortValidationError, load_cohort
-    from ml.pk import exposure_table
 
     try:
         cohort = load_cohort(directory)
@@ -48,8 +50,8 @@ def _load(directory: Path):
         raise click.ClickException(f"{directory}: invalid cohort\n{exc}") from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"{directory}: {exc}") from None
-    exposure = exposure_table(cohort)
-    return cohort, exposure
+    exposure, definition = cohort_exposure(cohort, exposure_method, pk_model)
+    return cohort, exposure, definition
 
 
 def _design(cohort, exposure, covariates: list[str]):
@@ -130,10 +132,12 @@ def _print_incidences(incidences) -> None:
               help="Day at which incidences are read (default: --horizon, or 365 when it is 'none').")
 @click.option("--evaluate", "evaluate_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Score this window (JSON) on the cohort without searching.")
+@exposure_options
 def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str, covariates: str,
              single_cut: bool, permutations: int, bootstraps: int, folds: int, grid_k: int, minprop: float,
              ci_method: str, estimate: str, seed: int, alpha: float, min_events: int, outcomes_text: str,
-             incidence_horizon: float | None, evaluate_path: Path | None) -> None:
+             incidence_horizon: float | None, evaluate_path: Path | None, exposure_method: str,
+             pk_model: str | None) -> None:
     """Find the exposure window of the cohort in DIRECTORY (total active-ATG AUC).
 
     Prints the window with bootstrap intervals, the p-value adjusted for the whole search, the
@@ -157,7 +161,7 @@ def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str
     if evaluate_path is None and out is None:
         raise click.UsageError("--out is required (where to write the window)")
 
-    cohort, exposure = _load(directory)
+    cohort, exposure, definition = _load(directory, exposure_method, pk_model)
     unit = cohort.meta.exposure_unit
     x, Z, z_names = _design(cohort, exposure, cov_names)
     y = competing_target(cohort.outcomes, endpoint, horizon)
@@ -194,7 +198,7 @@ def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str
     window = exposure_window(search, unit=unit, endpoint=endpoint, horizon_days=horizon,
                              population=population_of(cohort, search.n_, search.n_events_),
                              dataset_digest=cohort.digest, simulated=cohort.meta.simulated, alpha=alpha,
-                             incidences=incidences)
+                             incidences=incidences, exposure_definition=definition)
     if z_names:
         window = _with_covariates(window, z_names)
     window.to_json(out)

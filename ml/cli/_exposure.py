@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import click
 
+from ml.cli._common import exposure_options
+
 
 @click.command()
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
-def exposure(cohort_dir, out):
-    """Per-patient active-ATG AUC (pre, post, total) by NCA of the measured levels."""
+@exposure_options
+def exposure(cohort_dir, out, exposure_method, pk_model):
+    """Per-patient active-ATG AUC (pre, post, total) from the measured levels (NCA or MAP)."""
     import numpy as np
 
-    from ml.cli._common import load_cohort_or_exit
-    from ml.pk import exposure_table
+    from ml.cli._common import cohort_exposure, load_cohort_or_exit
 
     cohort = load_cohort_or_exit(cohort_dir)
-    table = exposure_table(cohort)
+    table, definition = cohort_exposure(cohort, exposure_method, pk_model)
     unit = table.attrs["unit"]
     table = table.assign(unit=unit, simulated=cohort.meta.simulated)
     total = table["auc_total"].to_numpy(float)
     missing = np.isnan(total)
     q = np.nanpercentile(total, [10, 25, 50, 75, 90]) if (~missing).any() else [np.nan] * 5
     click.echo(f"{cohort.meta.name}: {cohort.n} patients, exposure unit {unit}")
+    click.echo(f"definition: {definition}")
     click.echo("auc_total percentiles  10%: {:.1f}  25%: {:.1f}  50%: {:.1f}  75%: {:.1f}  90%: {:.1f}".format(*q))
     if missing.any():
         ids = table.loc[missing, "patient_id"].head(5).tolist()
-        click.echo(f"warning: no AUC for {int(missing.sum())} patients (terminal slope not estimable), "
+        why = "terminal slope not estimable" if exposure_method == "nca" else "MAP fit did not converge"
+        click.echo(f"warning: no AUC for {int(missing.sum())} patients ({why}), "
                    f"e.g. {ids}; they are left empty, not imputed", err=True)
     if out:
         table.to_csv(out, index=False, float_format="%.4f", lineterminator="\n")

@@ -11,13 +11,12 @@ The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models
 :mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.
 """
 
+from ml.pk import ForecastGrid, LaplaceImportance, LevelLikelihood, MAPFit, PosteriorDraws, PriorImportance, fit_map
+
 from ._engine import DosingEngine, Thresholds
 from ._errors import DosingRefused
 from ._forecast import weighted_quantile
-from ._likelihood import LevelLikelihood
-from ._ode import ForecastGrid
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
-from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, PriorImportance, fit_map
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult

@@ -10,13 +10,21 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from ml.pk import PopPKModel, round_to_vials
+from ml.pk import (
+    LaplaceImportance,
+    LevelLikelihood,
+    MAPFit,
+    PopPKModel,
+    PosteriorDraws,
+    fit_map,
+    prune_draws,
+    round_to_vials,
+    take_patients,
+)
 
 from ._errors import DosingRefused
 from ._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
-from ._likelihood import LevelLikelihood, take_patients
 from ._patient import PatientData
-from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, fit_map, prune_draws
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
 from ._window import WindowOverride, WindowTarget, check_status, check_units

@@ -29,12 +29,11 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
 
-from ml.pk import PopPKModel
+from ml.pk import LaplaceImportance, PopPKModel
 
 from ._engine import DosingEngine
 from ._errors import DosingRefused
 from ._patient import PatientData
-from ._posterior import LaplaceImportance
 from ._regimen import AdjustmentSchedule, DoseCaps
 from ._window import WindowOverride, WindowTarget, admit_window, load_window, window_from_dict
 

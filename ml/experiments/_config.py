@@ -105,11 +105,18 @@ class FeatureSpec:
         Exposure column (``auc_total``, UE*day/mL).
     covariates : tuple of str
         Covariates (contract columns or derived ones such as ``cmv_serostatus``).
+    exposure_method : str
+        How AUCs come from the levels: ``"nca"`` (model-free) or ``"map"`` (individual curves
+        fitted under a population PK model; see ``ml.pk.exposure_table``).
+    pk_model : str or None
+        Population PK model file (TOML/JSON) for ``"map"``; None: the shipped assumption set.
     """
 
     exposure: str = "auc_total"
     covariates: tuple[str, ...] = ("age_years", "sex", "weight_kg", "diagnosis", "disease_status",
                                    "conditioning", "hla_mismatches", "cmv_serostatus", "alc_pre_atg")
+    exposure_method: str = "nca"
+    pk_model: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -400,11 +407,16 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     inc_h = _horizon(e, "incidence_horizon_days", horizon or 365.0) or horizon or 365.0
     endpoint = EndpointSpec(name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
 
-    f = _Section(doc, "features", problems, ("exposure", "covariates"))
+    f = _Section(doc, "features", problems, ("exposure", "covariates", "exposure_method", "pk_model"))
     fd = FeatureSpec()
     exposure = f.get("exposure", fd.exposure, str, lambda v: v in ("auc_total", "auc_pre", "auc_post"),
                      "must be auc_total, auc_pre or auc_post")
-    features = FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates))
+    method = f.get("exposure_method", fd.exposure_method, str, lambda v: v in ("nca", "map"), "must be nca or map")
+    pk_model = f.get("pk_model", fd.pk_model, str, lambda v: Path(v).is_file(), "must be an existing file")
+    if pk_model is not None and method != "map":
+        problems.append("[features].pk_model: only applies to exposure_method = \"map\"")
+    features = FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates),
+                           exposure_method=method, pk_model=pk_model)
 
     w = _Section(doc, "window", problems, ("scores", "covariates", "grid_k", "minprop", "permutations",
                                             "bootstraps", "folds", "ci_method", "estimate", "single_cut",

@@ -227,7 +227,8 @@ def _cohort_note(c) -> str:
 
 
 def _exposure_step(experiment, cohort, bundle: RunBundle, metrics: dict) -> _steps.CohortData:
-    data = _steps.prepare_data(cohort, experiment.features.exposure)
+    data = _steps.prepare_data(cohort, experiment.features.exposure, experiment.features.exposure_method,
+                                experiment.features.pk_model)
     summary = _steps.exposure_summary(data)
     bundle.update(RunBundle.RESULTS, exposure=summary)
     dataset = bundle.manifest().get("dataset", {})
@@ -423,7 +424,8 @@ def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: 
     except CohortValidationError as exc:
         messages = [v.message for v in exc.violations]
         raise StepFailed("transport", f"the transport cohort was refused: {len(messages)} violation(s)", messages) from None
-    target = _steps.prepare_data(cohort, experiment.features.exposure)
+    target = _steps.prepare_data(cohort, experiment.features.exposure, experiment.features.exposure_method,
+                                experiment.features.pk_model)
     t = _steps.transport(window, experiment, target, random_state=seed, progress=progress)
     rw, ev = t.rederived.window, t.evaluation
     bundle.write_text("transport/target_window.json", rw.to_json())

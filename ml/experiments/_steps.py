@@ -125,6 +125,8 @@ class CohortData:
         Patients with an estimable exposure (the others are reported and excluded).
     unit : str
         Exposure unit (e.g. ``"UE*day/mL"``).
+    definition : str
+        How the exposure was computed (``ml.pk.exposure_definition``), recorded in the window.
     """
 
     cohort: object
@@ -133,6 +135,7 @@ class CohortData:
     x: np.ndarray
     keep: np.ndarray
     unit: str
+    definition: str = ""
 
     @property
     def n_excluded(self) -> int:
@@ -144,23 +147,30 @@ class CohortData:
         return self.cohort.outcomes.loc[self.keep].reset_index(drop=True)
 
 
-def prepare_data(cohort, exposure_column: str = "auc_total") -> CohortData:
-    """Exposure by NCA and the feature frame of a cohort.
+def prepare_data(cohort, exposure_column: str = "auc_total", method: str = "nca",
+                 pk_model: str | None = None) -> CohortData:
+    """Exposure (NCA or MAP) and the feature frame of a cohort.
 
     Parameters
     ----------
     cohort : ml.cohort.Cohort
     exposure_column : str
         ``auc_total`` (default), ``auc_pre`` or ``auc_post``.
+    method : {"nca", "map"}
+        See ``ml.pk.exposure_table``.
+    pk_model : str, optional
+        Population PK model file for ``"map"`` (default: the shipped assumption set).
     """
     from ml.features import feature_frame
-    from ml.pk import exposure_table
+    from ml.pk import PopPKModel, exposure_definition, exposure_table
 
-    table = exposure_table(cohort)
+    model = PopPKModel.from_file(pk_model) if pk_model else None
+    table = exposure_table(cohort, method=method, model=model)
     frame = feature_frame(cohort, table.drop(columns=["lambda_z", "method"], errors="ignore"))
     x = frame[exposure_column].to_numpy(dtype=float)
+    definition = exposure_definition(method, None if model is None else f"{model.name} ({pk_model})")
     return CohortData(cohort=cohort, exposure=table, frame=frame, x=x, keep=np.isfinite(x),
-                      unit=cohort.meta.exposure_unit)
+                      unit=cohort.meta.exposure_unit, definition=definition)
 
 
 def exposure_summary(data: CohortData) -> dict:
@@ -332,7 +342,8 @@ def search_window(data: CohortData, experiment, *, random_state: int, run_id: st
                              population=population_of(data.cohort, search.n_, search.n_events_),
                              dataset_digest=data.cohort.digest, simulated=bool(data.cohort.meta.simulated),
                              alpha=experiment.promotion.alpha, incidences=incidences, mlflow_run_id=run_id,
-                             exposure=experiment.features.exposure)
+                             exposure=experiment.features.exposure,
+                             **({"exposure_definition": data.definition} if data.definition else {}))
     if spec.covariates:
         from dataclasses import replace
 

@@ -1,8 +1,10 @@
-"""Pharmacokinetics of active ATG: population model, simulation, NCA, exposure."""
+"""Pharmacokinetics of active ATG: population model, simulation, NCA, exposure, MAP estimation."""
 
-from ._exposure import EXPOSURE_COLUMNS, exposure_table
+from ._exposure import EXPOSURE_COLUMNS, EXPOSURE_METHODS, exposure_definition, exposure_table
+from ._likelihood import LevelLikelihood, take_patients
 from ._nca import NCAResult, nca_auc, terminal_slope
 from ._params import PARAMETERS, PKParameters, PopPKModel
+from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, PriorImportance, fit_map, prune_draws
 from ._regimen import (
     HOURS_PER_DAY,
     Infusions,
@@ -10,11 +12,13 @@ from ._regimen import (
     infusions_from_doses,
     round_to_vials,
 )
+from ._resumable import ForecastGrid, State, integrate, tail_auc
 from ._simulate import Exposure, model_exposure, simulate
 
 __all__ = [
-    "EXPOSURE_COLUMNS", "Exposure", "HOURS_PER_DAY", "Infusions", "NCAResult", "PARAMETERS",
-    "PKParameters", "PopPKModel", "exposure_table", "fixed_regimen_doses",
-    "infusions_from_doses", "model_exposure", "nca_auc", "round_to_vials", "simulate",
-    "terminal_slope",
+    "EXPOSURE_COLUMNS", "EXPOSURE_METHODS", "Exposure", "ForecastGrid", "HOURS_PER_DAY", "Infusions",
+    "LaplaceImportance", "LevelLikelihood", "MAPFit", "NCAResult", "PARAMETERS", "PKParameters", "PopPKModel",
+    "PosteriorDraws", "PriorImportance", "State", "exposure_definition", "exposure_table", "fit_map", "fixed_regimen_doses",
+    "infusions_from_doses", "integrate", "model_exposure", "nca_auc", "prune_draws", "round_to_vials",
+    "simulate", "tail_auc", "take_patients", "terminal_slope",
 ]

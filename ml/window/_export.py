@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.pk import exposure_definition
 from ml.window._artefact import Effect, ExposureWindow, Incidence, Population
 
 __all__ = ["AUC_TOTAL_DEFINITION", "code_version", "exposure_window"]
 
-AUC_TOTAL_DEFINITION = (
-    "total active-ATG AUC = pre-transplant AUC (first dose to day 0) + post-transplant AUC "
-    "(day 0 to infinity, terminal-phase extrapolation), by NCA of measured levels"
-)
+AUC_TOTAL_DEFINITION = exposure_definition("nca")
 
 
 def code_version() -> str:

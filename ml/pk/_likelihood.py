@@ -5,7 +5,7 @@ parameters with between-patient variability in the population model (CL, V1, Vma
 The residual model is the simulator's: ``obs = pred (1 + a e1) + b e2``, so
 ``sd = sqrt((a pred)^2 + b^2)``; a sample below the LLOQ contributes ``P(obs < LLOQ)``
 (Beal's M3). Many points (patients x candidate random effects) are simulated in one vectorised
-call of :func:`ml.dosing._ode.integrate` (4 h RK4 steps; concentrations at the level times within
+call of :func:`ml.pk._resumable.integrate` (4 h RK4 steps; concentrations at the level times within
 0.3 % of :func:`ml.pk.simulate`, tested, far below the 20 % residual error), which is what makes the engine fast;
 each patient's points share one integration grid, as finite differences need.
 """
@@ -16,12 +16,13 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 from scipy.special import log_ndtr
 
-from ml.pk import Infusions, PopPKModel
+from ._params import PopPKModel
+from ._regimen import HOURS_PER_DAY, Infusions
 
-from ._ode import FIT_GRID, integrate
-from ._patient import PatientData
+from ._resumable import FIT_GRID, integrate
 
 __all__ = ["LevelLikelihood", "take_patients", "infusions_for_rows"]
 
@@ -71,32 +72,93 @@ class LevelLikelihood:
     t_end: float
 
     @classmethod
-    def build(cls, model: PopPKModel, patients: list[PatientData]) -> "LevelLikelihood":
-        names = tuple(p for p, w in model.iiv.items() if w > 0)
-        omega = np.array([model.iiv[p] for p in names], dtype=float)
-        P = len(patients)
-        m = max(1, max(len(p.levels) for p in patients))
-        times = np.zeros((P, m))
-        obs = np.zeros((P, m))
-        bloq = np.zeros((P, m), dtype=bool)
-        mask = np.zeros((P, m), dtype=bool)
-        ip, st, du, am = [], [], [], []
+    def build(cls, model: PopPKModel, patients: list) -> "LevelLikelihood":
+        """From patient records (e.g. :class:`ml.dosing.PatientData`).
+
+        Parameters
+        ----------
+        model : PopPKModel
+        patients : list
+            Objects with ``weight_kg`` (kg), ``alc`` (x10^9/L), ``doses`` (items with ``start``,
+            days from transplant, ``infusion_hours`` and ``dose_mg``, total ATG mg) and
+            ``level_arrays() -> (day, concentration UE/mL or NaN, bloq)``.
+        """
+        ip, st, hours, mg, lp, lt, lc, lb = [], [], [], [], [], [], [], []
         for i, p in enumerate(patients):
             day, conc, bl = p.level_arrays()
-            k = day.size
-            times[i, :k], obs[i, :k], bloq[i, :k], mask[i, :k] = day, np.nan_to_num(conc), bl, True
-            times[i, k:] = p.first_dose_start
+            lp += [i] * day.size
+            lt += list(day)
+            lc += list(conc)
+            lb += list(bl)
             for d in p.doses:
                 ip.append(i)
                 st.append(d.start)
-                du.append(d.infusion_hours / 24.0)
-                am.append(d.dose_mg * model.active_fraction)
-        st_a, du_a = np.array(st), np.array(du)
-        t_end = float(max(np.max(times), np.max(st_a + du_a)))
-        return cls(model=model, names=names, omega=omega,
-                   weight=np.array([p.weight_kg for p in patients]), alc=np.array([p.alc for p in patients]),
-                   inf_patient=np.array(ip, dtype=np.int64), inf_start=st_a, inf_duration=du_a,
-                   inf_amount=np.array(am), times=times, obs=obs, bloq=bloq, mask=mask, t_end=t_end)
+                hours.append(d.infusion_hours)
+                mg.append(d.dose_mg)
+        return cls.from_arrays(model, [p.weight_kg for p in patients], [p.alc for p in patients],
+                               doses=(ip, st, hours, mg), levels=(lp, lt, lc, lb))
+
+    @classmethod
+    def from_cohort(cls, model: PopPKModel, cohort) -> "LevelLikelihood":
+        """Every patient of a validated :class:`ml.cohort.Cohort` with all its doses and levels.
+
+        Patients are in ``cohort.patients`` order; a missing infusion start hour is 08:00 as in
+        the cohort format.
+        """
+        ids = cohort.patients["patient_id"].astype(str)
+        index = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
+        d, lv = cohort.doses, cohort.levels
+        start = d["day"].to_numpy(float) + d["start_hour"].fillna(8.0).to_numpy(float) / HOURS_PER_DAY
+        conc = np.where(lv["bloq"].to_numpy(int) == 1, np.nan, lv["concentration"].to_numpy(float))
+        return cls.from_arrays(
+            model, cohort.patients["weight_kg"].to_numpy(float), cohort.patients["alc_pre_atg"].to_numpy(float),
+            doses=(index[d["patient_id"].astype(str)].to_numpy(), start, d["infusion_hours"].to_numpy(float),
+                   d["dose_mg"].to_numpy(float)),
+            levels=(index[lv["patient_id"].astype(str)].to_numpy(), lv["day"].to_numpy(float), conc,
+                    np.isnan(conc)))
+
+    @classmethod
+    def from_arrays(cls, model: PopPKModel, weight, alc, *, doses: tuple, levels: tuple) -> "LevelLikelihood":
+        """From flat arrays.
+
+        Parameters
+        ----------
+        model : PopPKModel
+        weight, alc : array-like, shape (P,)
+            Body weight (kg) and lymphocyte count before ATG (x10^9/L) of each patient.
+        doses : tuple of array-like
+            ``(patient index, start day, infusion hours, total ATG mg)``, one entry per infusion;
+            every patient needs at least one.
+        levels : tuple of array-like
+            ``(patient index, day, concentration UE/mL (NaN when below LLOQ), bloq)``.
+        """
+        names = tuple(p for p, w in model.iiv.items() if w > 0)
+        omega = np.array([model.iiv[p] for p in names], dtype=float)
+        weight, alc = np.asarray(weight, dtype=float), np.asarray(alc, dtype=float)
+        P = weight.size
+        ip, st, hours, mg = (np.asarray(a) for a in doses)
+        ip = ip.astype(np.int64)
+        st, du = st.astype(float), hours.astype(float) / HOURS_PER_DAY
+        if np.setdiff1d(np.arange(P), ip).size:
+            raise ValueError(f"patients {np.setdiff1d(np.arange(P), ip)[:10].tolist()} have no ATG dose")
+        lp, lt, lc, lb = (np.asarray(a) for a in levels)
+        lp = lp.astype(np.int64)
+        order = np.lexsort((lt, lp))
+        lp, lt, lc, lb = lp[order], lt[order].astype(float), lc[order].astype(float), lb[order].astype(bool)
+        counts = np.bincount(lp, minlength=P)
+        m = max(1, int(counts.max(initial=0)))
+        slot = np.arange(lp.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        first = np.full(P, np.inf)
+        np.minimum.at(first, ip, st)
+        times = np.repeat(first[:, None], m, axis=1)
+        obs = np.zeros((P, m))
+        bloq = np.zeros((P, m), dtype=bool)
+        mask = np.zeros((P, m), dtype=bool)
+        times[lp, slot], obs[lp, slot], bloq[lp, slot], mask[lp, slot] = lt, np.nan_to_num(lc), lb, True
+        t_end = float(max(np.max(times), np.max(st + du)))
+        return cls(model=model, names=names, omega=omega, weight=weight, alc=alc, inf_patient=ip, inf_start=st,
+                   inf_duration=du, inf_amount=np.asarray(mg, dtype=float) * model.active_fraction, times=times,
+                   obs=obs, bloq=bloq, mask=mask, t_end=t_end)
 
     @property
     def n_patients(self) -> int:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.pk import Infusions, PKParameters
+from ._params import PKParameters
+from ._regimen import Infusions
 
 __all__ = ["ForecastGrid", "FIT_GRID", "State", "integrate", "tail_auc"]
 
