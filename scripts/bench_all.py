@@ -4,7 +4,9 @@ Usage: ``python scripts/bench_all.py [--only foundation,window,...] [--quick]``.
 hours on 2 cores (the window study alone simulates and searches 1,400 cohorts; results per cohort
 are cached under runs/ so an interrupted run resumes). ``--quick`` passes each script its small
 settings and leaves docs/benchmarks.md alone (a smoke run).
-Everything runs on virtual (simulated) cohorts.
+Everything runs on virtual (simulated) cohorts. The in-silico trial section ("dosing-trial") is
+not re-run here: ``atgwin trial --reps 100 --out trial.csv`` then
+``python scripts/bench_dosing.py --trial-only --trial-from trial.csv``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ BENCHMARKS = {
     "window": ([], ["--reps", "10", "--no-speed", "--no-write"]),
     "models": ([], ["--trials", "5", "--no-write"]),
     "pipeline": ([], ["--no-write"]),
-    "dosing": (["--trial-reps", "100"], ["--n", "100", "--reference-n", "100", "--sweep", "200", "--latency-n", "10",
+    "dosing": ([], ["--n", "100", "--reference-n", "100", "--sweep", "200", "--latency-n", "10",
                                         "--no-write"]),
     "poppk": ([], ["--reps", "2", "--no-doc"]),
 }

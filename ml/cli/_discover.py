@@ -56,21 +56,17 @@ def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = 
 
 def _design(cohort, exposure, covariates: list[str]):
     """Exposure aligned with ``cohort.outcomes`` and the encoded covariate matrix (or None)."""
-    import pandas as pd
-
-    from ml.features import feature_frame, make_preprocessor
+    from ml.features import adjustment_covariates, feature_frame
 
     frame = feature_frame(cohort, exposure[["patient_id", "auc_total"]])
     x = frame["auc_total"].to_numpy(dtype=float)
     if not covariates:
         return x, None, []
-    missing = [c for c in covariates if c not in frame.columns]
-    if missing:
-        raise click.ClickException(f"unknown covariate(s) {missing}; available: "
-                                   f"{sorted(c for c in frame.columns if c not in ('auc_pre', 'auc_post', 'auc_total'))}")
-    pre = make_preprocessor(covariates, scale_numeric=True, drop_first=True, min_frequency=10)
-    Z = pre.fit_transform(frame[covariates])
-    return x, pd.DataFrame(Z), list(Z.columns)
+    try:
+        Z = adjustment_covariates(frame, covariates)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return x, Z, list(Z.columns)
 
 
 def _print_banner(cohort) -> None:
@@ -208,8 +204,6 @@ def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str
 
 
 def _stack(x, Z):
-    import pandas as pd
-
     frame = Z.copy()
     frame.insert(0, "__exposure__", x)
     return frame

@@ -306,11 +306,9 @@ def _window_design(data: CohortData, spec) -> object:
     """Exposure, or exposure plus encoded covariates for an adjusted search (as ``atgwin discover``)."""
     if not spec.covariates:
         return data.x
-    from ml.features import make_preprocessor
+    from ml.features import adjustment_covariates
 
-    Z = make_preprocessor(list(spec.covariates), scale_numeric=True, drop_first=True,
-                          min_frequency=10).fit_transform(data.frame[list(spec.covariates)])
-    X = Z.reset_index(drop=True).copy()
+    X = adjustment_covariates(data.frame, spec.covariates).copy()
     X.insert(0, "__exposure__", data.x)
     return X
 

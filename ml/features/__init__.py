@@ -32,6 +32,7 @@ from ml.features._transformers import (  # noqa: E402
     DEFAULT_FEATURES,
     DERIVED_COLUMNS,
     add_derived_covariates,
+    adjustment_covariates,
     feature_frame,
     make_preprocessor,
 )
@@ -41,6 +42,7 @@ __all__ += [
     "DEFAULT_FEATURES",
     "DERIVED_COLUMNS",
     "add_derived_covariates",
+    "adjustment_covariates",
     "feature_frame",
     "make_preprocessor",
 ]

@@ -222,3 +222,31 @@ def make_preprocessor(
     )
     return ct.set_output(transform="pandas")
 
+
+
+def adjustment_covariates(frame: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
+    """Encoded covariates of an adjusted (Cox) analysis, one row per row of ``frame``.
+
+    Numeric columns are median-imputed and standardised, categoricals reference-coded with
+    levels rarer than 10 patients pooled: the coding of ``atgwin discover --covariates`` and of
+    an experiment's ``[window].covariates``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A :func:`feature_frame`.
+    covariates : sequence of str
+        Columns of ``frame`` (contract or derived, e.g. ``cmv_serostatus``).
+
+    Raises
+    ------
+    ValueError
+        Naming every covariate ``frame`` lacks and the ones it has.
+    """
+    covariates = list(covariates)
+    missing = [c for c in covariates if c not in frame.columns]
+    if missing:
+        available = sorted(c for c in frame.columns if c not in EXPOSURE_COLUMNS)
+        raise ValueError(f"unknown covariate(s) {missing}; available: {available}")
+    pre = make_preprocessor(covariates, scale_numeric=True, drop_first=True, min_frequency=10)
+    return pre.fit_transform(frame[covariates]).reset_index(drop=True)
