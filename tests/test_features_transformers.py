@@ -15,6 +15,7 @@ from ml.cohort import load_cohort
 from ml.features import (
     DEFAULT_FEATURES,
     add_derived_covariates,
+    adjustment_covariates,
     feature_frame,
     make_preprocessor,
 )
@@ -125,3 +126,12 @@ def test_default_features_exist_in_a_feature_frame(cohort):
     frame = feature_frame(cohort, EXPOSURES)
     Xt = make_preprocessor(DEFAULT_FEATURES).fit_transform(frame)
     assert "auc_total" in Xt.columns and "cmv_serostatus=R-/D-" in Xt.columns
+
+
+def test_adjustment_covariates_code_like_a_cox_model_and_name_unknown_columns():
+    X = _frame(n=60).set_index(pd.RangeIndex(100, 160))
+    Z = adjustment_covariates(X, ["age_years", "sex"])
+    assert list(Z.columns) == ["age_years", "sex=M"] and list(Z.index) == list(range(60))
+    np.testing.assert_allclose(Z["age_years"].std(ddof=0), 1.0)
+    with pytest.raises(ValueError, match=r"unknown covariate\(s\) \['hla'\]; available: \['age_years'"):
+        adjustment_covariates(X, ["age_years", "hla"])
