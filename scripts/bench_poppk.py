@@ -6,12 +6,17 @@ spec/simulator.md, ``ml.sim.simulate_cohort``) with its own seed and fits it fro
 start. Reported per parameter: median and 90th percentile of the absolute relative error,
 the mean relative error (bias), the fraction of replicates within the issue's tolerance (15 %
 for typical values, 30 % for variabilities), and the coverage of the 95 % Wald intervals from
-the linearised standard errors. One extra fit from a misspecified start (all typical values x2)
-is compared with the default-start fit of the same cohort.
+the linearised standard errors, the median relative standard error and the share within
+tolerance that an efficient unbiased estimator with those standard errors would reach. One
+extra fit from a misspecified start (all typical values x2) is compared with the default-start
+fit of the same cohort, also by importance sampling with common random numbers
+(:class:`ml.poppk._objective.MarginalObjective`), and the profile likelihood along Km of that
+cohort is traced by fits with Km held on a grid (``PopPKFit(fixed=("Km",))``).
 
 Usage::
 
-    python scripts/bench_poppk.py [--reps 20] [--n 324] [--explore 150] [--smooth 100]
+    python scripts/bench_poppk.py [--reps 20] [--n 324] [--explore 200] [--smooth 100]
+                                  [--profile 2.5,3.5,5,6.5,8.5,11,15] [--is-samples 1000]
 
 Writes the ``poppk`` section of docs/benchmarks.md.
 """
@@ -25,12 +30,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _benchdoc import provenance, write_section  # noqa: E402
 
 from ml.pk import PopPKModel  # noqa: E402
 from ml.poppk import PopPKFit  # noqa: E402
+from ml.poppk._error import CombinedError  # noqa: E402
+from ml.poppk._objective import MarginalObjective  # noqa: E402
+from ml.poppk._structural import Predictor, Theta, covariate_matrix  # noqa: E402
 from ml.sim import simulate_cohort  # noqa: E402
 
 TYPICAL = ("CL", "V1", "Q", "V2", "Vmax", "Km")
@@ -60,12 +69,106 @@ def _estimates(res) -> dict:
     return out
 
 
+def _crn_objective(fit, n_samples: int, seed: int = 12345) -> MarginalObjective:
+    """Importance-sampling -2LL with fixed draws (common random numbers) on a fit's data."""
+    data = fit.data_
+    x = covariate_matrix(data, fit.model_.covariates)
+    return MarginalObjective(Predictor(data), x, fit.error_model or CombinedError(),
+                             n_samples=n_samples, random_state=seed)
+
+
+def _profile(cohort, crn: MarginalObjective, model: PopPKModel, args) -> list:
+    """Profile -2LL along Km: per grid value, fits with Km held there (SAEM re-estimates every
+    other parameter) from two starts, one keeping the default Vmax/Km and one the default
+    Vmax, each scored by ``crn``; the lower value is kept."""
+    out = []
+    for km in (float(v) for v in args.profile.split(",")):
+        best = None
+        for vmax in (model.typical["Vmax"] * km / model.typical["Km"], model.typical["Vmax"]):
+            fit = PopPKFit(model.with_typical(Km=km, Vmax=vmax), n_explore=args.explore,
+                           n_smooth=args.smooth, fixed=("Km",), n_importance=0,
+                           random_state=0).fit(cohort)
+            value = crn.importance(Theta.from_model(fit.model_))
+            if best is None or value.ofv < best[1]:
+                best = (km, value.ofv, value.se, fit.result_.typical)
+        out.append(best)
+        print(f"profile Km {km}: -2LL {best[1]:.2f} (SE {best[2]:.2f})", flush=True)
+    return out
+
+
+def _profile_lines(profile: list, args) -> list[str]:
+    if not profile:
+        return []
+    best = min(v for _, v, _, _ in profile)
+    lines = [
+        "Profile likelihood along Km on the first cohort: for each Km (held fixed) SAEM "
+        "re-estimates every other parameter from two starts (default Vmax/Km, default Vmax), "
+        "and the better fit by "
+        f"the common-random-number importance-sampling -2LL ({args.is_samples} draws per "
+        "patient; SAEM's Monte Carlo error in the other parameters makes each value an upper "
+        "bound of the profile, noisy by about 1 unit).",
+        "",
+        "| Km (UE/mL) | -2LL - min | CL | Vmax | Vmax/Km | CL + Vmax/Km |",
+        "|---|---|---|---|---|---|",
+    ]
+    for km, value, _, t in profile:
+        lines.append(f"| {km:g} | {value - best:+.2f} | {t['CL']:.3f} | {t['Vmax']:.2f} | "
+                     f"{t['Vmax'] / km:.3f} | {t['CL'] + t['Vmax'] / km:.3f} |")
+    inside = [km for km, value, _, _ in profile if value - best <= 3.84]
+    lines += ["", f"Grid values with -2LL within 3.84 of the minimum (the 95 % profile-likelihood "
+              f"region, chi-square 1 df): Km {min(inside):g} to {max(inside):g} UE/mL "
+              f"(true 5).", ""]
+    return lines
+
+
+def _share(rows, ses, truth, key, tol=0.15) -> tuple[float, float]:
+    """Observed share within ``tol`` and the share an efficient unbiased estimator with the
+    fits' linearised SEs would reach (mean over cohorts of 2 Phi(tol / RSE) - 1)."""
+    est = np.array([r[key] for r in rows])
+    rse = np.array([s[key] for s in ses]) / truth[key]
+    return (float(np.mean(np.abs(est / truth[key] - 1) <= tol)),
+            float(np.nanmean(2 * norm.cdf(tol / rse) - 1)))
+
+
+def _reading(rows, ses, truth, crn_diff: float, profile: list) -> str:
+    vmax, km = (_share(rows, ses, truth, f"typical.{p}") for p in ("Vmax", "Km"))
+    text = (
+        "Reading: CL, V1, Q, V2, the omegas of CL and V1 and the residual error are recovered "
+        "well inside the issue's tolerances; Vmax and Km are not. What the data allow: with "
+        "the fits' own linearised standard errors (median RSE column), an efficient unbiased "
+        f"estimator would be within 15 % in about {100 * vmax[1]:.0f} % (Vmax) and "
+        f"{100 * km[1]:.0f} % (Km) of the cohorts; SAEM is in {100 * vmax[0]:.0f} % and "
+        f"{100 * km[0]:.0f} %, and the 95 % intervals cover the truth. ")
+    if profile:
+        best = min(v for _, v, _, _ in profile)
+        inside = [k for k, v, _, _ in profile if v - best <= 3.84]
+        text += (f"The profile likelihood of the first cohort stays within 3.84 of its "
+                 f"minimum from Km {min(inside):g} to {max(inside):g} UE/mL (grid values), far "
+                 "wider than ±15 %. ")
+    verdict = ("statistically indistinguishable (a likelihood-ratio test needs 3.84)"
+               if abs(crn_diff) < 3.84 else "distinguishable: one start did not converge")
+    text += (
+        "The misspecified start ends at another point of the same ridge (CL, Vmax, Km moved; "
+        f"CL + Vmax/Km and V1 in place) at a -2LL difference of {crn_diff:+.1f}: the two end "
+        f"points are {verdict}. SAEM moves slowly along that ridge (an EM-type algorithm "
+        "converges at the rate of the fraction of missing information, close to 1 there), "
+        "but no point of it is detectably more likely than another at this sample size, so a "
+        "more precise optimiser would only choose among equally supported splits. The design "
+        "determines the total clearance at low concentrations (`derived.CL+Vmax/Km`), not its "
+        "split between the linear and the saturable path.")
+    return text
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--n", type=int, default=324)
     ap.add_argument("--explore", type=int, default=200)
     ap.add_argument("--smooth", type=int, default=100)
+    ap.add_argument("--profile", default="2.5,3.5,5,6.5,8.5,11,15",
+                    help="Km grid (UE/mL) of the profile likelihood on the first cohort ('' skips)")
+    ap.add_argument("--is-samples", type=int, default=1000,
+                    help="importance samples per patient of the common-random-number -2LL")
     ap.add_argument("--no-doc", action="store_true", help="print only, do not write the doc")
     args = ap.parse_args(argv)
 
@@ -101,6 +204,12 @@ def main(argv=None) -> int:
         mis_diff[key] = (_estimates(mis.result_)[f"derived.{key}"]
                          / _estimates(ref.result_)[f"derived.{key}"] - 1)
     ofv_diff = mis.result_.ofv - ref.result_.ofv
+    crn_diff = []
+    for seed in (12345, 12346, 12347):
+        crn = _crn_objective(ref, args.is_samples, seed)
+        crn_ref, crn_mis = (crn.importance(Theta.from_model(f.model_)) for f in (ref, mis))
+        crn_diff.append(crn_mis.ofv - crn_ref.ofv)
+    profile = _profile(cohort, crn, model, args) if args.profile else []
 
     lines = [
         "## Population PK fit (`ml.poppk.PopPKFit`, SAEM)",
@@ -108,13 +217,14 @@ def main(argv=None) -> int:
         provenance(),
         "",
         f"`python scripts/bench_poppk.py --reps {args.reps} --n {args.n} --explore {args.explore} "
-        f"--smooth {args.smooth}`: {args.reps} virtual `urd` cohorts of {args.n} patients "
+        f"--smooth {args.smooth} --profile {args.profile} --is-samples {args.is_samples}`: "
+        f"{args.reps} virtual `urd` cohorts of {args.n} patients "
         "(seeds 1000+), default PK model, each fitted from the default start "
         f"({args.explore} + {args.smooth} SAEM iterations, 1 chain).",
         "",
         "| parameter | true | median abs. error | 90th pct abs. error | mean error (bias) | "
-        "within tolerance | 95 % CI coverage |",
-        "|---|---|---|---|---|---|---|",
+        "within tolerance | 95 % CI coverage | median RSE | within tolerance if efficient |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, true in truth.items():
         est = np.array([r[key] for r in rows])
@@ -125,10 +235,15 @@ def main(argv=None) -> int:
         cov_txt = f"{100 * np.mean(cover[np.isfinite(se)]):.0f} %" if np.isfinite(se).any() else "-"
         within = f"{100 * np.mean(np.abs(rel) <= tol):.0f} % (±{100 * tol:.0f} %)" \
             if not key.startswith(("covariates", "residual")) else "-"
+        rse = se / true
+        rse_txt = f"{100 * np.nanmedian(rse):.0f} %" if np.isfinite(se).any() else "-"
+        ideal = "-"
+        if np.isfinite(se).any() and not key.startswith(("covariates", "residual")):
+            ideal = f"{100 * np.nanmean(2 * norm.cdf(tol / rse) - 1):.0f} %"
         lines.append(
             f"| {key} | {true:g} | {100 * np.median(np.abs(rel)):.1f} % | "
             f"{100 * np.quantile(np.abs(rel), 0.9):.1f} % | {100 * rel.mean():+.1f} % | "
-            f"{within} | {cov_txt} |")
+            f"{within} | {cov_txt} | {rse_txt} | {ideal} |")
     lines += [
         "",
         f"Fit time for {args.n} patients (SAEM + conditional modes + standard errors + "
@@ -139,16 +254,15 @@ def main(argv=None) -> int:
         f"Misspecified start (all typical values x2) on the first cohort, {mis_time:.0f} s: "
         "relative difference to the default-start estimates "
         + ", ".join(f"{p} {100 * d:+.1f} %" for p, d in mis_diff.items())
-        + f"; -2LL difference {ofv_diff:+.1f} (Monte Carlo SE about "
-        f"{math.hypot(mis.result_.ofv_se, ref.result_.ofv_se):.1f}).",
+        + f"; -2LL difference {ofv_diff:+.1f} by the fits' own importance sampling (Monte Carlo "
+        f"SE about {math.hypot(mis.result_.ofv_se, ref.result_.ofv_se):.1f}), "
+        f"{np.mean(crn_diff):+.2f} (three draw sets: "
+        + ", ".join(f"{d:+.2f}" for d in crn_diff)
+        + f") by importance sampling with common random numbers ({args.is_samples} draws per "
+        f"patient, the same for both fits; SE of each value about {crn_ref.se:.1f}).",
         "",
-        "Reading: CL, V1, Q, V2, the omegas of CL and V1 and the residual error are recovered "
-        "well inside the issue's tolerances. Vmax and Km are not, in a third to a half of the "
-        "cohorts: with this sampling design the levels determine the total clearance at low "
-        "concentrations (`derived.CL+Vmax/Km`) much better than its split between the linear "
-        "and the saturable path, and the linearised standard errors say so (their 95 % "
-        "intervals cover the truth). The misspecified start shows the same ridge: CL, Vmax and "
-        "Km move along it at nearly equal -2LL while CL + Vmax/Km stays put.",
+        *_profile_lines(profile, args),
+        _reading(rows, ses, truth, np.mean(crn_diff), profile),
     ]
     text = "\n".join(lines)
     print(text)

@@ -4,8 +4,10 @@ The cohort comes from the project's simulator (``ml.sim.simulate_cohort("urd", n
 default PK model of spec/simulator.md, residual error ``f*(1 + 0.2 e1) + 0.3 e2``, LLOQ 0.5):
 the reference values are the simulator's own parameters. The tolerances are the issue's:
 typical values within 15 %, between-patient variabilities within 30 %. A start with every
-typical value doubled reaches the same V1, Q, CL + Vmax/Km, omega and residual error, but not
-the same split of elimination between CL, Vmax and Km (a strict xfail documents that limitation). Both fits use
+typical value doubled reaches the same V1, Q, CL + Vmax/Km, omega and residual error, and a point
+of equal likelihood (by importance sampling with common random numbers), but not the same split
+of elimination between CL, Vmax and Km: the likelihood is flat along that ridge (a strict xfail
+documents it). Both fits use
 fewer SAEM iterations than the default to keep the run near one minute; scripts/bench_poppk.py
 runs the default settings over 20 cohorts.
 """
@@ -17,7 +19,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from ml.pk import PARAMETERS, PopPKModel
-from ml.poppk import PopPKFit, plot_eta, plot_goodness_of_fit, plot_trace, plot_vpc
+from ml.poppk import (CombinedError, PopPKFit, plot_eta, plot_goodness_of_fit, plot_trace,
+                      plot_vpc)
+from ml.poppk._objective import MarginalObjective
+from ml.poppk._structural import Predictor, Theta, covariate_matrix
 from ml.sim import simulate_cohort
 
 pytestmark = pytest.mark.slow
@@ -40,6 +45,16 @@ def fitted(cohort):
 def misspecified(cohort):
     start = TRUE.with_typical(**{p: 2.0 * v for p, v in TRUE.typical.items()})
     return PopPKFit(start, random_state=1, **SETTINGS).fit(cohort)
+
+
+@pytest.fixture(scope="module")
+def crn_ofv(fitted, misspecified):
+    """-2LL of both fits by importance sampling with common random numbers (the same 500
+    standardised draws per patient for both parameter vectors)."""
+    data = fitted.data_
+    obj = MarginalObjective(Predictor(data), covariate_matrix(data, TRUE.covariates),
+                            CombinedError(), n_samples=500, random_state=11)
+    return [obj.importance(Theta.from_model(f.model_)) for f in (fitted, misspecified)]
 
 
 @pytest.mark.parametrize("parameter", PARAMETERS)
@@ -73,11 +88,32 @@ def test_misspecified_start_agrees_on_the_well_determined_parameters(fitted, mis
     assert b.ofv > a.ofv - 3 * np.hypot(a.ofv_se, b.ofv_se)
 
 
+def test_misspecified_start_ends_on_an_equally_likely_point(fitted, misspecified, crn_ofv):
+    """The two end points are equally supported by the data.
+
+    Compared on a precise objective: importance sampling with common random numbers (the same
+    500 standardised draws per patient for both parameter vectors, so the paired difference
+    is less noisy than two independent -2LL). On this cohort the difference is +2.2 while Km
+    differs by about 70 % (other draw sets: +0.3 and -2.1 with 500 draws, -0.6 to +1.3 with
+    1000: equal within Monte Carlo error). The tolerance is 3.84, the 95 % critical value of
+    a likelihood-ratio test with one degree of freedom: neither end point is significantly more
+    likely than the other, so the spread of Vmax and Km between them is within the data's own
+    uncertainty (docs/benchmarks.md,
+    poppk: profile likelihood along Km).
+    """
+    a, b = crn_ofv
+    assert abs(b.ofv - a.ofv) < 3.84
+
+
 @pytest.mark.xfail(strict=True, reason=(
-    "known limitation: the split of elimination between the linear (CL) and the saturable "
-    "(Vmax, Km) path is weakly determined by this design; from a start with every typical "
-    "value doubled SAEM stops elsewhere on that nearly flat ridge (CL 10-30 %, Vmax and Km up "
-    "to ~80 % away, CL + Vmax/Km and -2LL close); see docs/benchmarks.md (poppk)"))
+    "limit of the data, not only of the algorithm: the split of elimination between the "
+    "linear (CL) and the saturable (Vmax, Km) path is weakly determined by this design; from "
+    "a start with every typical value doubled SAEM stops elsewhere on a ridge along which "
+    "the likelihood is flat within Monte Carlo error (CL -30 %, Vmax +170 %, Km +70 % here at a "
+    "common-random-number -2LL difference between -2 and +2 over draw sets; profile "
+    "likelihood along Km within 3.84 of its minimum over a range far wider than 15 %; longer "
+    "SAEM runs do not bring the two together); see docs/benchmarks.md "
+    "(poppk) and test_misspecified_start_ends_on_an_equally_likely_point"))
 def test_misspecified_start_reaches_the_same_typical_values(fitted, misspecified):
     a, b = fitted.result_, misspecified.result_
     for p in PARAMETERS:

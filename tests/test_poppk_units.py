@@ -187,6 +187,50 @@ def test_model_file_round_trip(tmp_path, suffix):
         assert PopPKModel.from_toml(path) == model
 
 
+# -- deterministic objectives and held parameters -----------------------------------------
+def test_importance_sampling_with_fixed_draws_matches_the_fit_estimator(small):
+    """MarginalObjective.importance is importance_sampling_loglik with its draws fixed: the
+    same draws give the same value, and repeated calls give the same number."""
+    from ml.poppk._ebe import conditional_modes, importance_sampling_loglik, t_draws
+    from ml.poppk._objective import MarginalObjective
+    _, data = small
+    predict, x = Predictor(data), covariate_matrix(data, MODEL.covariates)
+    theta = Theta.from_model(MODEL)
+    obj = MarginalObjective(predict, x, CombinedError(), n_samples=200, random_state=8)
+    first, again = obj.importance(theta), obj.importance(theta)
+    assert again.ofv == pytest.approx(first.ofv, abs=1e-4)    # modes warm-started, tol 1e-5
+    mu = population_mean(theta.beta, x)
+    modes = conditional_modes(predict, mu, mu, theta.omega2, theta.log_fixed, theta.a, theta.b,
+                              CombinedError(), tol=1e-5)
+    u = t_draws(np.random.default_rng(8), 200, data.n, 3, 5.0)
+    ll, se = importance_sampling_loglik(predict, modes, mu, theta.omega2, theta.log_fixed,
+                                        theta.a, theta.b, CombinedError(), None, u=u)
+    assert first.ofv == pytest.approx(-2.0 * ll, abs=1e-6)
+    assert first.se == pytest.approx(2.0 * se, rel=1e-6)
+
+
+def test_laplace_is_close_to_importance_sampling(small):
+    """Laplace and importance sampling agree to about 0.1 unit of -2LL per patient (they are
+    two approximations of one integral; the IS estimate is consistent)."""
+    from ml.poppk._objective import MarginalObjective
+    _, data = small
+    obj = MarginalObjective(Predictor(data), covariate_matrix(data, MODEL.covariates),
+                            CombinedError(), n_samples=1000, random_state=9)
+    theta = Theta.from_model(MODEL)
+    lap, imp = obj.laplace(theta), obj.importance(theta)
+    assert abs(lap.ofv - imp.ofv) < 0.15 * data.n + 3 * imp.se
+
+
+def test_held_km_stays_at_its_start(small):
+    cohort, _ = small
+    start = MODEL.with_typical(Km=8.0)
+    fit = PopPKFit(start, n_explore=20, n_smooth=5, n_importance=0, fixed=("Km",),
+                   random_state=0).fit(cohort)
+    assert fit.result_.typical["Km"] == pytest.approx(8.0, rel=1e-12)
+    assert math.isnan(fit.result_.se["typical.Km"]) and fit.result_.se["typical.CL"] > 0
+    assert fit.result_.typical["Q"] != pytest.approx(MODEL.typical["Q"], rel=1e-9)
+
+
 # -- bad input ------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_explore": 5}, "n_explore must be >= 20 (burn-in and exploration), got 5"),
@@ -194,6 +238,7 @@ def test_model_file_round_trip(tmp_path, suffix):
     ({"n_chains": 1.5}, "n_chains must be an integer >= 1, got 1.5"),
     ({"n_importance": -1}, "n_importance must be an integer >= 0, got -1"),
     ({"lloq": -0.5}, "lloq must be >= 0, got -0.5"),
+    ({"fixed": ("CL",)}, "fixed must name parameters among ('Q', 'V2', 'Km'), got ['CL']"),
 ])
 def test_fit_rejects_bad_settings(small, kwargs, message):
     cohort, _ = small

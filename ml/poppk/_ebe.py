@@ -75,37 +75,37 @@ def conditional_modes(predict: Predictor, phi0: np.ndarray, mu: np.ndarray, omeg
     phi = phi0.copy()
     prec = 1.0 / omega2
     n = phi.shape[0]
-    active = np.ones(n, bool)
+    active = np.arange(n)                   # patients still moving
     for _ in range(max_iter):
-        f, jac = predict.jacobian(phi, log_fixed)
-        obj = _objective(f, phi, mu, omega2, data, a, b, error)
-        score, info = score_and_information(f, data.conc, data.observed, data.bloq, data.lloq,
+        if active.size == 0:
+            break
+        rows = _Rows(data, active)
+        ph, m = phi[active], mu[active]
+        f, jac = predict.jacobian(ph, log_fixed, rows=active)
+        obj = _objective(f, ph, m, omega2, rows, a, b, error)
+        score, info = score_and_information(f, rows.conc, rows.observed, rows.bloq, data.lloq,
                                             a, b, error)
         score, info, jac = (np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
                             for v in (score, info, jac))
-        grad = -np.einsum("rm,rmj->rj", score, jac) + (phi - mu) * prec
+        grad = -np.einsum("rm,rmj->rj", score, jac) + (ph - m) * prec
         hess = np.einsum("rm,rmj,rmk->rjk", info, jac, jac) + np.diag(prec)
-        if not active.any():
-            break
-        step = -np.linalg.solve(hess, grad[..., None])[..., 0]
-        step = np.clip(step, -1.0, 1.0)
-        step[~active] = 0.0
-        t = np.ones(n)
-        improved = np.zeros(n, bool)
+        step = np.clip(-np.linalg.solve(hess, grad[..., None])[..., 0], -1.0, 1.0)
+        t = np.ones(active.size)
+        improved = np.zeros(active.size, bool)
         for _half in range(8):
-            trial = phi + t[:, None] * step
-            todo = active & ~improved
-            if not todo.any():
+            todo = np.flatnonzero(~improved)
+            if todo.size == 0:
                 break
-            f_t = predict(log_params(trial[todo], log_fixed), np.arange(n)[todo])
-            obj_t = _objective(f_t, trial[todo], mu[todo], omega2, _Rows(data, todo), a, b, error)
+            trial = ph[todo] + t[todo, None] * step[todo]
+            f_t = predict(log_params(trial, log_fixed), active[todo])
+            obj_t = _objective(f_t, trial, m[todo], omega2, _Rows(data, active[todo]), a, b,
+                               error)
             ok = obj_t <= obj[todo] + 1e-10
-            idx = np.flatnonzero(todo)
-            phi[idx[ok]] = trial[idx[ok]]
-            improved[idx[ok]] = True
-            t[idx[~ok]] *= 0.5
+            phi[active[todo[ok]]] = trial[ok]
+            improved[todo[ok]] = True
+            t[todo[~ok]] *= 0.5
         moved = np.abs(t[:, None] * step).max(axis=1)
-        active = active & improved & (moved > tol)
+        active = active[improved & (moved > tol)]
     f, jac = predict.jacobian(phi, log_fixed)
     score, info = score_and_information(f, data.conc, data.observed, data.bloq, data.lloq, a, b, error)
     hess = np.einsum("rm,rmj,rmk->rjk", info, jac, jac) + np.diag(prec)
@@ -125,10 +125,15 @@ def importance_sampling_loglik(predict: Predictor, modes: Modes, mu: np.ndarray,
                                omega2: np.ndarray, log_fixed: np.ndarray, a: float, b: float,
                                error: CombinedError, rng: np.random.Generator, *,
                                n_samples: int = 300, df: float = 5.0,
-                               batch_rows: int = 8192) -> tuple[float, float]:
+                               batch_rows: int = 8192,
+                               u: np.ndarray | None = None) -> tuple[float, float]:
     """Marginal log-likelihood by importance sampling (as Monolix): per patient, draws from a
     multivariate t distribution (``df`` degrees of freedom) centred at the conditional mode
     with the inverse curvature as scale.
+
+    ``u`` (``(n_samples, n, d)``, from :func:`t_draws`) fixes the standardised draws (common
+    random numbers: the estimate is then a smooth function of the parameters); ``rng`` and
+    ``n_samples`` are ignored when it is given.
 
     Returns
     -------
@@ -141,9 +146,9 @@ def importance_sampling_loglik(predict: Predictor, modes: Modes, mu: np.ndarray,
     n, d = modes.phi.shape
     chol = np.linalg.cholesky(np.linalg.inv(modes.hessian))           # (n, d, d)
     logdet_scale = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    z = rng.standard_normal((n_samples, n, d))
-    w = rng.chisquare(df, size=(n_samples, n, 1)) / df
-    u = z / np.sqrt(w)
+    if u is None:
+        u = t_draws(rng, n_samples, n, d, df)
+    n_samples = u.shape[0]
     draws = modes.phi[None] + np.einsum("nij,snj->sni", chol, u)
     quad_t = (u**2).sum(axis=2)                                        # (s, n)
     log_q = (gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * np.log(df * np.pi)
@@ -161,3 +166,10 @@ def importance_sampling_loglik(predict: Predictor, modes: Modes, mu: np.ndarray,
     wn = np.exp(log_w - per_patient[None])                             # weights / mean weight
     var = (wn.var(axis=0, ddof=1) / n_samples).sum()                   # delta method per patient
     return float(per_patient.sum()), float(np.sqrt(var))
+
+
+def t_draws(rng: np.random.Generator, n_samples: int, n: int, d: int, df: float) -> np.ndarray:
+    """Standardised multivariate t draws ``(n_samples, n, d)`` (``df`` degrees of freedom)."""
+    z = rng.standard_normal((n_samples, n, d))
+    w = rng.chisquare(df, size=(n_samples, n, 1)) / df
+    return z / np.sqrt(w)

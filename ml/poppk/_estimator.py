@@ -17,7 +17,8 @@ from ._error import CombinedError
 from ._linearization import fisher_information, linearize, parameter_names
 from ._result import EXPONENT_NAMES, IIV_NAMES, PopPKResult
 from ._saem import SAEMTrace, run_saem
-from ._structural import (Predictor, Theta, covariate_matrix, log_params, population_mean)
+from ._structural import (FIXED_PARAMS, Predictor, Theta, covariate_matrix, log_params,
+                          population_mean)
 
 ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), "
              "stochastic-approximation Fisher scoring for Q, V2, Km (Gu & Kong 1998), "
@@ -57,6 +58,10 @@ class PopPKFit(BaseEstimator):
         Floor of the starting between-patient SDs: a generous start keeps the chains mixing.
     n_importance : int
         Importance samples per patient for ``-2LL`` (0 skips it).
+    fixed : tuple of str
+        Fixed effects without variability held at the start model's values instead of
+        estimated, among ``"Q"``, ``"V2"``, ``"Km"`` (e.g. Km on a grid for a profile
+        likelihood, scripts/bench_poppk.py).
     random_state : int or numpy.random.Generator, optional
         Seed; the same seed gives the same estimates.
     verbose : bool
@@ -85,7 +90,7 @@ class PopPKFit(BaseEstimator):
     def __init__(self, start: PopPKModel | None = None, *, n_explore: int = 200,
                  n_smooth: int = 100, n_chains: int = 1, estimate_covariates: bool = True,
                  error_model: CombinedError | None = None, lloq: float | None = None,
-                 initial_omega: float = 0.3, n_importance: int = 300,
+                 initial_omega: float = 0.3, n_importance: int = 300, fixed: tuple = (),
                  random_state=None, verbose: bool = False):
         self.start = start
         self.n_explore = n_explore
@@ -96,6 +101,7 @@ class PopPKFit(BaseEstimator):
         self.lloq = lloq
         self.initial_omega = initial_omega
         self.n_importance = n_importance
+        self.fixed = fixed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -111,6 +117,9 @@ class PopPKFit(BaseEstimator):
             raise ValueError(f"n_importance must be an integer >= 0, got {self.n_importance!r}")
         if self.lloq is not None and not self.lloq >= 0:
             raise ValueError(f"lloq must be >= 0, got {self.lloq}")
+        unknown = [p for p in self.fixed if p not in FIXED_PARAMS]
+        if unknown:
+            raise ValueError(f"fixed must name parameters among {FIXED_PARAMS}, got {unknown}")
         if not self.initial_omega >= 0:
             raise ValueError(f"initial_omega must be >= 0, got {self.initial_omega}")
 
@@ -154,6 +163,7 @@ class PopPKFit(BaseEstimator):
         out = run_saem(predict, x, theta0, error, rng, n_explore=self.n_explore,
                        n_smooth=self.n_smooth, n_chains=self.n_chains,
                        estimate_exponents=self.estimate_covariates,
+                       estimate_fixed=tuple(p not in self.fixed for p in FIXED_PARAMS),
                        progress=None if bar is None else (lambda _k: bar.update()))
         if bar is not None:
             bar.close()
@@ -183,12 +193,15 @@ class PopPKFit(BaseEstimator):
         names = parameter_names(self.estimate_covariates)
         fim = fisher_information(lin, data.observed, f_hat, jac_phi, jac_fixed, x, theta, error,
                                  self.estimate_covariates)
+        est = np.array([not (n.startswith("log_") and n[4:] in self.fixed) for n in names])
+        cov = np.full_like(fim, np.nan)          # held parameters: no standard error
         try:
-            cov = np.linalg.inv(fim)
-            if not np.all(np.diag(cov) > 0):
+            inv = np.linalg.inv(fim[np.ix_(est, est)])
+            if not np.all(np.diag(inv) > 0):
                 raise np.linalg.LinAlgError("information matrix is not positive definite")
+            cov[np.ix_(est, est)] = inv
         except np.linalg.LinAlgError:
-            cov = np.full_like(fim, np.nan)
+            pass
         self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
 
         pred = predict(log_params(mu, theta.log_fixed))
