@@ -17,7 +17,7 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert (e.cohort.scenario, e.cohort.n) == ("urd", 324) and e.cohort.path is None
     assert (e.window.permutations, e.window.bootstraps, e.models.n_trials) == (1000, 1000, 30)
     assert isinstance(e.window.scores, LogRankScores) and isinstance(e.window.grid, QuantileGrid)
-    assert e.window.grid.get_params() == {"k": 40, "minprop": 0.1, "maxprop": None}
+    assert e.window.grid.get_params() == {"k": 40, "minprop": 0.2, "maxprop": None}
     assert e.endpoint.name == "cmv|ebv|agvhd2|death" and e.endpoint.horizon_days == 180.0
     assert e.model_name == "atg-window-urd" and e.transport is None
     assert e.promotion.gates().max_ci_width == 30.0

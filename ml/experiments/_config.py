@@ -428,7 +428,7 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     if w_cov and scores_name != "cox-martingale":
         problems.append(f"window.covariates: only used by scores = \"cox-martingale\", got scores = {scores_name!r}")
     grid_k = w.get("grid_k", 40, int, lambda v: v >= 2, "must be >= 2")
-    minprop = w.get("minprop", 0.1, float, lambda v: 0.01 <= v <= 0.45, "must be in [0.01, 0.45]")
+    minprop = w.get("minprop", 0.2, float, lambda v: 0.01 <= v <= 0.45, "must be in [0.01, 0.45]")
     folds = w.get("folds", 5, int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
     bootstraps = w.get("bootstraps", 1000, int, lambda v: v >= 0, "must be >= 0")
     estimate = w.get("estimate", "bagged", str, lambda v: v in ("bagged", "argmax"), "must be bagged or argmax")
