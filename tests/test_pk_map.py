@@ -104,3 +104,17 @@ def test_discover_records_the_map_definition_in_the_window(tmp_path):
     assert res.exit_code == 0, res.output
     window = json.loads((tmp_path / "w.json").read_text())
     assert "MAP Bayesian" in window["exposure_definition"]
+
+
+def test_pipeline_data_step_uses_the_configured_exposure_method(noisy, tmp_path):
+    from ml.experiments._steps import prepare_data
+
+    model_file = tmp_path / "model.toml"
+    PopPKModel.default().to_toml(model_file)
+    nca = prepare_data(noisy.cohort)
+    mp = prepare_data(noisy.cohort, "auc_total", "map", str(model_file))
+    assert nca.definition.endswith("by NCA of measured levels")
+    assert "MAP Bayesian" in mp.definition and str(model_file) in mp.definition
+    assert mp.keep.all()
+    expected = exposure_table(noisy.cohort, method="map").set_index("patient_id")["auc_total"]
+    np.testing.assert_allclose(mp.x, expected.loc[noisy.cohort.outcomes["patient_id"].astype(str)].to_numpy())
