@@ -118,3 +118,17 @@ def test_pipeline_data_step_uses_the_configured_exposure_method(noisy, tmp_path)
     assert mp.keep.all()
     expected = exposure_table(noisy.cohort, method="map").set_index("patient_id")["auc_total"]
     np.testing.assert_allclose(mp.x, expected.loc[noisy.cohort.outcomes["patient_id"].astype(str)].to_numpy())
+
+
+def test_patients_without_levels_get_no_map_auc(noisy):
+    from ml.cohort import cohort_from_tables
+
+    c = noisy.cohort
+    first = str(c.patients["patient_id"].iloc[0])
+    levels = c.levels[c.levels["patient_id"].astype(str) != first]
+    cut = cohort_from_tables(c.meta, c.patients, c.doses, levels.reset_index(drop=True), c.outcomes)
+    table = exposure_table(cut, method="map")
+    assert np.isnan(table["auc_total"].iloc[0]) and table["auc_total"].iloc[1:].notna().all()
+    full = exposure_table(c, method="map")
+    # the other patients' MAP fits do not depend on who else is in the batch
+    np.testing.assert_allclose(table["auc_total"].iloc[1:], full["auc_total"].iloc[1:], rtol=1e-10)

@@ -29,7 +29,7 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
     click.echo("auc_total percentiles  10%: {:.1f}  25%: {:.1f}  50%: {:.1f}  75%: {:.1f}  90%: {:.1f}".format(*q))
     if missing.any():
         ids = table.loc[missing, "patient_id"].head(5).tolist()
-        why = "terminal slope not estimable" if exposure_method == "nca" else "MAP fit did not converge"
+        why = "terminal slope not estimable" if exposure_method == "nca" else "no dose or quantified level, or MAP fit did not converge"
         click.echo(f"warning: no AUC for {int(missing.sum())} patients ({why}), "
                    f"e.g. {ids}; they are left empty, not imputed", err=True)
     if out:

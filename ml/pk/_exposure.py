@@ -64,8 +64,8 @@ def exposure_table(cohort: Cohort, t_split: float = 0.0, *, method: str = "nca",
         ``auc_post``, ``auc_total`` (in ``cohort.meta.exposure_unit``), ``lambda_z`` (1/day),
         ``method`` (``"nca"``, ``"map"`` or ``"given"``). ``attrs["unit"]`` holds the unit. With NCA,
         a patient whose terminal slope cannot be estimated (fewer than 3 falling quantifiable
-        levels after the last dose) gets NaN AUCs; with MAP, a patient whose fit did not
-        converge does. Callers must report and exclude such rows, never impute them.
+        levels after the last dose) gets NaN AUCs; with MAP, a patient without a dose or a
+        quantified level, or whose fit did not converge, does. Callers must report and exclude such rows, never impute them.
     """
     if method not in EXPOSURE_METHODS:
         raise ValueError(f"exposure method must be one of {EXPOSURE_METHODS}, got {method!r}")
@@ -115,19 +115,24 @@ def _nca_table(cohort: Cohort, ids: np.ndarray, t_split: float) -> pd.DataFrame:
 
 
 def _map_table(cohort: Cohort, ids: np.ndarray, t_split: float, model: PopPKModel) -> pd.DataFrame:
-    lik = LevelLikelihood.from_cohort(model, cohort)
-    fit = fit_map(lik)
-    params = model.individual(lik.weight, lik.alc, lik.eta(fit.z))
-    infusions = Infusions(patient=lik.inf_patient, start=lik.inf_start, duration=lik.inf_duration,
-                          amount=lik.inf_amount, n_patients=lik.n_patients)
-    auc = model_exposure(params, infusions, t_split=t_split)
-    ok = fit.converged
-    lam = _terminal_rate(params)
-    return pd.DataFrame({
-        "patient_id": ids, "auc_pre": np.where(ok, auc.auc_pre, np.nan),
-        "auc_post": np.where(ok, auc.auc_post, np.nan), "auc_total": np.where(ok, auc.auc_total, np.nan),
-        "lambda_z": np.where(ok, lam, np.nan), "method": "map",
-    })
+    """MAP AUCs; NaN for a patient without a dose, without a quantified level, or not converged
+    (an AUC from the population prior alone is not a measurement)."""
+    dosed = set(cohort.doses["patient_id"].astype(str))
+    lv = cohort.levels
+    measured = set(lv.loc[lv["bloq"].to_numpy(int) == 0, "patient_id"].astype(str))
+    fitted = np.array([pid in dosed and pid in measured for pid in ids], dtype=bool)
+    out = np.full((ids.size, 4), np.nan)
+    if fitted.any():
+        lik = LevelLikelihood.from_cohort(model, cohort, ids[fitted])
+        fit = fit_map(lik)
+        params = model.individual(lik.weight, lik.alc, lik.eta(fit.z))
+        infusions = Infusions(patient=lik.inf_patient, start=lik.inf_start, duration=lik.inf_duration,
+                              amount=lik.inf_amount, n_patients=lik.n_patients)
+        auc = model_exposure(params, infusions, t_split=t_split)
+        values = np.column_stack([auc.auc_pre, auc.auc_post, auc.auc_total, _terminal_rate(params)])
+        out[fitted] = np.where(fit.converged[:, None], values, np.nan)
+    return pd.DataFrame({"patient_id": ids, "auc_pre": out[:, 0], "auc_post": out[:, 1], "auc_total": out[:, 2],
+                         "lambda_z": out[:, 3], "method": "map"})
 
 
 def _terminal_rate(p) -> np.ndarray:

@@ -99,19 +99,30 @@ class LevelLikelihood:
                                doses=(ip, st, hours, mg), levels=(lp, lt, lc, lb))
 
     @classmethod
-    def from_cohort(cls, model: PopPKModel, cohort) -> "LevelLikelihood":
-        """Every patient of a validated :class:`ml.cohort.Cohort` with all its doses and levels.
+    def from_cohort(cls, model: PopPKModel, cohort, patient_ids=None) -> "LevelLikelihood":
+        """Patients of a validated :class:`ml.cohort.Cohort` with all their doses and levels.
 
-        Patients are in ``cohort.patients`` order; a missing infusion start hour is 08:00 as in
-        the cohort format.
+        Parameters
+        ----------
+        model : PopPKModel
+        cohort : ml.cohort.Cohort
+        patient_ids : sequence of str, optional
+            Which patients, in this order (default: all, in ``cohort.patients`` order). Each
+            needs at least one ATG dose. A missing infusion start hour is 08:00 as in the
+            cohort format.
         """
-        ids = cohort.patients["patient_id"].astype(str)
+        all_ids = cohort.patients["patient_id"].astype(str)
+        ids = all_ids if patient_ids is None else pd.Series([str(i) for i in patient_ids])
         index = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
+        rows = pd.Series(np.arange(len(all_ids)), index=all_ids.to_numpy())[ids.to_numpy()].to_numpy()
+        patients = cohort.patients.iloc[rows]
         d, lv = cohort.doses, cohort.levels
+        d = d[d["patient_id"].astype(str).isin(index.index)]
+        lv = lv[lv["patient_id"].astype(str).isin(index.index)]
         start = d["day"].to_numpy(float) + d["start_hour"].fillna(8.0).to_numpy(float) / HOURS_PER_DAY
         conc = np.where(lv["bloq"].to_numpy(int) == 1, np.nan, lv["concentration"].to_numpy(float))
         return cls.from_arrays(
-            model, cohort.patients["weight_kg"].to_numpy(float), cohort.patients["alc_pre_atg"].to_numpy(float),
+            model, patients["weight_kg"].to_numpy(float), patients["alc_pre_atg"].to_numpy(float),
             doses=(index[d["patient_id"].astype(str)].to_numpy(), start, d["infusion_hours"].to_numpy(float),
                    d["dose_mg"].to_numpy(float)),
             levels=(index[lv["patient_id"].astype(str)].to_numpy(), lv["day"].to_numpy(float), conc,
