@@ -47,26 +47,24 @@ IIV = ("CL", "V1", "Vmax")
 EXPONENTS = ("CL_weight", "V1_weight", "Vmax_alc")
 
 
-def _truth(model: PopPKModel) -> dict:
-    out = {f"typical.{p}": model.typical[p] for p in TYPICAL}
-    out.update({f"omega.{p}": model.iiv[p] for p in IIV})
-    out.update({f"covariates.{k}": model.covariates[k] for k in EXPONENTS})
-    out["residual.proportional"] = model.residual["proportional"]
-    out["residual.additive"] = model.residual["additive"]
-    out["derived.Vmax/Km"] = model.typical["Vmax"] / model.typical["Km"]
-    out["derived.CL+Vmax/Km"] = model.typical["CL"] + model.typical["Vmax"] / model.typical["Km"]
+def _flat(typical: dict, omega: dict, covariates: dict, residual: dict) -> dict:
+    """Parameters as one flat dict (``typical.CL``, ``omega.V1``, ..., ``derived.Vmax/Km``)."""
+    out = {f"typical.{p}": typical[p] for p in TYPICAL}
+    out.update({f"omega.{p}": omega[p] for p in IIV})
+    out.update({f"covariates.{k}": covariates[k] for k in EXPONENTS})
+    out["residual.proportional"] = residual["proportional"]
+    out["residual.additive"] = residual["additive"]
+    out["derived.Vmax/Km"] = typical["Vmax"] / typical["Km"]
+    out["derived.CL+Vmax/Km"] = typical["CL"] + typical["Vmax"] / typical["Km"]
     return out
+
+
+def _truth(model: PopPKModel) -> dict:
+    return _flat(model.typical, model.iiv, model.covariates, model.residual)
 
 
 def _estimates(res) -> dict:
-    out = {f"typical.{p}": res.typical[p] for p in TYPICAL}
-    out.update({f"omega.{p}": res.omega[p] for p in IIV})
-    out.update({f"covariates.{k}": res.covariates[k] for k in EXPONENTS})
-    out["residual.proportional"] = res.residual["proportional"]
-    out["residual.additive"] = res.residual["additive"]
-    out["derived.Vmax/Km"] = res.typical["Vmax"] / res.typical["Km"]
-    out["derived.CL+Vmax/Km"] = res.typical["CL"] + res.typical["Vmax"] / res.typical["Km"]
-    return out
+    return _flat(res.typical, res.omega, res.covariates, res.residual)
 
 
 def _crn_objective(fit, n_samples: int, seed: int = 12345) -> MarginalObjective:

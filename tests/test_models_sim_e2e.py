@@ -8,7 +8,6 @@ GVHD rising below and viral reactivation above) is read here only to check the a
 from __future__ import annotations
 
 import numpy as np
-import optuna
 import pytest
 
 from ml.features import DEFAULT_FEATURES, feature_frame, make_preprocessor, survival_target
@@ -20,6 +19,7 @@ from ml.models import (
     cross_validate_survival,
     risk_curves,
     shap_explanation,
+    quiet_optuna,
     shap_window,
     tune_xgb_survival,
 )
@@ -28,11 +28,9 @@ from ml.sim import simulate_cohort
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
+def quiet():
+    with quiet_optuna():
+        yield
 
 
 @pytest.fixture(scope="module")

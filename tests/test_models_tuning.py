@@ -12,6 +12,7 @@ from ml.models import (
     XGBSearchSpace,
     XGBSurvival,
     cross_validate_survival,
+    quiet_optuna,
     tune_xgb_survival,
 )
 
@@ -32,11 +33,9 @@ def u_shaped(n=200, seed=0):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
+def quiet():
+    with quiet_optuna():
+        yield
 
 
 def test_tuning_reports_every_fold_calls_callbacks_and_refits():

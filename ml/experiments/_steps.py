@@ -250,10 +250,8 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
     progress : bool
         A tqdm bar over trials (terminal only).
     """
-    import optuna
-
     from ml.features import make_preprocessor, survival_target
-    from ml.models import CoxSplineModel, XGBSurvival, cross_validate_survival, tune_xgb_survival
+    from ml.models import CoxSplineModel, XGBSurvival, cross_validate_survival, quiet_optuna, tune_xgb_survival
 
     m = experiment.models
     cols = list(experiment.features.columns)
@@ -264,14 +262,12 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
     template = XGBSurvival(objective=m.objective, monotone_exposure=m.monotone_exposure,
                            exposure_feature=experiment.features.exposure, n_jobs=1)
     bar = _TrialBar(m.n_trials) if progress else None
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials, n_splits=m.tuning_folds,
-                                   callbacks=[bar] if bar else (), random_state=random_state,
-                                   study_name=f"{experiment.name}-xgb")
+        with quiet_optuna():
+            tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials, n_splits=m.tuning_folds,
+                                       callbacks=[bar] if bar else (), random_state=random_state,
+                                       study_name=f"{experiment.name}-xgb")
     finally:
-        optuna.logging.set_verbosity(verbosity)
         if bar:
             bar.close()
     tuned = tuning.best_estimator

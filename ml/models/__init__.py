@@ -51,6 +51,7 @@ from ml.models._tuning import (
     TuningResult,
     XGBSearchSpace,
     harrell_c_score,
+    quiet_optuna,
     tune_xgb_survival,
 )
 from ml.models._xgb_survival import XGBSurvival
@@ -103,5 +104,6 @@ __all__ = [
     "survival_at",
     "to_xgb_aft_bounds",
     "to_xgb_cox_label",
+    "quiet_optuna",
     "tune_xgb_survival",
 ]

@@ -15,6 +15,7 @@ outer training folds), at ``n_splits x n_repeats`` times the tuning cost.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,17 @@ from ml.models._adapters import check_survival_target
 from ml.models._base import SurvivalCurvesMixin
 from ml.models._evaluation import _take, survival_at
 from ml.models._xgb_survival import XGBSurvival
+
+
+@contextmanager
+def quiet_optuna():
+    """Optuna logs warnings only inside the block (one INFO line per trial otherwise)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def harrell_c_score(estimator, X, y) -> float:
