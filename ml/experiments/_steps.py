@@ -135,7 +135,7 @@ class CohortData:
     x: np.ndarray
     keep: np.ndarray
     unit: str
-    definition: str = ""
+    definition: str
 
     @property
     def n_excluded(self) -> int:
@@ -336,8 +336,7 @@ def search_window(data: CohortData, experiment, *, random_state: int, run_id: st
                              population=population_of(data.cohort, search.n_, search.n_events_),
                              dataset_digest=data.cohort.digest, simulated=bool(data.cohort.meta.simulated),
                              alpha=experiment.promotion.alpha, incidences=incidences, mlflow_run_id=run_id,
-                             exposure=experiment.features.exposure,
-                             **({"exposure_definition": data.definition} if data.definition else {}))
+                             exposure=experiment.features.exposure, exposure_definition=data.definition)
     if spec.covariates:
         from dataclasses import replace
 
