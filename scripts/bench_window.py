@@ -300,12 +300,10 @@ def covariate_matrix(cohort, x: np.ndarray, names: tuple[str, ...]) -> np.ndarra
         return None
     import pandas as pd
 
-    from ml.features import feature_frame, make_preprocessor
+    from ml.features import adjustment_covariates, feature_frame
 
     exposure = pd.DataFrame({"patient_id": cohort.outcomes["patient_id"].to_numpy(), "auc_total": x})
-    frame = feature_frame(cohort, exposure)
-    pre = make_preprocessor(list(names), scale_numeric=True, drop_first=True, min_frequency=10)
-    return np.asarray(pre.fit_transform(frame[list(names)]), dtype=float)
+    return np.asarray(adjustment_covariates(feature_frame(cohort, exposure), names), dtype=float)
 
 
 def power_cohort(vc, scenario: str, seed: int, cfg: PowerConfig, permutations: int, cache_dir: Path,
