@@ -72,7 +72,16 @@ def test_open_bounds_are_null_in_json():
     (dict(status="validated"), "a validated window must list `gates_passed`, got none"),
     (dict(simulated="yes"), "`simulated` must be a bool, got 'yes'"),
     (dict(created_at="yesterday"), "`created_at` must be an ISO-8601 time, got 'yesterday'"),
-    (dict(schema_version=2), "`schema_version == 1` must hold, got 2"),
+    (dict(schema_version=1), "`schema_version == 2` must hold, got 1"),
+    (dict(finding="window", lower=None, lower_ci=None, target=120.0),
+     "finding 'window' needs both bounds, got lower=None, upper=148.5"),
+    (dict(finding="maybe"), "`finding` must be one of ('window', 'floor-only', 'ceiling-only', 'overlap', "
+                            "'no-window'), got 'maybe'"),
+    (dict(finding="overlap"), "finding 'overlap' must have status 'no-window', got 'candidate'"),
+    (dict(lower=None, lower_ci=None, target=120.0, status="validated", gates_passed=("g",), promoted_by="a",
+          promotion_reason="b"), "only a two-sided window (finding 'window') can be validated, got finding 'ceiling-only'"),
+    (dict(pk_model={"name": "m"}), "`pk_model` must have text keys name, digest and source; missing or not text: "
+                                   "['digest', 'source']"),
 ])
 def test_invalid_windows_state_the_condition(overrides, message):
     with pytest.raises(ValueError) as err:
@@ -157,4 +166,6 @@ def test_exposure_window_from_a_fitted_search():
                                population=Population("URD", "MAC", s.n_, s.n_events_), dataset_digest="d",
                                simulated=True, version="test", alpha=0.005)
     assert w_strict.status == "no-window"
-    assert replace(w_strict, status="candidate").status == "candidate"
+    assert w_strict.finding == "no-window"
+    with pytest.raises(ValueError, match="finding 'no-window' must have status 'no-window', got 'candidate'"):
+        replace(w_strict, status="candidate")  # a status edited by hand does not turn a finding into a window

@@ -7,13 +7,18 @@ artefact, :func:`promote_window` its gate-checked promotion.
 """
 
 from ml.window._artefact import (
+    FINDINGS,
     SCHEMA_VERSION,
+    SEARCH_KINDS,
     STATUSES,
+    BoundEvidence,
     Effect,
     ExposureWindow,
     Incidence,
     Population,
+    SideEffect,
 )
+from ml.window._benefit_harm import SIDES, BenefitHarmSearch, SideResult
 from ml.window._bootstrap import CI_METHODS, bootstrap_bounds, bound_intervals, window_frequency
 from ml.window._cox import CoxFit, cox_fit, hazard_ratio
 from ml.window._crossfit import cross_fitted_effect
@@ -34,6 +39,13 @@ from ml.window._search import ESTIMATES, WindowSearch, split_exposure
 
 __all__ = [
     "AUC_TOTAL_DEFINITION",
+    "FINDINGS",
+    "SEARCH_KINDS",
+    "SIDES",
+    "BenefitHarmSearch",
+    "BoundEvidence",
+    "SideEffect",
+    "SideResult",
     "CI_METHODS",
     "ESTIMATES",
     "SCHEMA_VERSION",
