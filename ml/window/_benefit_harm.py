@@ -23,12 +23,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ml._defaults import BENEFIT_HARM as _D
+from ml._defaults import GRID_K, MINPROP
 from ml.features import competing_target, parse_endpoint
 from ml.window._bootstrap import CI_METHODS, bound_intervals
 from ml.window._core import bounds_of, inside_window
 from ml.window._cox import hazard_ratio
 from ml.window._grid import QuantileGrid
-from ml.window._scores import LogRankScores
+from ml.window._scores import CoxMartingaleScores, LogRankScores
 from ml.window._search import ESTIMATES, _progress, split_exposure
 from ml.window._sides import SideScan, side_permutation_maxima, side_scan
 
@@ -116,8 +118,10 @@ class BenefitHarmSearch(BaseEstimator):
         for a covariate-adjusted side, :class:`SubdistributionScores`). Death without the event
         (and relapse, per endpoint) competes: log-rank and martingale scores are cause-specific.
     floor_covariates, ceiling_covariates : sequence of str, default ()
-        Columns of ``X`` (a DataFrame) that adjust that side's null model (Cox martingale
-        residuals), e.g. HLA mismatch for the floor and CMV serostatus for the ceiling.
+        Columns of ``X`` (a DataFrame) that adjust that side's null model, e.g. HLA mismatch for
+        the floor and CMV serostatus for the ceiling. An adjusted side uses Cox martingale
+        residuals (:class:`CoxMartingaleScores`) unless ``scores`` already takes covariates; its
+        cross-fitted hazard ratio is adjusted too.
     grid : QuantileGrid, default QuantileGrid(k=40, minprop=0.1)
         Candidate cut points; ``minprop`` is the smallest share of patients below, inside and
         above the window.
@@ -144,10 +148,11 @@ class BenefitHarmSearch(BaseEstimator):
     Attributes
     ----------
     finding_ : {"window", "floor-only", "ceiling-only", "overlap", "no-window"}
-        ``window``: both sides evidenced. ``floor-only`` / ``ceiling-only``: one side has no
-        evidence at ``alpha`` and its bound stays open. ``overlap``: both harms are evidenced but no
-        admissible window has both bounds evidenced, the best floor lying at or above the best
-        ceiling: no exposure avoids both harms. ``no-window``: the global null is not rejected.
+        ``window``: both sides evidenced, and a window [floor, ceiling) whose bounds are each
+        evidenced exists. ``floor-only`` / ``ceiling-only``: one side has no evidence at ``alpha``
+        and its bound stays open. ``overlap``: both harms are evidenced but the best floor lies at
+        or above the best ceiling (or too close below it for an admissible window): no exposure
+        avoids both harms. ``no-window``: the global null is not rejected.
     lower_, upper_ : float
         The window [lower_, upper_) in exposure units; -inf / +inf for a bound left open.
     target_ : float
@@ -172,16 +177,19 @@ class BenefitHarmSearch(BaseEstimator):
     window_frequency_ : pandas.DataFrame
     effect_ : dict
         ``{"floor": {...}, "ceiling": {...}}`` cross-fitted hazard ratios.
+    scores_, grid_ : object
+        The scores and grid strategies used (defaults filled in).
     n_, n_events_, n_excluded_ : int
         Patients used, patients with an event of either side, patients without exposure.
     """
 
-    def __init__(self, floor_endpoints=("agvhd2",), ceiling_endpoints=("cmv|ebv",), *,
-                 floor_horizon: float | None = 180.0, ceiling_horizon: float | None = 180.0, scores=None,
-                 floor_covariates=(), ceiling_covariates=(), grid=None, n_permutations: int = 1000,
-                 n_bootstraps: int = 1000, ci_level: float = 0.95, ci_method: str = "percentile",
-                 n_folds: int = 5, alpha: float = 0.05, min_events: int = 10, exposure: int | str = 0,
-                 estimate: str = "bagged", random_state=None, progress: bool = False):
+    def __init__(self, floor_endpoints=_D["floor_endpoints"], ceiling_endpoints=_D["ceiling_endpoints"], *,
+                 floor_horizon: float | None = _D["floor_horizon"], ceiling_horizon: float | None = _D["ceiling_horizon"],
+                 scores=None, floor_covariates=(), ceiling_covariates=(), grid=None,
+                 n_permutations: int = _D["n_permutations"], n_bootstraps: int = _D["n_bootstraps"],
+                 ci_level: float = _D["ci_level"], ci_method: str = _D["ci_method"], n_folds: int = _D["n_folds"],
+                 alpha: float = _D["alpha"], min_events: int = _D["min_events"], exposure: int | str = 0,
+                 estimate: str = _D["estimate"], random_state=None, progress: bool = False):
         self.floor_endpoints = floor_endpoints
         self.ceiling_endpoints = ceiling_endpoints
         self.floor_horizon = floor_horizon
@@ -242,7 +250,7 @@ class BenefitHarmSearch(BaseEstimator):
             if h is not None and not (np.isfinite(h) and h > 0):
                 raise ValueError(f"{side}_horizon must be > 0 days or None, got {h!r}")
         scores = LogRankScores() if self.scores is None else self.scores
-        grid = QuantileGrid(k=40, minprop=0.1) if self.grid is None else self.grid
+        grid = QuantileGrid(k=GRID_K, minprop=MINPROP) if self.grid is None else self.grid
         if not hasattr(scores, "scores"):
             raise TypeError(f"scores must be a scores strategy with a .scores(y, covariates) method, got {scores!r}")
         if not (hasattr(grid, "positions") and hasattr(grid, "min_group")):
@@ -309,6 +317,7 @@ class BenefitHarmSearch(BaseEstimator):
         self
         """
         scores, grid = self._check_params()
+        self.scores_, self.grid_ = scores, grid
         x, targets, composite, side_cov, n_excluded, n_events = self._prepare(X, y)
         self.n_features_in_ = 1 if np.ndim(X) == 1 else int(np.shape(X)[1])
         self.n_, self.n_events_, self.n_excluded_ = int(x.size), n_events, n_excluded
@@ -379,14 +388,15 @@ class BenefitHarmSearch(BaseEstimator):
         both = (p_floor[scan.pair_i] < a) & (p_ceiling[scan.pair_j] < a) if self.n_permutations else \
             np.ones(scan.joint.size, dtype=bool)
         self._evidenced = {"floor": floor_ok, "ceiling": ceiling_ok}
-        if floor_ok and ceiling_ok and both.any():
+        crossed = scan.positions[best_f] >= scan.positions[best_c]
+        if floor_ok and ceiling_ok and not crossed and both.any():
             pair = int(np.flatnonzero(both)[np.argmax(scan.joint[both])])
             self.finding_ = "window"
             return {"pair": pair, "floor": scan.pair_i[pair], "ceiling": scan.pair_j[pair]}
         if floor_ok and ceiling_ok:
-            # both harms are evidenced, but no admissible window (floor < ceiling, minprop inside)
-            # has both bounds evidenced: the best floor lies at or above the best ceiling, or too
-            # close below it to leave a window. No exposure avoids both harms.
+            # both harms are evidenced, but the best floor lies at or above the best ceiling (or
+            # so close below it that no admissible window has both bounds evidenced): no exposure
+            # avoids both harms.
             self.finding_ = "overlap"
             return {"pair": None, "floor": best_f, "ceiling": best_c}
         if floor_ok:
@@ -565,9 +575,12 @@ class _SearchData:
         for k, side in enumerate(SIDES):
             cov = self.side_cov[side]
             cov = None if cov is None else cov[idx]
+            strategy = self.scores
+            if cov is not None and not getattr(strategy, "needs_covariates", False):
+                strategy = CoxMartingaleScores()  # an adjusted side: martingale residuals of a Cox null model
             many = len(self.targets[side]) > 1
             for y in self.targets[side]:
-                s = self.scores.scores(y[idx], cov)
+                s = strategy.scores(y[idx], cov)
                 if many:
                     sd = s.std()
                     s = s / sd if sd > 0 else np.zeros_like(s)
