@@ -14,11 +14,11 @@ BENEFIT_HARM = {
     "n_permutations": 1000,
     "n_bootstraps": 1000,
     "ci_level": 0.95,
-    "ci_method": "percentile",
+    "ci_method": "ij",                # infinitesimal-jackknife interval of the smoothed bound
     "n_folds": 5,
     "alpha": 0.05,
     "min_events": 10,
-    "estimate": "bagged",
+    "estimate": "smoothed",           # mean of the bootstrap bounds (docs/benchmarks.md, "benefit-harm")
 }
 
 #: The candidate grid of the benefit-harm search: ``QuantileGrid(k=GRID_K, minprop=MINPROP)``.

@@ -119,7 +119,7 @@ def test_promotion_passes_and_records_who_and_why():
     v = promote_window(make(), PromotionGates(alpha=0.05, max_ci_width=25.0, min_events=100), by="dr. x",
                        reason="validated on external cohort")
     assert v.status == "validated" and v.promoted_by == "dr. x" and v.promotion_reason
-    assert len(v.gates_passed) == 5
+    assert len(v.gates_passed) == 6  # status, finding, p-value, both interval widths, events
     assert ExposureWindow.from_json(v.to_json()) == v
 
 
@@ -133,6 +133,16 @@ def test_promotion_lists_every_failing_gate():
         "lower bound interval width 18 <= 15.0 UE*day/mL",
         "upper bound interval width <= 15.0 UE*day/mL (interval unbounded: (140.0, None))",
         "events 20 >= min_events 50",
+    ]
+
+
+def test_an_open_bound_fails_promotion_whatever_the_width_gate():
+    w = make(lower=None, lower_ci=None, target=120.0)
+    with pytest.raises(PromotionError) as err:
+        promote_window(w, PromotionGates(max_ci_width=1000.0, min_events=1), by="x", reason="y")
+    assert err.value.failed == [
+        "finding is 'window', both bounds evidenced (got 'ceiling-only')",
+        "lower bound is finite (it is open: a window is safe to dose only with both bounds)",
     ]
 
 

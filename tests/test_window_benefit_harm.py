@@ -199,3 +199,19 @@ def test_only_a_two_sided_window_can_be_promoted(urd):
         promote_window(w, PromotionGates(max_ci_width=1000), by="tester", reason="test")
     assert "upper bound is finite (it is open" in str(err.value)
     assert "finding is 'window', both bounds evidenced (got 'floor-only')" in str(err.value)
+
+
+def test_infinitesimal_jackknife_of_a_bagged_mean_is_the_plug_in_standard_error():
+    """Closed form (Efron 2014, section 3): for the mean, the bootstrap-smoothed estimate is the mean
+    itself and its infinitesimal-jackknife variance is sum((x - xbar)^2) / n^2."""
+    from ml.window._bootstrap import infinitesimal_jackknife_sd
+
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(0, 0.5, 60)
+    B = 6000
+    counts = rng.multinomial(60, np.full(60, 1 / 60), size=B).astype(float)
+    t = counts @ x / 60
+    expected = np.sqrt(np.sum((x - x.mean()) ** 2)) / 60
+    assert infinitesimal_jackknife_sd(t, counts) == pytest.approx(expected, rel=0.05)
+    t[:10] = np.nan  # resamples without a result are left out
+    assert infinitesimal_jackknife_sd(t, counts) == pytest.approx(expected, rel=0.05)

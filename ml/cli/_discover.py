@@ -156,11 +156,14 @@ def _csv(value) -> str:
 @click.option("--minprop", default=None, type=click.FloatRange(0.01, 0.45),
               help=f"Smallest share of patients below, inside and above the window (default: {MINPROP} for the "
               f"benefit-harm search, {COMPOSITE_MINPROP} for the composite one; docs/benchmarks.md).")
-@click.option("--ci-method", default=BH["ci_method"], show_default=True,
-              type=click.Choice(["percentile", "basic"]))
-@click.option("--estimate", default=BH["estimate"], show_default=True, type=click.Choice(["bagged", "argmax"]),
-              help="Reported bounds: medians of the bootstrap bounds (bagged; more accurate, see docs/benchmarks.md) "
-              "or the best-scoring window (argmax).")
+@click.option("--ci-method", default=None, type=click.Choice(["ij", "percentile", "basic"]),
+              help=f"Intervals of the bounds (default: {BH['ci_method']} for the benefit-harm search, percentile for "
+              "the composite one). ij: normal interval with the infinitesimal-jackknife standard error of the "
+              "smoothed bound; percentile/basic: bootstrap intervals.")
+@click.option("--estimate", default=None, type=click.Choice(["smoothed", "bagged", "argmax"]),
+              help=f"Reported bounds (default: {BH['estimate']} for the benefit-harm search, bagged for the composite "
+              "one): mean (smoothed) or median (bagged) of the bootstrap bounds, or the best-scoring window "
+              "(argmax); see docs/benchmarks.md.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--alpha", default=BH["alpha"], show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True))
@@ -229,9 +232,14 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     from ml.window import BenefitHarmSearch, QuantileGrid, composite_search
     from ml.window import discover as run_discovery
 
+    if composite and (estimate == "smoothed" or ci_method == "ij"):
+        raise click.UsageError("--estimate smoothed and --ci-method ij belong to the benefit-harm search")
+    estimate = estimate or ("bagged" if composite else BH["estimate"])
+    ci_method = ci_method or ("percentile" if composite else BH["ci_method"])
+    if not bootstraps:
+        estimate, ci_method = "argmax", "percentile"
     common = dict(n_permutations=permutations, n_bootstraps=bootstraps, n_folds=folds, ci_method=ci_method,
-                  min_events=min_events, random_state=seed, progress=True,
-                  estimate=estimate if bootstraps else "argmax")
+                  min_events=min_events, random_state=seed, progress=True, estimate=estimate)
     if composite:
         search = composite_search(covariates=bool(_names(covariates)), single_cut=single_cut,
                                   grid=QuantileGrid(k=grid_k, minprop=COMPOSITE_MINPROP if minprop is None else minprop), **common)

@@ -494,9 +494,11 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
                     "must be in [0.01, 0.45]")
     folds = w.get("folds", _BH["n_folds"], int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
     bootstraps = w.get("bootstraps", _BH["n_bootstraps"], int, lambda v: v >= 0, "must be >= 0")
-    estimate = w.get("estimate", _BH["estimate"], str, lambda v: v in ("bagged", "argmax"), "must be bagged or argmax")
-    if estimate == "bagged" and bootstraps == 0:
-        problems.append("window.estimate: \"bagged\" is the median of the bootstrap windows; needs bootstraps >= 1")
+    estimate = w.get("estimate", "bagged" if composite else _BH["estimate"], str,
+                     lambda v: v in ("bagged", "argmax") or (v == "smoothed" and not composite),
+                     "must be smoothed (benefit-harm search only), bagged or argmax")
+    if estimate in ("bagged", "smoothed") and bootstraps == 0:
+        problems.append(f"window.estimate: {estimate!r} comes from the bootstrap windows; needs bootstraps >= 1")
     from ml.window import QuantileGrid
 
     window = WindowSpec(
@@ -506,8 +508,9 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         floor_covariates=side_cov["floor_covariates"], ceiling_covariates=side_cov["ceiling_covariates"],
         permutations=w.get("permutations", _BH["n_permutations"], int, lambda v: v >= 0, "must be >= 0"),
         bootstraps=bootstraps, folds=folds,
-        ci_method=w.get("ci_method", _BH["ci_method"], str, lambda v: v in ("percentile", "basic"),
-                        "must be percentile or basic"),
+        ci_method=w.get("ci_method", "percentile" if composite else _BH["ci_method"], str,
+                        lambda v: v in ("percentile", "basic") or (v == "ij" and not composite),
+                        "must be ij (benefit-harm search only), percentile or basic"),
         estimate=estimate,
         single_cut=w.get("single_cut", False, bool),
         min_events=w.get("min_events", _BH["min_events"], int, lambda v: v >= 1, "must be >= 1"),

@@ -26,15 +26,22 @@ from sklearn.utils.validation import check_is_fitted
 from ml._defaults import BENEFIT_HARM as _D
 from ml._defaults import GRID_K, MINPROP
 from ml.features import competing_target, parse_endpoint
-from ml.window._bootstrap import CI_METHODS, bound_intervals
+from ml.window._bootstrap import CI_METHODS, bound_intervals, infinitesimal_jackknife_sd
 from ml.window._core import bounds_of, inside_window
 from ml.window._cox import hazard_ratio
 from ml.window._grid import QuantileGrid
 from ml.window._scores import CoxMartingaleScores, LogRankScores
-from ml.window._search import ESTIMATES, _progress, split_exposure
+from ml.window._search import _progress, split_exposure
 from ml.window._sides import SideScan, side_permutation_maxima, side_scan
 
-__all__ = ["FINDINGS", "SIDES", "BenefitHarmSearch", "SideResult"]
+__all__ = ["BH_CI_METHODS", "BH_ESTIMATES", "FINDINGS", "SIDES", "BenefitHarmSearch", "SideResult"]
+
+#: Point estimates of the bounds: the best-scoring window, the median of the bootstrap bounds
+#: (bagging, Breiman 1996) or their mean (smoothing, Efron 2014).
+BH_ESTIMATES = ("argmax", "bagged", "smoothed")
+#: Intervals of the bounds: bootstrap percentile or basic, or a normal interval around the smoothed
+#: estimate with the infinitesimal-jackknife standard error (``"ij"``; needs ``estimate="smoothed"``).
+BH_CI_METHODS = (*CI_METHODS, "ij")
 
 #: What a benefit-harm search can find.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
@@ -130,7 +137,11 @@ class BenefitHarmSearch(BaseEstimator):
     n_bootstraps : int, default 1000
         Bootstrap resamples of patients (the whole search repeated) for the bound intervals.
     ci_level : float, default 0.95
-    ci_method : {"percentile", "basic"}, default "percentile"
+    ci_method : {"percentile", "basic", "ij"}, default "ij"
+        Intervals of the bounds: bootstrap percentile / basic intervals of the reported bound, or
+        (``"ij"``, with ``estimate="smoothed"``) a normal interval around the smoothed bound with
+        the infinitesimal-jackknife standard error of a bagged estimate (Efron 2014; Wager, Hastie
+        & Efron 2014), which needs no extra resamples.
     n_folds : int, default 5
         Folds of the cross-fitted effects (0: skip).
     alpha : float, default 0.05
@@ -139,8 +150,9 @@ class BenefitHarmSearch(BaseEstimator):
         Fewer events on a side is an error.
     exposure : int or str, default 0
         Column of ``X`` holding exposure.
-    estimate : {"argmax", "bagged"}, default "bagged"
-        Reported bounds: those of the best-scoring window, or the medians of the bootstrap bounds.
+    estimate : {"argmax", "bagged", "smoothed"}, default "smoothed"
+        Reported bounds: those of the best-scoring window, the medians of the bootstrap bounds
+        (bagging), or their means (smoothing; the estimate the ``"ij"`` interval belongs to).
     random_state : int, numpy.random.Generator or None
     progress : bool, default False
         tqdm bars on stderr (only on a terminal).
@@ -237,12 +249,15 @@ class BenefitHarmSearch(BaseEstimator):
         for name in ("ci_level", "alpha"):
             if not (0 < getattr(self, name) < 1):
                 raise ValueError(f"0 < {name} < 1 must hold, got {name}={getattr(self, name)}")
-        if self.estimate not in ESTIMATES:
-            raise ValueError(f"estimate must be one of {ESTIMATES}, got {self.estimate!r}")
-        if self.estimate == "bagged" and self.n_bootstraps < 1:
-            raise ValueError("estimate='bagged' is the median of the bootstrap bounds: it needs n_bootstraps >= 1")
-        if self.ci_method not in CI_METHODS:
-            raise ValueError(f"ci_method must be one of {CI_METHODS}, got {self.ci_method!r}")
+        if self.estimate not in BH_ESTIMATES:
+            raise ValueError(f"estimate must be one of {BH_ESTIMATES}, got {self.estimate!r}")
+        if self.estimate != "argmax" and self.n_bootstraps < 1:
+            raise ValueError(f"estimate={self.estimate!r} comes from the bootstrap bounds: it needs n_bootstraps >= 1")
+        if self.ci_method not in BH_CI_METHODS:
+            raise ValueError(f"ci_method must be one of {BH_CI_METHODS}, got {self.ci_method!r}")
+        if self.ci_method == "ij" and self.estimate != "smoothed":
+            raise ValueError("ci_method='ij' is the interval of the smoothed (bootstrap-mean) estimate: it needs "
+                             f"estimate='smoothed', got estimate={self.estimate!r}")
         for side in SIDES:
             if not self.endpoints(side):
                 raise ValueError(f"{side}_endpoints must name at least one endpoint")
@@ -342,9 +357,10 @@ class BenefitHarmSearch(BaseEstimator):
 
         if self.n_bootstraps:
             with _progress(self.progress, self.n_bootstraps, "bootstrap") as tick:
-                self.bootstrap_bounds_ = data.bootstrap(self.n_bootstraps, boot_rng, progress=tick)
+                self.bootstrap_bounds_, self._boot_counts = data.bootstrap(self.n_bootstraps, boot_rng, progress=tick,
+                                                                           counts=True)
         else:
-            self.bootstrap_bounds_ = np.empty((0, 4))
+            self.bootstrap_bounds_, self._boot_counts = np.empty((0, 4)), np.empty((0, x.size))
 
         pick = self._decide(scan, p_floor, p_ceiling)
         self._set_bounds(scan, xs, pick)
@@ -410,26 +426,33 @@ class BenefitHarmSearch(BaseEstimator):
     def _set_bounds(self, scan: SideScan, xs: np.ndarray, pick: dict) -> None:
         cuts = bounds_of(xs, scan.positions)
         boot = self.bootstrap_bounds_
-        self.bagged_bounds_ = _nanmedian(boot[:, :2]) if len(boot) else (np.nan, np.nan)
-        bagged_sides = _nanmedian(boot[:, 2:]) if len(boot) else (np.nan, np.nan)
+        point = _nanmean if self.estimate == "smoothed" else _nanmedian
+        self.bagged_bounds_ = point(boot[:, :2]) if len(boot) else (np.nan, np.nan)
+        bagged_sides = point(boot[:, 2:]) if len(boot) else (np.nan, np.nan)
         f = self.finding_
         if f in ("window", "no-window") and pick["pair"] is not None:
             lo, hi = float(cuts[scan.pair_i[pick["pair"]]]), float(cuts[scan.pair_j[pick["pair"]]])
-            if self.estimate == "bagged" and self.bagged_bounds_[0] < self.bagged_bounds_[1]:
+            if self.estimate != "argmax" and self.bagged_bounds_[0] < self.bagged_bounds_[1]:
                 lo, hi = self.bagged_bounds_
             cols = (0, 1)
         else:
             lo, hi = float(cuts[pick["floor"]]), float(cuts[pick["ceiling"]])
-            if self.estimate == "bagged":
+            if self.estimate != "argmax":
                 lo = bagged_sides[0] if np.isfinite(bagged_sides[0]) else lo
                 hi = bagged_sides[1] if np.isfinite(bagged_sides[1]) else hi
             cols = (2, 3)
         self._bound_columns = cols
         self._side_bounds = (lo, hi)
-        if len(boot):
-            ci = bound_intervals((lo, hi), boot[:, list(cols)], self.ci_level, self.ci_method)
-        else:
+        if not len(boot):
             ci = ((np.nan, np.nan), (np.nan, np.nan))
+        elif self.ci_method == "ij":
+            from scipy import stats
+
+            zq = stats.norm.ppf(0.5 + self.ci_level / 2)
+            sds = [infinitesimal_jackknife_sd(boot[:, c], self._boot_counts) for c in cols]
+            ci = tuple((float(b - zq * sd), float(b + zq * sd)) for b, sd in zip((lo, hi), sds))
+        else:
+            ci = bound_intervals((lo, hi), boot[:, list(cols)], self.ci_level, self.ci_method)
         self._side_ci = ci
         self.lower_, self.upper_ = lo, hi
         self.lower_ci_, self.upper_ci_ = ci
@@ -477,11 +500,11 @@ class BenefitHarmSearch(BaseEstimator):
         seed = int(rng.integers(0, 2**31 - 1))
         harmed = {side: np.zeros(n, dtype=bool) for side in SIDES}
         cols = self._bound_columns
-        bagged = self.estimate == "bagged"
+        point = {"bagged": _nanmedian, "smoothed": _nanmean}.get(self.estimate)
         for train, test in KFold(self.n_folds, shuffle=True, random_state=seed).split(data.x):
-            if bagged:
+            if point is not None:
                 boot = data.bootstrap(min(self.n_bootstraps, 200), rng, subset=train)
-                lo, hi = _nanmedian(boot[:, list(cols)])
+                lo, hi = point(boot[:, list(cols)])
             else:
                 lo, hi = np.nan, np.nan
             if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -550,6 +573,12 @@ def _union(a: str, b: str) -> str:
     return "|".join(parts)
 
 
+def _nanmean(values: np.ndarray) -> tuple[float, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column
+        return tuple(float(v) for v in np.nanmean(values, axis=0))
+
+
 def _nanmedian(values: np.ndarray) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column
@@ -596,7 +625,7 @@ class _SearchData:
         return _OneSearch(x_sorted=xs, scores_sorted=s[order], scan=scan)
 
     def bootstrap(self, n_bootstraps: int, rng: np.random.Generator, *, subset: np.ndarray | None = None,
-                  progress=None) -> np.ndarray:
+                  progress=None, counts: bool = False):
         """Bounds in ``n_bootstraps`` resamples of ``subset`` (default: everyone).
 
         Returns
@@ -604,12 +633,18 @@ class _SearchData:
         numpy.ndarray, shape (n_bootstraps, 4)
             Window lower, window upper, best floor, best ceiling (exposure units; NaN when a
             resample had no admissible window).
+        numpy.ndarray, shape (n_bootstraps, len(subset))
+            Only with ``counts``: how often each patient was drawn in each resample.
         """
         base = np.arange(self.x.size) if subset is None else np.asarray(subset)
         out = np.full((n_bootstraps, 4), np.nan)
+        drawn = np.zeros((n_bootstraps, base.size)) if counts else None
         failed = 0
         for r in range(n_bootstraps):
-            idx = base[rng.integers(0, base.size, base.size)]
+            pick = rng.integers(0, base.size, base.size)
+            idx = base[pick]
+            if counts:
+                drawn[r] = np.bincount(pick, minlength=base.size)
             try:
                 one = self.search(idx)
             except (ValueError, np.linalg.LinAlgError):
@@ -624,4 +659,4 @@ class _SearchData:
         if failed:
             warnings.warn(f"{failed} of {n_bootstraps} bootstrap resamples had no admissible window and were "
                           "left out", RuntimeWarning, stacklevel=2)
-        return out
+        return (out, drawn) if counts else out
