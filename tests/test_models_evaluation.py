@@ -53,7 +53,7 @@ def test_summary_has_every_metric_with_mean_and_spread(cv_result):
     assert res.summary.loc["harrell_c", "mean"] > 0.6  # true effects: U-shape and age
     assert 0 < res.summary.loc["ibs", "mean"] < 0.25  # below the uninformative 0.25
     d = res.to_dict()
-    assert set(d) == {f"{m}_{s}" for m in METRICS for s in ("mean", "sd")}
+    assert set(d) == {f"{m}_{s}" for m in METRICS for s in ("mean", "sd", "ci_low", "ci_high")}
     # mean of per-repeat means
     per_repeat = res.scores[res.scores.metric == "uno_c"].groupby("repeat")["value"].mean()
     np.testing.assert_allclose(d["uno_c_mean"], per_repeat.mean())
