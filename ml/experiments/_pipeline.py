@@ -423,6 +423,10 @@ def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", 
         _side_figures(bundle, data, experiment, res, prefix=prefix, label=label)
 
 
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _side_cuts(win) -> dict[str, tuple]:
     """The exposure groups each side's incidences are read in: the window when one was found; else
     each side's own best cut (both when they do not cross; one per side when they do)."""
@@ -475,7 +479,7 @@ def _side_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", la
         bundle.save_figure(f"{prefix}{side}_incidence", F.side_incidence_figure(
             curves, at_risk, title=f"{endpoint_label(ev.endpoints)} ({side})", horizon=horizon, lower=lower,
             upper=upper, unit=win.unit, simulated=sim, xmax=xmax), section=f"{prefix}incidence",
-            title=f"{label}{endpoint_label(ev.endpoints).capitalize()}, the {side} endpoint, by exposure group",
+            title=f"{label}{_sentence_case(endpoint_label(ev.endpoints))}, the {side} endpoint, by exposure group",
             caption=f"Aalen-Johansen cumulative incidence of {endpoint_label(ev.endpoints)} (death without it "
             f"competes) below, inside and above [{_fmt(lower)}, {_fmt(upper)}) {win.unit}, 95% pointwise bands "
             f"(log(-log)); numbers at risk below; dotted line: day {horizon:g}, the {side}'s horizon{evidenced}.")

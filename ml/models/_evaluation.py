@@ -200,9 +200,9 @@ class SurvivalCVResult:
     def intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Approximate confidence interval of each metric's cross-validated mean.
 
-        ``mean +/- z * se``, where ``se`` is the SD of the per-fold values divided by
-        sqrt(folds), averaged over repeats (for the per-repeat calibration metrics: the SD
-        across repeats). It treats folds as independent, which they are not: no unbiased
+        ``mean +/- z * se``, where ``se`` is the SD of the per-fold values (pooled over repeats,
+        about each repeat's mean) divided by sqrt(folds); for the per-repeat calibration
+        metrics, the SD across repeats. It treats folds as independent, which they are not: no unbiased
         estimator of the variance of K-fold CV exists (Bengio & Grandvalet 2004, JMLR 5), so the
         interval is a guide to sampling noise, not an exact coverage statement. The SD across
         repeats (``summary["sd"]``) is much smaller: it measures only the choice of folds.
@@ -223,9 +223,12 @@ class SurvivalCVResult:
         for metric in self.summary.index:
             d = self.scores[self.scores["metric"] == metric]
             folds = d[d["fold"] >= 0]
-            if len(folds):
-                per = folds.groupby("repeat")["value"].agg(lambda v: v.std(ddof=1) / np.sqrt(v.notna().sum()))
-                se = float(per.mean())
+            folds = folds[folds["value"].notna()]
+            if len(folds) > folds["repeat"].nunique():
+                # pooled within-repeat SD of the fold values (ddof: one mean per repeat), over sqrt(folds)
+                dev = folds["value"] - folds.groupby("repeat")["value"].transform("mean")
+                sd = float(np.sqrt(np.sum(dev ** 2) / (len(folds) - folds["repeat"].nunique())))
+                se = sd / np.sqrt(len(folds) / folds["repeat"].nunique())
             else:
                 se = float(d["value"].std(ddof=1)) if len(d) > 1 else float("nan")
             mean = float(self.summary.loc[metric, "mean"])

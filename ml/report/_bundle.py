@@ -127,8 +127,9 @@ class RunBundle:
         p.parent.mkdir(parents=True, exist_ok=True)
         if self.manifest().get("simulated"):
             # every figure of a simulated run says so, wherever it ends up
-            fig.text(0.995, 0.995, "SIMULATED", ha="right", va="top", color="#b00020", fontsize=10,
-                     fontweight="bold", alpha=0.9)
+            # above the top edge: the tight bounding box grows to hold it, so it never covers a title
+            fig.text(1.0, 1.0, "SIMULATED DATA", ha="right", va="bottom", color="#b00020", fontsize=10,
+                     fontweight="bold")
         fig.savefig(p, dpi=dpi, bbox_inches="tight", facecolor="white")
         try:
             import matplotlib.pyplot as plt

@@ -301,7 +301,7 @@ def side_incidence_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, *, title:
     names = _group_names(lower, upper)
     _draw_incidence(ax, curves, names)
     ax.axvline(horizon, color="0.4", ls=":", lw=1.2)
-    ax.set_xlim(0, xmax)
+    ax.set_xlim(-0.04 * xmax, xmax * 1.02)  # room for the first column of numbers at risk
     top = float(curves[["incidence", "ci_high"]].max().max()) if len(curves) else 1.0
     ax.set_ylim(0, max(0.05, min(1.0, top * 1.1)))
     ax.set_ylabel("cumulative incidence")
