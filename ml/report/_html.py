@@ -227,23 +227,24 @@ class _Renderer:
         unit = art["unit"]
         truth = self.truth()
         finding = w.get("finding") or art.get("finding")
+        reg = self.m.get("registry") or {}
+        where = (f" Registered as <span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span> "
+                 f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b> (registry state when this report was "
+                 f"written, {_e(self.m.get('finished_at', ''))}; `atgwin report` renders it again)."
+                 if reg.get("version") else "")
+        nothing = " Nothing is registered." if w["status"] == "no-window" else ""
+        if finding in ("floor-only", "ceiling-only", "overlap"):
+            what = {"floor-only": "Only a floor", "ceiling-only": "Only a ceiling",
+                    "overlap": "The harms overlap"}[finding]
+            return (f"<div class='nowin' id='verdict'><b>{what}: not a window to dose.</b> Joint adjusted p = "
+                    f"{_p(w['p_value'])}; each side's evidence is in <a href='#sides'>Floor and ceiling</a>. Status "
+                    f"<b>{_e(w['status'])}</b>.{where or nothing} {truth}</div>")
         if w["status"] == "no-window":
             return (f"<div class='nowin' id='verdict'><b>No exposure window.</b> The adjusted p-value "
                     f"{_p(w['p_value'])} (maximum over the whole search, {w['n_permutations']} permutations) is not "
                     f"below alpha = {art['search'].get('alpha', 0.05):g}. The best-scoring window "
                     f"[{_bound(w['lower'])}, {_bound(w['upper'])}) {_e(unit)} is shown for the record only; "
                     f"nothing is registered. {truth}</div>")
-        reg = self.m.get("registry") or {}
-        where = (f" Registered as <span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span> "
-                 f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b> (registry state when this report was "
-                 f"written, {_e(self.m.get('finished_at', ''))}; `atgwin report` renders it again)."
-                 if reg.get("version") else "")
-        if finding in ("floor-only", "ceiling-only", "overlap"):
-            what = {"floor-only": "Only a floor", "ceiling-only": "Only a ceiling",
-                    "overlap": "The harms overlap"}[finding]
-            return (f"<div class='nowin' id='verdict'><b>{what}: not a window to dose.</b> Joint adjusted p = "
-                    f"{_p(w['p_value'])}; each side's evidence is in <a href='#sides'>Floor and ceiling</a>. Status "
-                    f"<b>{_e(w['status'])}</b>.{where} {truth}</div>")
         e = w.get("effect") or {}
         eff = (f" Cross-fitted hazard ratio inside vs outside {_num(e.get('hr'), 2)} "
                f"[{_num(e.get('ci_low'), 2)}, {_num(e.get('ci_high'), 2)}]." if e.get("hr") is not None else "")
