@@ -140,8 +140,8 @@ def test_a_model_at_chance_is_flagged_and_its_shap_section_says_what_that_means(
     html = render_report(bundle_for(tmp_path, "window", ceiling_at_chance=True))
     text = text_of(html)
     assert "Warning: the ceiling model is at chance." in text
-    assert "This model is at chance" in text and "describe noise" in text
-    assert "is no cross-check of the scan" in text
+    assert "This model is at chance" in text and "may describe noise" in text
+    assert "is no independent cross-check of the scan" in text
     # the floor model is not at chance: one section warning only (ceiling), not two
     assert text.count("This model is at chance") == 1
     ok = text_of(render_report(bundle_for(tmp_path / "ok", "window", ceiling_at_chance=False)))

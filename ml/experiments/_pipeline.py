@@ -551,7 +551,8 @@ def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dic
         "sides": payload, "scan_window": [w.lower, w.upper], "scan_status": w.status, "finding": w.finding,
         "roles": None if s.roles is None else s.roles.to_dict("records")})
     window = (w.lower, w.upper) if (w.lower is not None and w.upper is not None and w.status != "no-window") else None
-    bundle.save_figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit),
+    labels = {o: endpoint_label(o) for o in s.curves["endpoint"].unique()}
+    bundle.save_figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit, labels=labels),
                        section="risk", title="Risk versus exposure per outcome",
                        caption=f"Cox model with a restricted cubic spline on AUC, one per outcome (cause-specific, "
                        f"day {experiment.endpoint.incidence_horizon_days:g}); log hazard ratio vs the window's "

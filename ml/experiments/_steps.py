@@ -1,10 +1,12 @@
 """The steps of a run, each a plain function of explicit inputs (no MLflow, no global state).
 
 ``cohort -> exposure -> models (tuning + repeated CV) -> window search -> explanations (SHAP,
-risk curves) -> transport``. The window search calls exactly the functions ``atgwin discover``
-calls (``WindowSearch``, ``window_incidences``, ``exposure_window``); the models the public
-API of :mod:`ml.models`. Results come back as small dataclasses; the pipeline writes them to
-the run folder.
+risk curves) -> transport``. The window search calls exactly what ``atgwin discover`` calls
+(:func:`ml.window.discover`); the models the public API of :mod:`ml.models`. In a benefit-harm
+run the models are fitted per side (the floor endpoint(s), the ceiling endpoint(s)), and each
+side's SHAP bound is checked against the scan's bound of that side; a composite run keeps one
+model of its endpoint. Results come back as small dataclasses; the pipeline writes them to the
+run folder.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ The SHAP window is a cross-check beside the scan's window: exposure's SHAP contr
 (composite-endpoint) log-hazard is smoothed along AUC, and the window is the contiguous
 exposure range around the smoothed minimum where the curve stays within ``tolerance``
 (log-hazard units; 0.1 means hazards within about 10 % of the lowest; by default half the
-range of the smoothed curve) of that minimum.
+range of the smoothed curve) of that minimum. For a model of one side's endpoint (a benefit-harm
+window) the one-sided :func:`shap_bound` is the cross-check instead: where the contribution to
+the floor endpoint's log-hazard stops falling, or to the ceiling endpoint's starts rising.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (Agg, never shown). SHAP's own
 plots (beeswarm, waterfall) draw through pyplot; the figure is detached from pyplot's registry

@@ -457,9 +457,11 @@ class _Renderer:
         names = " and ".join(f"the {s} model" for s in sides)
         return (f"<div class='chance' id='chance-warning'><b>Warning: {names} "
                 f"{'is' if len(sides) == 1 else 'are'} at chance.</b> The cross-validated Harrell's C interval covers "
-                "0.5: the model ranks patients' risk no better than a coin. Its SHAP values then describe noise; "
-                "do not read its explanations (importance, dependence, SHAP bound) as evidence. The window rests on "
-                "the scan and its permutation test, not on the model.</div>")
+                "0.5: the model ranks patients' risk no better than a coin. Its SHAP values may then describe "
+                "noise: do not read its explanations (importance, dependence, SHAP bound) as evidence, even where "
+                "the SHAP bound agrees with the scan. The window rests on the scan and its permutation test, not on "
+                "the model. (A window effect on part of the cohort can be real and still discriminate poorly: the "
+                "C-index measures ranking of all patients, not a step in risk.)</div>")
 
     def incidence_table(self, incidences: list[dict]) -> str:
         if not incidences:
@@ -554,6 +556,7 @@ class _Renderer:
         chance = [s for s, f in fits.items() if f.get("at_chance")]
         if chance:
             out.append(self.chance_warning(chance))
+        out.append("<div id='model-metrics'>")
         for side, fit in fits.items():
             t = table[table["side"] == side]
             if not len(t):
@@ -586,7 +589,7 @@ class _Renderer:
             prefix = "" if side == "composite" else f"{side}_"
             out.append(self.figure(f"{prefix}calibration_xgb"))
             out.append("</div>")
-        out.append("</section>")
+        out.append("</div></section>")
         return "\n".join(out)
 
     def shap(self) -> str:
@@ -603,6 +606,7 @@ class _Renderer:
         out.append("<p>SHAP values of each tuned XGBoost model on its log-hazard scale. Only aggregate views are in "
                    "this shared report (mean SHAP values per exposure bin, mean |SHAP| per feature): per-patient "
                    "views (waterfall, beeswarm, patient points) would expose quasi-identifiers of a real cohort.</p>")
+        out.append("<div id='shap-vs-scan'>")
         for side, e in sides.items():
             prefix = "" if side == "composite" else f"{side}_"
             title = "Composite endpoint" if side == "composite" else f"{side.capitalize()} model"
@@ -610,8 +614,9 @@ class _Renderer:
             if e.get("at_chance"):
                 out.append(f"<div class='chance'><b>This model is at chance</b> (its Harrell's C interval covers 0.5). "
                            "Its SHAP values explain a model that ranks patients no better than a coin: the dependence "
-                           "on exposure below and the importance of features describe noise, and the SHAP "
-                           f"{'bound' if side != 'composite' else 'window'} is no cross-check of the scan.</div>")
+                           "on exposure and the importance of features below may describe noise, and the SHAP "
+                           f"{'bound' if side != 'composite' else 'window'} is no independent cross-check of the scan, "
+                           "even where the two agree.</div>")
             if e.get("shap_bound") is not None:
                 ci = e.get("scan_ci")
                 agree = {True: "inside", False: "outside", None: "not comparable with"}[e.get("agrees")]
@@ -624,20 +629,20 @@ class _Renderer:
                 out.append(f"<p>The SHAP {side} lies <b>{agree}</b> the scan {side}'s 95% interval.</p>")
             elif e.get("shap_window_lower") is not None:
                 scan_note = " (best-scoring, not significant)" if s.get("scan_status") == "no-window" else ""
-                out.append("<div id='shap-vs-scan'>" + _table([
+                out.append(_table([
                     ["SHAP window", _num(e["shap_window_lower"]), _num(e["shap_window_upper"]),
                      f"contribution of exposure within {e['shap_window_tolerance']:.2f} log-hazard of its minimum"
                      + (" (reaches the lowest exposure)" if e["shap_window_open_lower"] else "")
                      + (" (reaches the highest exposure)" if e["shap_window_open_upper"] else "")],
                     ["scan window" + scan_note, _bound(s["scan_window"][0]), _bound(s["scan_window"][1]),
                      "two-cut score scan, permutation-adjusted"],
-                ], ["", f"lower ({unit})", f"upper ({unit})", "definition"], {1, 2}) + "</div>")
+                ], ["", f"lower ({unit})", f"upper ({unit})", "definition"], {1, 2}))
             if e.get("partner"):
                 out.append(f"<p>Strongest interaction with exposure: <b>{_e(e.get('partner'))}</b>.</p>")
             out.append("<div class='grid2'>" + self.figure(f"{prefix}shap_dependence")
                        + self.figure(f"{prefix}shap_importance") + "</div>")
             out.append("</div>")
-        out.append("</section>")
+        out.append("</div></section>")
         return "\n".join(out)
 
     def transport(self) -> str:
