@@ -263,6 +263,7 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
     html = (folder / "report.html").read_text()
     assert "id='transport-side-by-side'" in html and "id='fig-transport'" in html
     assert "haplo window (derived)" in html and "URD window (re-derived)" in html
+    assert "id='fig-transport_side_profiles'" in html and "id='fig-transport_floor_incidence'" in html
 
 
 def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_path):
