@@ -257,7 +257,7 @@ def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dic
         metrics[f"{p}xgb_at_chance"] = float(fit.at_chance)
         what = _side_title(fit)
         bundle.save_figure(f"{p}calibration_xgb", fit.xgb_cv.calibration_figure(
-            title=f"{'SIMULATED: ' if data.cohort.meta.simulated else ''}Tuned XGBoost, {what}: calibration at day "
+            title=f"Tuned XGBoost, {what}: calibration at day "
                   f"{fit.horizon_days:g}"),
             title=f"Calibration of the tuned XGBoost model of {what}", section="models",
             caption="Out-of-fold predicted vs Kaplan-Meier observed risk by decile of predicted risk, one line per "
@@ -446,7 +446,6 @@ def _side_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", la
     from ml.window._describe import endpoint_label
 
     win, search = res.window, res.search
-    sim = bool(data.cohort.meta.simulated)
     alpha = experiment.promotion.alpha
     null = getattr(search, "null_statistics_", np.empty((0, 3)))
     crit = {side: (float(np.quantile(null[:, k], 1 - alpha)) if len(null) else None)
@@ -455,7 +454,7 @@ def _side_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", la
         search.side_scan_, critical=crit, floor=win.floor.value, ceiling=win.ceiling.value,
         evidenced={"floor": win.floor.evidenced, "ceiling": win.ceiling.evidenced},
         labels={s: endpoint_label(getattr(win, s).endpoints) for s in ("floor", "ceiling")}, alpha=alpha,
-        unit=win.unit, simulated=sim), section=f"{prefix}window", title=f"{label}The two sides along exposure",
+        unit=win.unit), section=f"{prefix}window", title=f"{label}The two sides along exposure",
         caption="One-sided standardised statistic of every candidate cut: top, the floor (the floor endpoint is more "
         "frequent below the cut); bottom, the ceiling (the ceiling endpoint is more frequent at or above it). Dashed: "
         f"each side's permutation critical value at alpha = {alpha:g} (the {1 - alpha:.0%} quantile of that side's "
@@ -478,7 +477,7 @@ def _side_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", la
         evidenced = "" if ev.evidenced else " (not evidenced at alpha: groups of the best-scoring cut, for the record)"
         bundle.save_figure(f"{prefix}{side}_incidence", F.side_incidence_figure(
             curves, at_risk, title=f"{endpoint_label(ev.endpoints)} ({side})", horizon=horizon, lower=lower,
-            upper=upper, unit=win.unit, simulated=sim, xmax=xmax), section=f"{prefix}incidence",
+            upper=upper, unit=win.unit, xmax=xmax), section=f"{prefix}incidence",
             title=f"{label}{_sentence_case(endpoint_label(ev.endpoints))}, the {side} endpoint, by exposure group",
             caption=f"Aalen-Johansen cumulative incidence of {endpoint_label(ev.endpoints)} (death without it "
             f"competes) below, inside and above [{_fmt(lower)}, {_fmt(upper)}) {win.unit}, 95% pointwise bands "
@@ -504,7 +503,6 @@ def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dic
 
     s = _steps.explain(models, data, experiment, win.window)
     w = win.window
-    sim = bool(data.cohort.meta.simulated)
     exposure = experiment.features.exposure
     bundle.write_table("risk_curves", s.curves)
     if s.roles is not None:
@@ -528,7 +526,7 @@ def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dic
                 metrics[f"{p}shap_bound_in_scan_ci"] = float(e.agrees)
             word = "stops falling" if name == "floor" else "starts rising"
             bundle.save_figure(f"{p}shap_dependence", shap_bound_figure(
-                b, scan_bound=e.scan_bound, scan_ci=e.scan_ci, exposure_unit=w.unit, simulated=sim,
+                b, scan_bound=e.scan_bound, scan_ci=e.scan_ci, exposure_unit=w.unit,
                 title=f"Exposure's contribution to the hazard of {endpoint_label(fit.endpoint)}"), section="shap",
                 title=f"SHAP {name} vs the scan's {name}",
                 caption=f"Mean SHAP value of {exposure} (log-hazard of {endpoint_label(fit.endpoint)}) in 20 "

@@ -209,8 +209,10 @@ def risk_curves_figure(curves: pd.DataFrame, *, window: tuple[float, float] | No
         ax.grid(alpha=0.25)
     for ax in axes[len(names):]:
         ax.set_axis_off()
-    for ax in axes[(nrows - 1) * ncols:]:
-        ax.set_xlabel(f"total active-ATG AUC ({exposure_unit})")
+    for k, ax in enumerate(axes[:len(names)]):
+        if k + ncols >= len(names):  # the lowest panel of its column carries the axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(f"total active-ATG AUC ({exposure_unit})")
     for ax in axes[::ncols]:
         ax.set_ylabel("log hazard ratio vs reference")
     refs = curves["reference"].unique()

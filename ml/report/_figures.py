@@ -262,9 +262,12 @@ def incidence_curves_figure(curves: pd.DataFrame, *, horizon: float, lower=None,
         ax.set_title(_label(outcome), fontsize="large")
         top = float(c[["incidence"] + (["ci_high"] if "ci_high" in c else [])].max().max()) if len(c) else 1.0
         ax.set_ylim(0, max(0.05, min(1.0, top * 1.1)))
-        ax.set_xlabel("days from transplant")
         ax.set_ylabel("cumulative incidence")
         ax.legend(fontsize="small", loc="upper left", title=unit, title_fontsize="small")
+    for k, ax in enumerate(axes[:len(outcomes)]):
+        if k + ncols >= len(outcomes):  # the lowest panel of its column carries the axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("days from transplant")
     for ax in axes[len(outcomes):]:
         ax.set_axis_off()
     fig.suptitle(f"Cumulative incidence by exposure group; shaded: 95% pointwise band; dotted line: day {horizon:g}",
