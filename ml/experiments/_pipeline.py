@@ -532,7 +532,7 @@ def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dic
                 caption=f"Mean SHAP value of {exposure} (log-hazard of {endpoint_label(fit.endpoint)}) in 20 "
                 f"equal-count exposure bins (aggregate: no patient points), its monotone fit, and the SHAP {name}: "
                 f"where the contribution {word} (crosses halfway between its highest and lowest level). Orange: the "
-                f"scan's {name} with its 95% bootstrap interval." + chance)
+                f"scan's {name} with its 95% interval." + chance)
         else:
             sw = e.window
             metrics.update({k: float(v) for k, v in sw.to_dict().items()})

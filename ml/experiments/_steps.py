@@ -553,7 +553,7 @@ class EndpointShap:
     scan_bound : float or None
         The scan's bound of the same side (exposure unit).
     scan_ci : (float or None, float or None) or None
-        Its bootstrap interval.
+        Its interval (as the window artefact reports it).
     agrees : bool or None
         The SHAP bound lies inside the scan bound's interval (None: open SHAP bound or no interval).
     at_chance : bool
