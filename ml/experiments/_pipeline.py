@@ -392,10 +392,11 @@ def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", 
     sim = bool(data.cohort.meta.simulated)
     bundle.save_figure(f"{prefix}exposure", F.exposure_figure(
         data.x, lower=win.lower, upper=win.upper, lower_ci=win.lower_ci, upper_ci=win.upper_ci, unit=win.unit,
-        simulated=sim, no_window=no_window), section=f"{prefix}window",
-        title=f"{label}Exposure distribution", caption="Total active-ATG AUC per patient (histogram); the window shaded, "
-        "the 95% CIs of its bounds in orange along the axis." + (" No significant window: the best-scoring one hatched."
-                                                                 if no_window else ""))
+        simulated=sim, no_window=no_window, truth=_truth_bounds(data)), section=f"{prefix}window",
+        title=f"{label}Exposure distribution", caption="Total active-ATG AUC per patient (histogram); the window "
+        "shaded, the 95% CIs of its bounds in orange along the axis"
+        + ("; dashed: the simulator's true bounds (on the true AUC)" if _truth_bounds(data) else "") + "."
+        + (" No significant window: the best-scoring one hatched." if no_window else ""))
     bundle.save_figure(f"{prefix}statistic_map", F.statistic_map_figure(
         search.scan_, search.cut_values_, window=(win.lower, win.upper), unit=win.unit), section=f"{prefix}window",
         title=f"{label}Statistic map", caption="Standardised linear rank statistic of every candidate window "
@@ -425,6 +426,14 @@ def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", 
 
 def _sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _truth_bounds(data):
+    """A simulated cohort's true floor and ceiling (None for a side without effect), or None."""
+    truth = getattr(data.cohort.meta, "truth", None) if data.cohort.meta.simulated else None
+    if not truth or truth.get("effect") in (None, "none"):
+        return None
+    return (truth.get("floor", truth.get("lower")), truth.get("ceiling", truth.get("upper")))
 
 
 def _side_cuts(win) -> dict[str, tuple]:

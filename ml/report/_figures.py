@@ -42,7 +42,7 @@ def _shade(ax, lower, upper, lo_edge, hi_edge, label=None):
 
 
 def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, unit="UE*day/mL",
-                    simulated=False, no_window=False, figsize=(7.5, 3.6)) -> Figure:
+                    simulated=False, no_window=False, truth=None, figsize=(7.5, 3.6)) -> Figure:
     """Histogram of exposure with the window shaded and the bounds' intervals as bands.
 
     Parameters
@@ -58,6 +58,9 @@ def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, 
         Adds "SIMULATED" to the title.
     no_window : bool
         The search found no window: the best-scoring window is drawn hatched, for the record.
+    truth : (lower, upper), optional
+        A simulated cohort's true bounds (None or non-finite = no such bound), drawn dashed and
+        labelled beside the estimate.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -81,6 +84,10 @@ def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, 
             for b in (lower, upper):
                 if _finite(b):
                     ax.axvline(b, color="tab:green", lw=1.5)
+    if truth is not None:
+        marks = [b for b in truth if _finite(b)]
+        for k, b in enumerate(marks):
+            ax.axvline(b, color="k", ls="--", lw=1.3, label="simulator's truth" if k == 0 else None)
     ax.set_xlabel(f"total active-ATG AUC ({unit})")
     ax.set_ylabel("patients")
     ax.set_title(("SIMULATED cohort: " if simulated else "") + f"exposure distribution (n={x.size})",
