@@ -175,3 +175,53 @@ def test_endpoint_labels_are_clinical():
     assert endpoint_label("agvhd2") == "acute GVHD grade II-IV"
     assert endpoint_label("cmv|ebv") == "CMV or EBV reactivation"
     assert endpoint_label(("cmv", "nrm")) == "CMV reactivation or non-relapse mortality"
+
+
+def test_incidence_bands_and_numbers_at_risk_match_the_window_estimator():
+    import numpy as np
+
+    from ml.experiments._steps import at_risk_table, incidence_curves
+    from ml.features import check_competing_target, competing_target
+    from ml.report import figures as F
+    from ml.sim import simulate_cohort
+    from ml.window import incidence_at
+
+    cohort = simulate_cohort("urd", n=150, seed=4)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(50, 200, len(cohort.outcomes))
+    curves = incidence_curves(x, cohort.outcomes, 100.0, 150.0, ["agvhd2"])
+    codes, time = check_competing_target(competing_target(cohort.outcomes, "agvhd2"))
+    for group, mask in (("below", x < 100), ("inside", (x >= 100) & (x < 150)), ("above", x >= 150)):
+        c = curves[curves["group"] == group]
+        # at day 180 the step curve and its band are incidence_at's estimate and log(-log) interval
+        ref = incidence_at(time[mask], codes[mask], 180.0)
+        k = np.searchsorted(c["time"].to_numpy(), 180.0, side="right") - 1
+        np.testing.assert_allclose(c[["incidence", "ci_low", "ci_high"]].to_numpy()[k],
+                                   [ref["incidence"], ref["ci_low"], ref["ci_high"]], atol=1e-12)
+        assert (c["ci_low"] <= c["incidence"] + 1e-12).all() and (c["incidence"] <= c["ci_high"] + 1e-12).all()
+    table = at_risk_table(x, cohort.outcomes, 100.0, 150.0, "agvhd2", [0.0, 90.0, 180.0])
+    below = table[table["group"] == "below"].set_index("time")["at_risk"]
+    assert below[0.0] == int((x < 100).sum())
+    assert below[90.0] == int(((x < 100) & (time >= 90.0)).sum())  # still event-free and followed
+    fig = F.side_incidence_figure(curves, table, title="acute GVHD grade II-IV", horizon=180.0, lower=100.0,
+                                  upper=150.0)
+    shown = {t.get_text() for t in fig.axes[1].texts}
+    assert str(int(below[90.0])) in shown  # the numbers at risk are printed under the curves
+
+
+def test_side_profiles_draw_each_statistic_against_its_critical_value():
+    import numpy as np
+    import pandas as pd
+
+    from ml.report import figures as F
+
+    cut = np.linspace(80.0, 180.0, 21)
+    scan = pd.DataFrame({"cut": cut, "z_floor": 3 - np.abs(cut - 110) / 20, "z_ceiling": 3 - np.abs(cut - 140) / 20})
+    fig = F.side_profiles_figure(scan, critical={"floor": 2.4, "ceiling": 2.6}, floor=110.0, ceiling=140.0,
+                                 evidenced={"floor": True, "ceiling": False})
+    top, bottom = fig.axes[:2]
+    assert np.allclose(top.lines[0].get_ydata(), scan["z_floor"]) and np.allclose(bottom.lines[0].get_ydata(),
+                                                                                     scan["z_ceiling"])
+    assert any(np.allclose(line.get_ydata(), 2.4) for line in top.lines)
+    assert any(np.allclose(line.get_ydata(), 2.6) for line in bottom.lines)
+    assert any("not evidenced" in t.get_text() for t in bottom.get_legend().get_texts())
