@@ -498,10 +498,9 @@ def _soft_harms(auc: np.ndarray, lo: float, up: float, bandwidth: float) -> tupl
     """Smooth indicators of ``auc + e`` below ``lo``, in ``[lo, up)``, at or above ``up`` for
     ``e ~ N(0, bandwidth^2)`` (plain indicators when ``bandwidth <= 0``); they sum to 1."""
     if bandwidth <= 0:
-        below, above = (auc < lo).astype(float), (auc >= up).astype(float)
-    else:
-        below, above = ndtr((lo - auc) / bandwidth), ndtr((auc - up) / bandwidth)
-    return below, 1.0 - below - above, above
+        return (auc < lo).astype(float), ((auc >= lo) & (auc < up)).astype(float), (auc >= up).astype(float)
+    return (ndtr((lo - auc) / bandwidth), ndtr((auc - lo) / bandwidth) - ndtr((auc - up) / bandwidth),
+            ndtr((auc - up) / bandwidth))
 
 
 def _check_objective(objective) -> None:
