@@ -257,3 +257,14 @@ def test_pyfunc_output_has_both_harms_of_both_regimens(tmp_path):
     assert row["fixed_p_in_window"] == rec["fixed_forecast"]["p_in_window"]
     assert row["fixed_p_above_ceiling"] == rec["fixed_forecast"]["p_above_ceiling"]
     assert row["fixed_doses_mg"] == rec["fixed_forecast"]["doses_mg"]
+
+
+def test_cli_does_not_register_a_weighted_engine_it_cannot_serve(tmp_path):
+    from test_dosing_support import write_window
+
+    res = CliRunner().invoke(main, ["dose", "--window", write_window(tmp_path / "w.json"), "--register",
+                                    "--floor-weight", "2"], env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"})
+    assert res.exit_code == 1
+    assert ("Error: --register logs the engine with the default objective (most probable in window); the served "
+            "model does not take --floor-weight / --ceiling-weight yet") in res.output
+    assert not (tmp_path / "m.db").exists()

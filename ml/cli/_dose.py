@@ -1,8 +1,9 @@
 """``atgwin dose``: individualised day -3/-2 ATG doses from early levels, into a validated window.
 
-Refuses (exit 1, nothing recommended) a window in another unit than the levels, a window that
-is not ``validated`` unless an override names who and why (recorded in every recommendation),
-and a ``no-window`` result. A patient that cannot be dosed is listed with the reason; the command
+Refuses (exit 1, nothing recommended) a window open on a side or whose finding is not
+``window`` (whatever its status or override), a window in another unit than the levels, a window
+that is not ``validated`` unless an override names who and why (recorded in every
+recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the reason; the command
 exits 1 when nothing was recommended and 2 when some patients of a batch were refused (after
 writing everything else).
 """
@@ -120,6 +121,9 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     engine = _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
                      infusion_hours, draws, seed)
     _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
+    if register and (floor_weight is not None or ceiling_weight is not None):
+        raise click.ClickException("--register logs the engine with the default objective (most probable in "
+                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
     try:
         if window_ref.startswith(("models:/", "runs:/")):
             from ml.dosing.serving import load_registered_window
