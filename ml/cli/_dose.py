@@ -3,9 +3,9 @@
 Refuses (exit 1, nothing recommended) a window open on a side or whose finding is not
 ``window`` (whatever its status or override), a window in another unit than the levels, a window
 that is not ``validated`` unless an override names who and why (recorded in every
-recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the reason; the command
-exits 1 when nothing was recommended and 2 when some patients of a batch were refused (after
-writing everything else).
+recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the
+reason; the command exits 1 when nothing was recommended and 2 when some patients of a batch
+were refused (after writing everything else).
 """
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ class DosingEngine:
     or above the ceiling, and the regimen with the best ``objective`` score (default
     :class:`MostProbableInWindow`: the highest probability in the window;
     :class:`HarmWeighted` weighs the two harms). Near-ties (score within ``tie_tolerance`` of
-    the best) go to the forecast median closest to the window's target; medians within ``target_tolerance`` x the
-    window width of the closest count as equally close, and among those the most even split
+    the best) go to the forecast median closest to the window's target; medians within
+    ``target_tolerance`` x the window width of the closest count as equally close, and among those the most even split
     between days wins, then the smaller total, then the larger first dose. (Total AUC depends
     almost only on the total dose, so without the last rules the split between days would be
     decided by noise.) For the choice the probability is estimated with a smoothed indicator
@@ -196,7 +196,8 @@ class DosingEngine:
         ------
         DosingRefused
             Window in another unit, open on a side or with a finding other than ``window``, not
-            validated without ``override``, ``no-window``; patient input that cannot be dosed (doses after the decision, no doses, ...).
+            validated without ``override``, ``no-window``; patient input that cannot be dosed
+            (doses after the decision, no doses, ...).
         """
         out = self.recommend_many([patient], window, override)[0]
         if isinstance(out, DosingRefused):

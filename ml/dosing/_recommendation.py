@@ -2,7 +2,8 @@
 
 The recommendation checks its own safety conditions on construction (every dose on the vial
 grid and within the caps, a two-sided window (:func:`ml.dosing._gates.dosable_problem`) that is
-validated or an override that is recorded, a coherent forecast whose three harms sum to 1), so a recommendation that breaks them cannot exist, whatever produced it.
+validated or an override that is recorded, a coherent forecast whose three harms sum to 1), so
+a recommendation that breaks them cannot exist, whatever produced it.
 """
 
 from __future__ import annotations
