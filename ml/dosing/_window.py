@@ -16,6 +16,7 @@ from pathlib import Path
 from ml.cohort._model import exposure_unit
 
 from ._errors import DosingRefused
+from ._gates import check_dosable
 
 __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window"]
 
@@ -72,6 +73,9 @@ class WindowTarget:
         True when the window was derived from a virtual cohort.
     exposure : str
         Exposure variable (``auc_total``).
+    finding : str or None
+        What the benefit-harm search found (``window``, ``floor-only``, ...; None = not recorded);
+        only ``window`` can be dosed into (:func:`ml.dosing._gates.check_dosable`).
     """
 
     lower: float | None
@@ -83,6 +87,7 @@ class WindowTarget:
     dataset_digest: str = ""
     simulated: bool = False
     exposure: str = "auc_total"
+    finding: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -125,12 +130,12 @@ class WindowTarget:
     def to_dict(self) -> dict:
         return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
                 "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
-                "simulated": self.simulated, "exposure": self.exposure}
+                "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowTarget":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
-                                           "dataset_digest", "simulated", "exposure") if k in data})
+                                           "dataset_digest", "simulated", "exposure", "finding") if k in data})
 
     @classmethod
     def from_artefact(cls, window, source: str = "") -> "WindowTarget":
@@ -151,7 +156,8 @@ class WindowTarget:
                    unit=data["unit"], status=status, source=source,
                    dataset_digest=str(data.get("dataset_digest", "")),
                    simulated=bool(data.get("simulated", False)),
-                   exposure=str(data.get("exposure", "auc_total")))
+                   exposure=str(data.get("exposure", "auc_total")),
+                   finding=data.get("finding"))
 
 
 def load_window(source: str | Path) -> WindowTarget:
@@ -262,10 +268,12 @@ def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
     Raises
     ------
     DosingRefused
-        ``no-window``, unit mismatch (never overridable), or a non-validated window without an
+        ``no-window``, a window open on a side or whose finding is not ``window`` (never
+        overridable), unit mismatch (never overridable), or a non-validated window without an
         override.
     """
     if window.status == "no-window":
         check_status(window, override)
+    check_dosable(window)
     check_units(window, concentration_unit, model_unit)
     return check_status(window, override)
