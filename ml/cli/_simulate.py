@@ -37,9 +37,21 @@ def simulate(scenario, n, seed, lower, upper, fmt, pk_model, overwrite, out):
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     cohort = virtual.cohort
-    truth = cohort.meta.truth
     click.echo(
         f"wrote SIMULATED cohort {cohort.meta.name} to {folder}: {cohort.n} patients, "
-        f"{len(cohort.levels)} levels; true window [{truth['lower']}, {truth['upper']}) "
-        f"{cohort.meta.exposure_unit} ({truth['effect']} effect); digest {cohort.digest[:12]}"
+        f"{len(cohort.levels)} levels; {_truth_text(cohort.meta.truth, cohort.meta.exposure_unit)}; "
+        f"digest {cohort.digest[:12]}"
     )
+
+
+def _truth_text(truth: dict, unit: str) -> str:
+    """The world the cohort was drawn from, in words: which harms it has and where."""
+    if truth.get("effect") == "none":
+        return "no exposure effect (null world)"
+    floor, ceiling = truth.get("floor"), truth.get("ceiling")
+    if truth.get("overlap"):
+        return (f"overlapping harms: under-exposure harm below {floor:g}, over-exposure harm above {ceiling:g} "
+                f"{unit} ({truth['effect']} effect)")
+    parts = [f"floor {floor:g}" if floor is not None else "no floor (no under-exposure harm)",
+             f"ceiling {ceiling:g}" if ceiling is not None else "no ceiling (no over-exposure harm)"]
+    return f"true {', '.join(parts)} {unit} ({truth['effect']} effect)"
