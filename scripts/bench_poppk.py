@@ -13,9 +13,16 @@ fit of the same cohort, also by importance sampling with common random numbers
 (:class:`ml.poppk._objective.MarginalObjective`), and the profile likelihood along Km of that
 cohort is traced by fits with Km held on a grid (``PopPKFit(fixed=("Km",))``).
 
+Speed: the first ``--baseline-reps`` cohorts are also fitted with the settings of the
+fixed-length SAEM used before the adaptive exploration (:data:`BASELINE`: 200 + 100
+iterations, no stopping rule, the fitting grid throughout), alternating which runs first, and
+the fit times are reported as ratios of the two on the same cohorts (the machine is shared),
+beside the recovery of both on those cohorts.
+
 Usage::
 
-    python scripts/bench_poppk.py [--reps 20] [--n 324] [--explore 200] [--smooth 100]
+    python scripts/bench_poppk.py [--reps 20] [--n 324] [--explore 200] [--smooth 60]
+                                  [--baseline-reps 5]
                                   [--profile 2.5,3.5,5,6.5,8.5,11,15] [--is-samples 1000]
 
 Writes the ``poppk`` section of docs/benchmarks.md.
@@ -43,6 +50,8 @@ from ml.poppk._structural import Predictor, Theta, covariate_matrix  # noqa: E40
 from ml.sim import simulate_cohort  # noqa: E402
 
 TYPICAL = ("CL", "V1", "Q", "V2", "Vmax", "Km")
+#: Settings of the earlier fixed-length SAEM, the speed reference.
+BASELINE = {"n_explore": 200, "n_smooth": 100, "stopping": None, "explore_steps": None}
 IIV = ("CL", "V1", "Vmax")
 EXPONENTS = ("CL_weight", "V1_weight", "Vmax_alc")
 
