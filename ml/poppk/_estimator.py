@@ -21,7 +21,8 @@ from ._saem import SAEMTrace, run_saem
 from ._structural import (EXPLORE_STEPS, FIXED_PARAMS, Predictor, Theta, covariate_matrix,
                           log_params, population_mean)
 
-ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), "
+ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), exploration "
+             "ended by the stationarity of the complete-data -2LL, "
              "stochastic-approximation Fisher scoring for Q, V2, Km (Gu & Kong 1998), "
              "M3 for BLOQ samples (Beal 2001); standard errors from the FOCE-I linearised "
              "Fisher information; -2LL by importance sampling")
@@ -46,7 +47,7 @@ class PopPKFit(BaseEstimator):
     n_explore : int
         SAEM exploration iterations (step 1); with ``stopping`` the most it may take.
     n_smooth : int
-        SAEM smoothing iterations (decreasing step).
+        SAEM smoothing iterations (decreasing step), each with ``smooth_chains`` chains.
     stopping : StationarityRule or None
         Adaptive end of the exploration: it ends once the iterates are stationary
         (:class:`ml.poppk._convergence.StationarityRule`), at the latest after ``n_explore``
@@ -115,7 +116,7 @@ class PopPKFit(BaseEstimator):
     """
 
     def __init__(self, start: PopPKModel | None = None, *, n_explore: int = 200,
-                 n_smooth: int = 100, n_chains: int = 1, estimate_covariates: bool = True,
+                 n_smooth: int = 40, n_chains: int = 1, estimate_covariates: bool = True,
                  error_model: CombinedError | None = None, lloq: float | None = None,
                  initial_omega: float = 0.3, n_importance: int = 300, fixed: tuple = (),
                  stopping: StationarityRule | None = StationarityRule(),
@@ -333,6 +334,7 @@ class PopPKFit(BaseEstimator):
         fit = {"algorithm": r.algorithm, "cohort": data.name, "cohort_digest": data.digest,
                "n_patients": float(r.n_patients), "n_observations": float(r.n_observations),
                "n_bloq": float(r.n_bloq), "ofv": r.ofv, "iterations": float(r.iterations),
+               "converged": bool(r.converged),
                "random_state": str(self.random_state)}
         fit = {k: v for k, v in fit.items() if not (isinstance(v, float) and not math.isfinite(v))}
         tables = {"fit": fit}
