@@ -8,8 +8,9 @@ typical value doubled reaches the same V1, Q, CL + Vmax/Km, omega and residual e
 of equal likelihood (by importance sampling with common random numbers), but not the same split
 of elimination between CL, Vmax and Km: the likelihood is flat along that ridge (a strict xfail
 documents it). Both fits use
-fewer SAEM iterations than the default to keep the run near one minute; scripts/bench_poppk.py
-runs the default settings over 20 cohorts.
+PopPKFit's default SAEM settings (exploration ended by the stationarity rule, then 40
+smoothing iterations with two chains; fewer importance samples for -2LL);
+scripts/bench_poppk.py runs the same settings over 20 cohorts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ml.sim import simulate_cohort
 pytestmark = pytest.mark.slow
 
 TRUE = PopPKModel.default()
-SETTINGS = {"n_explore": 100, "n_smooth": 60, "n_importance": 100}
+SETTINGS = {"n_importance": 100}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,13 @@ def test_typical_values_within_15_percent(fitted, parameter):
 @pytest.mark.parametrize("parameter", ["CL", "V1", "Vmax"])
 def test_variabilities_within_30_percent(fitted, parameter):
     assert fitted.result_.omega[parameter] == pytest.approx(TRUE.iiv[parameter], rel=0.30)
+
+
+def test_default_fit_converges_early(fitted):
+    conv = fitted.convergence_
+    assert fitted.converged_ and conv["stationary"] and conv["information_positive_definite"]
+    assert conv["explore_iterations"] < fitted.n_explore          # the rule ended it
+    assert fitted.result_.iterations == conv["explore_iterations"] + fitted.n_smooth
 
 
 def test_residual_error_recovered(fitted):

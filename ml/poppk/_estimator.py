@@ -16,11 +16,13 @@ from ._ebe import conditional_modes, importance_sampling_loglik
 from ._error import CombinedError
 from ._linearization import fisher_information, linearize, parameter_names
 from ._result import EXPONENT_NAMES, IIV_NAMES, PopPKResult
+from ._convergence import StationarityRule
 from ._saem import SAEMTrace, run_saem
-from ._structural import (FIXED_PARAMS, Predictor, Theta, covariate_matrix, log_params,
-                          population_mean)
+from ._structural import (EXPLORE_STEPS, FIXED_PARAMS, Predictor, Theta, covariate_matrix,
+                          log_params, population_mean)
 
-ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), "
+ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), exploration "
+             "ended by the stationarity of the complete-data -2LL, "
              "stochastic-approximation Fisher scoring for Q, V2, Km (Gu & Kong 1998), "
              "M3 for BLOQ samples (Beal 2001); standard errors from the FOCE-I linearised "
              "Fisher information; -2LL by importance sampling")
@@ -43,11 +45,27 @@ class PopPKFit(BaseEstimator):
         Starting values and the fixed parts of the model (covariate references, active
         fraction, LLOQ). Default: :meth:`ml.pk.PopPKModel.default`.
     n_explore : int
-        SAEM exploration iterations (step 1).
+        SAEM exploration iterations (step 1); with ``stopping`` the most it may take.
     n_smooth : int
-        SAEM smoothing iterations (decreasing step).
+        SAEM smoothing iterations (decreasing step), each with ``smooth_chains`` chains.
+    stopping : StationarityRule or None
+        Adaptive end of the exploration: it ends once the iterates are stationary
+        (:class:`ml.poppk._convergence.StationarityRule`), at the latest after ``n_explore``
+        iterations. ``None`` runs exactly ``n_explore`` iterations.
+    explore_steps : tuple of (float, float) or None
+        RK4 step limits ``(from_day, max_step_days)`` of the integration during the
+        exploration (default :data:`ml.poppk._structural.EXPLORE_STEPS`, coarser than the
+        fitting grid; relative error below 1 % of a prediction, far inside the 20 %
+        residual error). The smoothing phase, which gives the estimates, and everything
+        after it integrate on the fitting grid. ``None``: the fitting grid throughout.
     n_chains : int
         Markov chains per patient.
+    smooth_chains : int, optional
+        Markov chains per patient in the smoothing phase, a multiple of ``n_chains`` (default
+        ``2 * n_chains``): at the end of the exploration every chain is copied. An
+        integration call costs about as much for two rows per patient as for one, so the
+        extra chain halves the Monte Carlo variance of each smoothing iteration for about
+        a quarter more time.
     estimate_covariates : bool
         Estimate the covariate exponents (else they are fixed at the start model's).
     error_model : CombinedError, optional
@@ -85,16 +103,31 @@ class PopPKFit(BaseEstimator):
     covariance_ : pandas.DataFrame
         Covariance of the estimates in the estimation scale (log typical values, exponents,
         omega^2, residual SDs).
+    converged_ : bool
+        Whether the fit can be trusted as converged: the exploration ended on stationary
+        iterates (``trace_.stationary``; not the case when it ran out of ``n_explore``
+        iterations), the estimates are finite and the Fisher information is positive
+        definite (standard errors exist). A pipeline falls back to a prior model when it
+        is False.
+    convergence_ : dict
+        Why: ``stationary``, ``drift`` (the stationarity statistic at the end of the
+        exploration, at most 1 when stationary), ``explore_iterations``,
+        ``smooth_iterations``, ``information_positive_definite``, ``finite``.
     """
 
     def __init__(self, start: PopPKModel | None = None, *, n_explore: int = 200,
-                 n_smooth: int = 100, n_chains: int = 1, estimate_covariates: bool = True,
+                 n_smooth: int = 40, n_chains: int = 1, estimate_covariates: bool = True,
                  error_model: CombinedError | None = None, lloq: float | None = None,
                  initial_omega: float = 0.3, n_importance: int = 300, fixed: tuple = (),
+                 stopping: StationarityRule | None = StationarityRule(),
+                 explore_steps: tuple | None = EXPLORE_STEPS, smooth_chains: int | None = None,
                  random_state=None, verbose: bool = False):
         self.start = start
         self.n_explore = n_explore
         self.n_smooth = n_smooth
+        self.stopping = stopping
+        self.explore_steps = explore_steps
+        self.smooth_chains = smooth_chains
         self.n_chains = n_chains
         self.estimate_covariates = estimate_covariates
         self.error_model = error_model
@@ -122,6 +155,13 @@ class PopPKFit(BaseEstimator):
             raise ValueError(f"fixed must name parameters among {FIXED_PARAMS}, got {unknown}")
         if not self.initial_omega >= 0:
             raise ValueError(f"initial_omega must be >= 0, got {self.initial_omega}")
+        sc = self.smooth_chains
+        if sc is not None and not (isinstance(sc, (int, np.integer)) and sc >= 1
+                                   and sc % self.n_chains == 0):
+            raise ValueError(f"smooth_chains must be a multiple of n_chains ({self.n_chains}), "
+                             f"got {sc!r}")
+        if self.stopping is not None and not isinstance(self.stopping, StationarityRule):
+            raise ValueError(f"stopping must be a StationarityRule or None, got {self.stopping!r}")
 
     def fit(self, cohort, y=None) -> "PopPKFit":
         """Estimate the model from a cohort.
@@ -153,6 +193,8 @@ class PopPKFit(BaseEstimator):
             raise ValueError(f"a population fit needs quantified levels; got {data.n_observed}")
         rng = np.random.default_rng(self.random_state)
         predict = Predictor(data)
+        predict_explore = (None if self.explore_steps is None
+                           else Predictor(data, phase_steps=tuple(self.explore_steps)))
         x = covariate_matrix(data, start.covariates)
         theta0 = Theta.from_model(start, omega_floor=self.initial_omega)
 
@@ -164,12 +206,16 @@ class PopPKFit(BaseEstimator):
                        n_smooth=self.n_smooth, n_chains=self.n_chains,
                        estimate_exponents=self.estimate_covariates,
                        estimate_fixed=tuple(p not in self.fixed for p in FIXED_PARAMS),
+                       predict_explore=predict_explore, stopping=self.stopping,
+                       smooth_chains=(2 * self.n_chains if self.smooth_chains is None
+                                      else self.smooth_chains),
                        progress=None if bar is None else (lambda _k: bar.update()))
         if bar is not None:
             bar.close()
         theta = out.theta
         self._post_fit(data, predict, x, theta, out.phi_mean, error, rng, start)
         self.trace_ = out.trace
+        self._set_convergence(theta)
         elapsed = time.perf_counter() - t0
         self.result_ = self._result(data, theta, start, elapsed)
         self.model_ = theta.to_model(
@@ -215,7 +261,7 @@ class PopPKFit(BaseEstimator):
         if self.n_importance > 0:
             ll, ll_se = importance_sampling_loglik(
                 predict, modes, mu, theta.omega2, theta.log_fixed, theta.a, theta.b, error, rng,
-                n_samples=self.n_importance)
+                n_samples=self.n_importance, batch_rows=predict.max_rows)
             self._ofv, self._ofv_se = -2.0 * ll, 2.0 * ll_se
         else:
             self._ofv, self._ofv_se = math.nan, math.nan
@@ -233,6 +279,21 @@ class PopPKFit(BaseEstimator):
         self.individual_ = pd.DataFrame(table)
         self.data_ = data
         self._x = x
+
+    def _set_convergence(self, theta: Theta) -> None:
+        tr = self.trace_
+        drift = tr.drift[tr.n_explore - 1] if tr.drift is not None and tr.n_explore >= 1 \
+            else math.nan
+        cov = self.covariance_.to_numpy()
+        est = np.isfinite(np.diag(cov))
+        pos_def = bool(est.any()) and bool(np.all(np.linalg.eigvalsh(cov[np.ix_(est, est)]) > 0))
+        finite = bool(np.isfinite(theta.vector()).all())
+        self.convergence_ = {
+            "stationary": bool(tr.stationary), "drift": float(drift),
+            "explore_iterations": int(tr.n_explore),
+            "smooth_iterations": int(tr.theta.shape[0] - tr.n_explore),
+            "information_positive_definite": pos_def, "finite": finite}
+        self.converged_ = bool(tr.stationary and pos_def and finite)
 
     def _result(self, data, theta: Theta, start: PopPKModel, elapsed: float) -> PopPKResult:
         typical = theta.typical()
@@ -264,14 +325,16 @@ class PopPKFit(BaseEstimator):
             ofv=float(self._ofv), ofv_se=float(self._ofv_se),
             ofv_linearization=float(self._ofv_lin), n_patients=data.n,
             n_observations=data.n_observed, n_bloq=data.n_bloq, algorithm=ALGORITHM,
-            iterations=self.n_explore + self.n_smooth, elapsed_seconds=float(elapsed),
-            concentration_unit=data.concentration_unit, notes=notes)
+            iterations=int(self.trace_.theta.shape[0]), elapsed_seconds=float(elapsed),
+            concentration_unit=data.concentration_unit, notes=notes,
+            converged=bool(self.converged_))
 
     def _extra_tables(self, data) -> dict:
         r = self.result_
         fit = {"algorithm": r.algorithm, "cohort": data.name, "cohort_digest": data.digest,
                "n_patients": float(r.n_patients), "n_observations": float(r.n_observations),
                "n_bloq": float(r.n_bloq), "ofv": r.ofv, "iterations": float(r.iterations),
+               "converged": bool(r.converged),
                "random_state": str(self.random_state)}
         fit = {k: v for k, v in fit.items() if not (isinstance(v, float) and not math.isfinite(v))}
         tables = {"fit": fit}

@@ -52,12 +52,14 @@ class PopPKResult:
     algorithm : str
         What produced the estimates (with references).
     iterations : int
-        SAEM iterations (exploration + smoothing).
+        SAEM iterations run (exploration + smoothing).
     elapsed_seconds : float
         Wall-clock time of the fit.
     concentration_unit : str
     notes : tuple of str
         Data handling worth knowing (excluded patients, imputed covariates).
+    converged : bool
+        Whether the fit converged (:attr:`ml.poppk.PopPKFit.converged_`).
     """
 
     typical: dict
@@ -77,6 +79,7 @@ class PopPKResult:
     elapsed_seconds: float
     concentration_unit: str = "UE/mL"
     notes: tuple = field(default=())
+    converged: bool = True
 
     def __post_init__(self) -> None:
         missing = [p for p in PARAMETERS if p not in self.typical]
@@ -123,6 +126,7 @@ class PopPKResult:
                 "ofv_linearization": self.ofv_linearization, "n_patients": self.n_patients,
                 "n_observations": self.n_observations, "n_bloq": self.n_bloq,
                 "iterations": self.iterations, "elapsed_seconds": self.elapsed_seconds,
+                "converged": self.converged,
                 "shrinkage": dict(self.shrinkage),
                 "concentration_unit": self.concentration_unit, "notes": list(self.notes),
             },
