@@ -17,6 +17,7 @@ _COMMANDS: dict[str, str] = {
     "exposure": "ml.cli._exposure:exposure",
     "discover": "ml.cli._discover:discover",
     "promote": "ml.cli._promote:promote",
+    "protocol-window": "ml.cli._protocol:protocol_window",
     "run": "ml.cli._run:run",
     "report": "ml.cli._report:report",
     "ui": "ml.cli._ui:ui",

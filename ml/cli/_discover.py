@@ -352,8 +352,7 @@ def _evaluate(path, cohort, x, y, Z, unit, endpoint, horizon, permutations, seed
         raise click.ClickException(str(exc)) from None
     lo = "open" if window.lower is None else f"{window.lower:.1f}"
     hi = "open" if window.upper is None else f"{window.upper:.1f}"
-    click.echo(f"\nEvaluating the given window [{lo}, {hi}) {unit} (from {window.population.donor_source}, "
-               f"{window.population.n} patients{', SIMULATED' if window.simulated else ''}) on "
+    click.echo(f"\nEvaluating the given window [{lo}, {hi}) {unit} ({window.provenance}) on "
                f"{cohort.meta.name!r} ({ev.n} patients, {ev.events} events); no search, so no adjustment needed.")
     click.echo(f"  inside: {ev.n_inside} patients, {ev.events_inside} events; statistic {ev.statistic:.2f}; "
                f"permutation p = {_p(ev.p_value)} (two-sided)")

@@ -148,6 +148,7 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     where = store.save(validated, out)
+    click.echo(validated.provenance)
     if validated.simulated:
         click.secho("SIMULATED DATA: this window was learned on a virtual cohort.", bold=True)
     for g in validated.gates_passed:

@@ -36,6 +36,7 @@ from ml.window._export import (
 )
 from ml.window._grid import QuantileGrid
 from ml.window._promotion import PromotionError, PromotionGates, promote_window
+from ml.window._protocol import PRESETS, protocol_window
 from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
 from ml.window._scan import ScanResult, permutation_maxima, scan
 from ml.window._scores import (
@@ -55,6 +56,7 @@ __all__ = [
     "composite_search",
     "discover",
     "FINDINGS",
+    "PRESETS",
     "SEARCH_KINDS",
     "SIDES",
     "BenefitHarmSearch",
@@ -93,6 +95,7 @@ __all__ = [
     "permutation_maxima",
     "population_of",
     "promote_window",
+    "protocol_window",
     "scan",
     "split_exposure",
     "subdistribution_hazard",

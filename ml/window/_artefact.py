@@ -23,6 +23,7 @@ from pathlib import Path
 
 __all__ = [
     "FINDINGS",
+    "PROTOCOL_KEYS",
     "SCHEMA_VERSION",
     "SEARCH_KINDS",
     "STATUSES",
@@ -40,9 +41,12 @@ READABLE_SCHEMAS = (1, 2)
 STATUSES = ("candidate", "validated", "no-window")
 #: What a search found: both bounds evidenced, one side only, harms that overlap, or nothing.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
-#: How the window was searched: one composite endpoint (two cuts), or a floor and a ceiling on
-#: their own endpoints (benefit-harm).
-SEARCH_KINDS = ("composite", "benefit-harm")
+#: How the window came about: searched on one composite endpoint (two cuts), searched as a floor
+#: and a ceiling on their own endpoints (benefit-harm), or taken from a publication before any
+#: outcome of this population exists (protocol).
+SEARCH_KINDS = ("composite", "benefit-harm", "protocol")
+#: What a protocol window must say about its source.
+PROTOCOL_KEYS = ("publication", "pmid", "population", "assay", "unit", "entered_by", "entered_at")
 
 
 def _finite(v) -> bool:
@@ -356,6 +360,10 @@ class ExposureWindow:
     pk_model : dict or None
         The population PK model that defined the exposure: ``name``, ``digest`` (of its content)
         and ``source`` (a file, a ``models:/`` URI, or ``"shipped"``); None for a model-free AUC.
+    protocol : dict or None
+        For a protocol window (``search_kind == "protocol"``): where it comes from, ``publication``,
+        ``pmid``, ``population``, ``assay``, ``unit`` (as published), ``entered_by`` and
+        ``entered_at``. Such a window was not derived from this system's data.
     schema_version : int
     """
 
@@ -393,6 +401,7 @@ class ExposureWindow:
     floor: BoundEvidence | None = None
     ceiling: BoundEvidence | None = None
     pk_model: dict | None = None
+    protocol: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -400,6 +409,8 @@ class ExposureWindow:
             object.__setattr__(self, "finding", _derived_finding(self.status, self.lower, self.upper))
         if self.pk_model is not None:
             object.__setattr__(self, "pk_model", dict(self.pk_model))
+        if self.protocol is not None:
+            object.__setattr__(self, "protocol", dict(self.protocol))
         object.__setattr__(self, "lower_ci", _ci_from(self.lower_ci))
         object.__setattr__(self, "upper_ci", _ci_from(self.upper_ci))
         object.__setattr__(self, "incidences", tuple(self.incidences))
@@ -494,6 +505,14 @@ class ExposureWindow:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, BoundEvidence) and v.side == name):
                 p.append(f"`{name}` must be a BoundEvidence of side {name!r}")
+        if (self.search_kind == "protocol") != (self.protocol is not None):
+            p.append("a protocol window (search_kind 'protocol') must carry its `protocol` source, and only it")
+        if self.protocol is not None:
+            missing = [k for k in PROTOCOL_KEYS if not (isinstance(self.protocol.get(k), str) and self.protocol[k].strip())]
+            if missing:
+                p.append(f"`protocol` must name its source: missing or empty {missing}")
+            elif self.protocol["unit"] != self.unit:
+                p.append(f"`protocol.unit` ({self.protocol['unit']!r}) must be the window's unit ({self.unit!r})")
         if self.pk_model is not None:
             missing = [k for k in ("name", "digest", "source") if not isinstance(self.pk_model.get(k), str)]
             if missing:
@@ -569,6 +588,17 @@ class ExposureWindow:
         return cls.from_dict(json.loads(text))
 
     # ---------------------------------------------------------------------------------- usage
+    @property
+    def provenance(self) -> str:
+        """One line saying where the window comes from (shown wherever the window is used)."""
+        if self.protocol is not None:
+            p = self.protocol
+            return (f"PROTOCOL window from {p['publication']} (PMID {p['pmid']}; {p['population']}; assay "
+                    f"{p['assay']}), entered by {p['entered_by']}: not derived from this population's outcomes")
+        sim = "SIMULATED " if self.simulated else ""
+        return (f"derived ({self.search_kind} search) from a {sim}{self.population.donor_source} cohort of "
+                f"{self.population.n} patients, dataset {self.dataset_digest[:12]}")
+
     def as_dosing_target(self) -> dict:
         """The window as a dosing tool's target: ``min`` / ``max`` / ``best`` plus ``unit``.
 

@@ -55,6 +55,8 @@ class PromotionGates:
             (passed if ok else failed).append(text)
 
         gate(window.status == "candidate", f"status is 'candidate' (got {window.status!r})")
+        if window.search_kind == "protocol":
+            return self._check_protocol(window, passed, failed, gate)
         gate(window.finding == "window", f"finding is 'window', both bounds evidenced (got {window.finding!r})")
         pv = window.p_value
         gate(pv is not None and pv < self.alpha, f"adjusted p-value {pv} < alpha {self.alpha}")
@@ -80,6 +82,18 @@ class PromotionGates:
                  f"{side.side} ({'|'.join(side.endpoints)}) adjusted p-value {sp} < alpha {self.alpha}")
             gate(side.events >= self.min_events,
                  f"{side.side} ({'|'.join(side.endpoints)}) events {side.events} >= min_events {self.min_events}")
+        return passed, failed
+
+
+    @staticmethod
+    def _check_protocol(window: ExposureWindow, passed, failed, gate) -> tuple[list[str], list[str]]:
+        """A protocol window has no data behind it here: its gates are its bounds and its source."""
+        gate(window.lower is not None and window.upper is not None,
+             f"both bounds finite (lower={window.lower}, upper={window.upper})")
+        p = window.protocol or {}
+        gate(bool(p.get("publication")) and bool(p.get("pmid")),
+             f"published source named (publication {p.get('publication')!r}, PMID {p.get('pmid')!r})")
+        gate(p.get("unit") == window.unit, f"published unit {p.get('unit')!r} is the window's unit {window.unit!r}")
         return passed, failed
 
 
