@@ -27,7 +27,7 @@ from ._forecast import node_levels, simulate_total_auc, spline_grid, weighted_qu
 from ._patient import PatientData
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
-from ._window import WindowOverride, WindowTarget, check_status, check_units
+from ._window import WindowOverride, WindowTarget, check_status, check_units, model_mismatch
 
 __all__ = ["DosingEngine", "Thresholds"]
 
@@ -443,6 +443,9 @@ class DosingEngine:
         hi = grid.max(axis=0)
         if np.all(chosen == hi) and forecast.median < window.bounds[0]:
             w.append("the recommended doses are at the cap and the forecast stays below the window")
+        mismatch = model_mismatch(window, self.model)
+        if mismatch:
+            w.append(mismatch)
         return tuple(w)
 
     def _caveats(self, window: WindowTarget, override: WindowOverride | None) -> tuple[str, ...]:
@@ -452,6 +455,9 @@ class DosingEngine:
                      "are not fitted to patient data")
         if window.simulated:
             c.append("the window was derived from simulated data (a virtual cohort): not for clinical use")
+        if window.pk_model is None:
+            c.append(f"the window does not name the population PK model that defined its exposure; the doses are "
+                     f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
             c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
         if window.lower is None:
