@@ -146,8 +146,9 @@ class PopPKSpec:
 
     Attributes
     ----------
-    n_explore, n_smooth : int
-        SAEM iterations (the fit's budget: time grows linearly with their sum).
+    n_explore, n_smooth : int or None
+        SAEM iterations (the fit's budget: time grows linearly with their sum); None: the
+        defaults of ``PopPKFit``.
     n_importance : int
         Importance samples per patient for the fit's -2LL (0 skips it).
     vpc_sims : int
@@ -161,8 +162,8 @@ class PopPKSpec:
         the exploration iterations: more means SAEM had not reached its stationary phase.
     """
 
-    n_explore: int = 200
-    n_smooth: int = 100
+    n_explore: int | None = None
+    n_smooth: int | None = None
     n_importance: int = 0
     vpc_sims: int = 100
     max_rse: float = 50.0

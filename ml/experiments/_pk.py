@@ -218,8 +218,9 @@ def _fit(cohort, spec, random_state: int, estimator) -> PKModelResult:
     from ml.pk import PopPKModel
     from ml.poppk import PopPKFit
 
-    est = estimator if estimator is not None else PopPKFit(
-        n_explore=spec.n_explore, n_smooth=spec.n_smooth, n_importance=spec.n_importance, random_state=random_state)
+    budget = {k: v for k, v in (("n_explore", spec.n_explore), ("n_smooth", spec.n_smooth)) if v is not None}
+    est = estimator if estimator is not None else PopPKFit(n_importance=spec.n_importance, random_state=random_state,
+                                                           **budget)
     shipped = PopPKModel.default()
     t0 = time.perf_counter()
     try:
@@ -242,5 +243,6 @@ def _fit(cohort, spec, random_state: int, estimator) -> PKModelResult:
                              estimator=est, check=check, seconds=seconds)
     model = replace(est.model_, name=f"atg-2cmt-linear-mm fitted to {name}")
     return PKModelResult(model=model, status="fitted", estimator=est, check=check, seconds=seconds,
-                         origin=f"PopPKFit (SAEM, {spec.n_explore} + {spec.n_smooth} iterations) on the levels of "
+                         origin=f"PopPKFit (SAEM, {getattr(est, 'n_explore', '?')} + {getattr(est, 'n_smooth', '?')} "
+                                f"iterations) on the levels of "
                                 f"cohort {name} (digest {str(getattr(cohort, 'digest', ''))[:16]})")
