@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "foundation": ([], ["--n", "20000", "--nca-n", "500", "--no-write"]),
     "window": ([], ["--reps", "10", "--no-speed", "--no-write"]),
+    "benefit_harm": ([], ["--reps", "4", "--other-reps", "2", "--composite-reps", "2", "--permutations", "99",
+                          "--bootstraps", "50", "--no-speed", "--no-write"]),
     "models": ([], ["--trials", "5", "--no-write"]),
     "pipeline": ([], ["--no-write"]),
     "dosing": ([], ["--n", "100", "--reference-n", "100", "--sweep", "200", "--latency-n", "10",

@@ -17,8 +17,11 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert (e.cohort.scenario, e.cohort.n) == ("urd", 324) and e.cohort.path is None
     assert (e.window.permutations, e.window.bootstraps, e.models.n_trials) == (1000, 1000, 30)
     assert isinstance(e.window.scores, LogRankScores) and isinstance(e.window.grid, QuantileGrid)
-    assert e.window.grid.get_params() == {"k": 40, "minprop": 0.2, "maxprop": None}
-    assert e.endpoint.name == "cmv|ebv|agvhd2|death" and e.endpoint.horizon_days == 180.0
+    assert e.window.grid.get_params() == {"k": 40, "minprop": 0.1, "maxprop": None}
+    # the benefit-harm window: a floor against acute GVHD, a ceiling against CMV/EBV, both by day 180
+    assert e.endpoint.kind == "benefit-harm" and e.endpoint.name is None
+    assert (e.endpoint.floor, e.endpoint.ceiling) == (("agvhd2",), ("cmv|ebv",))
+    assert (e.endpoint.floor_horizon_days, e.endpoint.ceiling_horizon_days, e.endpoint.horizon_days) == (180, 180, 180)
     assert e.model_name == "atg-window-urd" and e.transport is None
     assert e.promotion.gates().max_ci_width == 30.0
     # exposure: MAP + M3 under a population model fitted to the cohort first ([poppk] budget)
@@ -45,7 +48,9 @@ def test_cohort_folder_replaces_the_virtual_cohort(tmp_path):
 
 
 def test_strings_become_strategy_objects_once():
-    e = parse_experiment('name = "adj"\n[window]\nscores = "cox-martingale"\ncovariates = ["age_years"]\n')
+    e = parse_experiment('name = "adj"\n[endpoint]\nname = "cmv"\n[window]\nscores = "cox-martingale"\n'
+                         'covariates = ["age_years"]\n')
+    assert e.endpoint.kind == "composite"
     from ml.window import CoxMartingaleScores
 
     assert isinstance(e.window.scores, CoxMartingaleScores) and e.window.covariates == ("age_years",)
@@ -53,16 +58,28 @@ def test_strings_become_strategy_objects_once():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ('name = "x"\n[window]\nscores = "magic"\n',
+    ('name = "x"\n[endpoint]\nname = "cmv"\n[window]\nscores = "magic"\n',
      "window.scores: must be one of ['logrank', 'cox-martingale', 'subdistribution'], got 'magic'"),
     ('name = "x"\n[window]\npermutations = -1\n', "window.permutations: must be >= 0, got -1"),
     ('name = "x"\n[window]\nbootstraps = 0\n',
-     'window.estimate: "bagged" is the median of the bootstrap windows; needs bootstraps >= 1'),
+     "window.estimate: 'smoothed' comes from the bootstrap windows; needs bootstraps >= 1"),
+    ('name = "x"\n[endpoint]\nname = "cmv"\n[window]\nci_method = "ij"\n',
+     "window.ci_method: must be ij (benefit-harm search only), percentile or basic, got 'ij'"),
     ('name = "x"\n[window]\ngrid_k = "forty"\n', "window.grid_k: must be int, got 'forty'"),
-    ('name = "x"\n[window]\nscores = "cox-martingale"\n',
+    ('name = "x"\n[endpoint]\nname = "cmv"\n[window]\nscores = "cox-martingale"\n',
      'window.covariates: an adjusted search (scores = "cox-martingale") needs covariates'),
     ('name = "x"\n[endpoint]\nname = "cmv|flu"\n', "endpoint.name: "),
-    ('name = "x"\n[endpoint]\nhorizon_days = -3\n', 'endpoint.horizon_days: must be a number of days > 0 or "none", got -3'),
+    ('name = "x"\n[endpoint]\nname = "cmv"\nhorizon_days = -3\n',
+     'endpoint.horizon_days: must be a number of days > 0 or "none", got -3'),
+    ('name = "x"\n[endpoint]\nfloor_horizon_days = -3\n',
+     'endpoint.floor_horizon_days: must be a number of days > 0 or "none", got -3'),
+    ('name = "x"\n[endpoint]\nceiling = ["cmv", "flu"]\n', "endpoint.ceiling: "),
+    ('name = "x"\n[endpoint]\nhorizon_days = 100\n', "[endpoint].horizon_days: the horizon of a composite endpoint"),
+    ('name = "x"\n[endpoint]\nname = "cmv"\nfloor = ["agvhd2"]\n',
+     "[endpoint]: `name` runs the composite search on one endpoint; floor/ceiling settings belong"),
+    ('name = "x"\n[window]\ncovariates = ["age_years"]\n', "window.covariates: only for the composite search"),
+    ('name = "x"\n[endpoint]\nname = "cmv"\n[window]\nfloor_covariates = ["hla_mismatches"]\n',
+     "window.floor_covariates / ceiling_covariates: only for the benefit-harm search"),
     ('name = "x"\n[cohort]\nscenario = "mars"\n', "cohort.scenario: unknown scenario 'mars'"),
     ('name = "x"\n[cohort]\nn = 5\n', "cohort.n: must be >= 20 patients, got 5"),
     ('name = "x"\n[models]\nobjective = "survival:weibull"\n', "models.objective: must be survival:cox or survival:aft"),
@@ -89,6 +106,7 @@ def test_bad_experiment_files_are_refused_with_the_rule(text, expected):
 
 def test_every_problem_is_listed_at_once():
     with pytest.raises(ExperimentError) as info:
-        parse_experiment('name = "x"\n[window]\nscores = "magic"\npermutations = -1\n[models]\nn_trials = 0\n', "f.toml")
+        parse_experiment('name = "x"\n[endpoint]\nname = "cmv"\n[window]\nscores = "magic"\npermutations = -1\n'
+                         '[models]\nn_trials = 0\n', "f.toml")
     assert len(info.value.problems) == 3
     assert str(info.value).startswith("f.toml: 3 problems")

@@ -106,7 +106,8 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert p["window.search.n_permutations"] == "49" and p["window.search.n_bootstraps"] == "20"
     assert p["window.search.scores"] == "LogRankScores()" and "QuantileGrid" in p["window.search.grid"]
     assert {"xgb.max_depth", "xgb.learning_rate", "cox.n_knots", "endpoint.name"} <= set(p)
-    for key in ("window_lower", "window_upper", "window_p_value", "window_hr", "xgb_harrell_c_mean",
+    for key in ("window_lower", "window_upper", "window_p_value", "window_floor_p_value", "window_ceiling_p_value",
+                "window_floor_hr", "window_ceiling_hr", "window_floor_events", "xgb_harrell_c_mean",
                 "xgb_harrell_c_sd", "cox_ibs_mean", "shap_window_lower", "time_models_s", "time_window_s"):
         assert key in m, key
     assert t["atgwin.simulated"] == "true" and t["atgwin.window_status"] == "candidate"
@@ -302,7 +303,10 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
     t = results["transport"]
     assert results["window"]["artefact"]["population"]["donor_source"] == "haplo"
     assert t["cohort"]["donor_source"] == "URD" and t["rederived"]["artefact"]["population"]["n"] == 200
-    assert t["evaluation"]["n"] == 200 and t["evaluation"]["n_permutations"] == 49
+    # a benefit-harm window is scored side by side on the other cohort (each side's harmed group vs the rest)
+    assert set(t["evaluation"]) <= {"floor", "ceiling"}
+    for side in t["evaluation"].values():
+        assert side["n"] == 200 and side["n_permutations"] == 49
     # one window artefact for the registry (the haplo window); the URD windows live under transport/
     windows = [p for p in folder.rglob("*.json")
                if {"unit", "status", "target"} <= set(json.loads(p.read_text()))]

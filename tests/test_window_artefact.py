@@ -72,7 +72,16 @@ def test_open_bounds_are_null_in_json():
     (dict(status="validated"), "a validated window must list `gates_passed`, got none"),
     (dict(simulated="yes"), "`simulated` must be a bool, got 'yes'"),
     (dict(created_at="yesterday"), "`created_at` must be an ISO-8601 time, got 'yesterday'"),
-    (dict(schema_version=2), "`schema_version == 1` must hold, got 2"),
+    (dict(schema_version=1), "`schema_version == 2` must hold, got 1"),
+    (dict(finding="window", lower=None, lower_ci=None, target=120.0),
+     "finding 'window' needs both bounds, got lower=None, upper=148.5"),
+    (dict(finding="maybe"), "`finding` must be one of ('window', 'floor-only', 'ceiling-only', 'overlap', "
+                            "'no-window'), got 'maybe'"),
+    (dict(finding="overlap"), "finding 'overlap' must have status 'no-window', got 'candidate'"),
+    (dict(lower=None, lower_ci=None, target=120.0, status="validated", gates_passed=("g",), promoted_by="a",
+          promotion_reason="b"), "only a two-sided window (finding 'window') can be validated, got finding 'ceiling-only'"),
+    (dict(pk_model={"name": "m"}), "`pk_model` must have text keys name, digest and source; missing or not text: "
+                                   "['digest', 'source']"),
 ])
 def test_invalid_windows_state_the_condition(overrides, message):
     with pytest.raises(ValueError) as err:
@@ -110,7 +119,7 @@ def test_promotion_passes_and_records_who_and_why():
     v = promote_window(make(), PromotionGates(alpha=0.05, max_ci_width=25.0, min_events=100), by="dr. x",
                        reason="validated on external cohort")
     assert v.status == "validated" and v.promoted_by == "dr. x" and v.promotion_reason
-    assert len(v.gates_passed) == 5
+    assert len(v.gates_passed) == 6  # status, finding, p-value, both interval widths, events
     assert ExposureWindow.from_json(v.to_json()) == v
 
 
@@ -124,6 +133,16 @@ def test_promotion_lists_every_failing_gate():
         "lower bound interval width 18 <= 15.0 UE*day/mL",
         "upper bound interval width <= 15.0 UE*day/mL (interval unbounded: (140.0, None))",
         "events 20 >= min_events 50",
+    ]
+
+
+def test_an_open_bound_fails_promotion_whatever_the_width_gate():
+    w = make(lower=None, lower_ci=None, target=120.0)
+    with pytest.raises(PromotionError) as err:
+        promote_window(w, PromotionGates(max_ci_width=1000.0, min_events=1), by="x", reason="y")
+    assert err.value.failed == [
+        "finding is 'window', both bounds evidenced (got 'ceiling-only')",
+        "lower bound is finite (it is open: a window is safe to dose only with both bounds)",
     ]
 
 
@@ -157,4 +176,6 @@ def test_exposure_window_from_a_fitted_search():
                                population=Population("URD", "MAC", s.n_, s.n_events_), dataset_digest="d",
                                simulated=True, version="test", alpha=0.005)
     assert w_strict.status == "no-window"
-    assert replace(w_strict, status="candidate").status == "candidate"
+    assert w_strict.finding == "no-window"
+    with pytest.raises(ValueError, match="finding 'no-window' must have status 'no-window', got 'candidate'"):
+        replace(w_strict, status="candidate")  # a status edited by hand does not turn a finding into a window

@@ -35,10 +35,28 @@ def test_discover_writes_a_window_and_prints_a_summary(cohorts, tmp_path):
     assert "adjusted p" in r.output or "No evidence" in r.output
     assert "Cumulative incidence by day 180" in r.output
     w = ExposureWindow.from_json(out)
-    assert w.simulated and w.unit == "UE*day/mL" and w.endpoint == "cmv|ebv|agvhd2|death"
+    # the default is the benefit-harm search: floor from aGVHD II-IV, ceiling from CMV/EBV
+    assert w.simulated and w.unit == "UE*day/mL" and w.search_kind == "benefit-harm"
+    assert (w.floor.endpoints, w.ceiling.endpoints) == (("agvhd2",), ("cmv|ebv",))
     assert w.horizon_days == 180.0 and w.population.n == 324
-    assert w.status == ("candidate" if w.p_value < 0.05 else "no-window")
+    assert w.status == ("candidate" if w.finding in ("window", "floor-only", "ceiling-only") else "no-window")
+    assert "floor" in r.output and "ceiling" in r.output and "cross-fitted HR" in r.output
     assert {i.outcome for i in w.incidences} >= {"cmv", "agvhd2", "nrm"}
+
+
+def test_discover_composite_endpoint_runs_the_two_cut_search(cohorts, tmp_path):
+    out = tmp_path / "w.json"
+    r = run("discover", cohorts / "urd", "--out", out, "--endpoint", "cmv|ebv|agvhd2|death", *QUICK)
+    assert r.exit_code == 0, r.output
+    w = ExposureWindow.from_json(out)
+    assert w.search_kind == "composite" and w.endpoint == "cmv|ebv|agvhd2|death" and w.floor is None
+    assert w.status == ("candidate" if w.p_value < 0.05 else "no-window")
+
+
+def test_composite_options_need_the_composite_search(cohorts, tmp_path):
+    r = CliRunner().invoke(main, ["discover", str(cohorts / "urd"), "--out", str(tmp_path / "w.json"),
+                                  "--single-cut"])
+    assert r.exit_code == 2 and "--single-cut and --covariates belong to the composite search" in r.output
 
 
 def test_no_evidence_is_said_plainly(cohorts, tmp_path):

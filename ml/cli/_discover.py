@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ml._defaults import BENEFIT_HARM as BH
+from ml._defaults import COMPOSITE_MINPROP, GRID_K, MINPROP
 from ml.cli._common import exposure_options
 
 DEFAULT_ENDPOINT = "cmv|ebv|agvhd2|death"
@@ -41,6 +43,7 @@ def _p(p: float | None) -> str:
 
 
 def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = None):
+    """Cohort, exposure table, its definition and the PK model reference (or None)."""
     from ml.cli._common import cohort_exposure
     from ml.cohort import CohortValidationError, load_cohort
 
@@ -50,8 +53,10 @@ def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = 
         raise click.ClickException(f"{directory}: invalid cohort\n{exc}") from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"{directory}: {exc}") from None
-    exposure, definition = cohort_exposure(cohort, exposure_method, pk_model)
-    return cohort, exposure, definition
+    result = cohort_exposure(cohort, exposure_method, pk_model)
+    exposure, definition = result[0], result[1]
+    model_ref = result[2] if len(result) > 2 else None
+    return cohort, exposure, definition, model_ref
 
 
 def _design(cohort, exposure, covariates: list[str]):
@@ -96,128 +101,216 @@ def _print_incidences(incidences) -> None:
         click.echo(f"  {outcome:<9}" + "".join(cells))
 
 
+def _endpoints(text: str, option: str) -> tuple[str, ...]:
+    from ml.features import parse_endpoint
+
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    if not names:
+        raise click.BadParameter("name at least one endpoint", param_hint=option)
+    try:
+        return tuple(parse_endpoint(e).name for e in names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _names(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _csv(value) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 @click.command("discover")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the window (JSON). Required unless --evaluate.")
-@click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True,
-              help="Endpoint: cmv, ebv, agvhd2, agvhd3, cgvhd, relapse, nrm, os, dfs, or a composite a|b|c.")
+@click.option("--floor", "floor_text", default=_csv(BH["floor_endpoints"]), show_default=True,
+              help="Endpoint(s) harmed by UNDER-exposure, comma-separated; they set the floor (lower bound). "
+              "E.g. agvhd2 or agvhd2,cgvhd.")
+@click.option("--ceiling", "ceiling_text", default=_csv(BH["ceiling_endpoints"]), show_default=True,
+              help="Endpoint(s) harmed by OVER-exposure, comma-separated; they set the ceiling (upper bound). "
+              "E.g. cmv|ebv (first of CMV or EBV) or cmv,ebv,nrm.")
+@click.option("--floor-horizon", default=f"{BH['floor_horizon']:g}", show_default=True,
+              help="Days from transplant the floor endpoints are truncated at, or 'none'.")
+@click.option("--ceiling-horizon", default=f"{BH['ceiling_horizon']:g}", show_default=True,
+              help="Days from transplant the ceiling endpoints are truncated at, or 'none'.")
+@click.option("--floor-covariates", default="", help="Patients columns adjusting the floor side (Cox martingale "
+              "scores), e.g. hla_mismatches.")
+@click.option("--ceiling-covariates", default="", help="Patients columns adjusting the ceiling side, e.g. "
+              "cmv_serostatus.")
+@click.option("--endpoint", default=None,
+              help="Run the COMPOSITE two-cut search on this one endpoint instead of the benefit-harm search "
+              "(for comparison), e.g. cmv|ebv|agvhd2|death. Endpoints: cmv, ebv, agvhd2, agvhd3, cgvhd, relapse, "
+              "nrm, os, dfs, or a composite a|b|c.")
 @click.option("--horizon", "horizon_text", default="180", show_default=True,
-              help="Days from transplant the endpoint is truncated at, or 'none'.")
-@click.option("--covariates", default="", help="Comma-separated patients columns for an adjusted search "
+              help="Composite search only: days from transplant the endpoint is truncated at, or 'none'.")
+@click.option("--covariates", default="", help="Composite search only: patients columns for an adjusted search "
               "(Cox martingale-residual scores), e.g. cmv_serostatus,hla_mismatches.")
-@click.option("--single-cut", is_flag=True, help="One bound only (a threshold), as R maxstat.")
-@click.option("--permutations", default=1000, show_default=True, type=click.IntRange(0))
-@click.option("--bootstraps", default=1000, show_default=True, type=click.IntRange(0))
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(0),
-              help="Folds of the cross-fitted hazard ratio (0: skip).")
-@click.option("--grid-k", default=40, show_default=True, type=click.IntRange(2), help="Candidate cut points.")
-@click.option("--minprop", default=0.2, show_default=True, type=click.FloatRange(0.01, 0.45),
-              help="Smallest share of patients below, inside and above the window (0.2 has more power "
-              "than R maxstat's 0.1 at the same type-I error: docs/benchmarks.md, window).")
-@click.option("--ci-method", default="percentile", show_default=True,
-              type=click.Choice(["percentile", "basic"]))
-@click.option("--estimate", default="bagged", show_default=True, type=click.Choice(["bagged", "argmax"]),
-              help="Reported bounds: median of the bootstrap windows (bagged; more accurate, see "
-              "docs/benchmarks.md) or the single best-scoring window (argmax).")
+@click.option("--single-cut", is_flag=True, help="Composite search only: one bound (a threshold), as R maxstat.")
+@click.option("--permutations", default=BH["n_permutations"], show_default=True, type=click.IntRange(0))
+@click.option("--bootstraps", default=BH["n_bootstraps"], show_default=True, type=click.IntRange(0))
+@click.option("--folds", default=BH["n_folds"], show_default=True, type=click.IntRange(0),
+              help="Folds of the cross-fitted hazard ratios (0: skip).")
+@click.option("--grid-k", default=GRID_K, show_default=True, type=click.IntRange(2), help="Candidate cut points.")
+@click.option("--minprop", default=None, type=click.FloatRange(0.01, 0.45),
+              help=f"Smallest share of patients below, inside and above the window (default: {MINPROP} for the "
+              f"benefit-harm search, {COMPOSITE_MINPROP} for the composite one; docs/benchmarks.md).")
+@click.option("--ci-method", default=None, type=click.Choice(["ij", "percentile", "basic"]),
+              help=f"Intervals of the bounds (default: {BH['ci_method']} for the benefit-harm search, percentile for "
+              "the composite one). ij: normal interval with the infinitesimal-jackknife standard error of the "
+              "smoothed bound; percentile/basic: bootstrap intervals.")
+@click.option("--estimate", default=None, type=click.Choice(["smoothed", "bagged", "argmax"]),
+              help=f"Reported bounds (default: {BH['estimate']} for the benefit-harm search, bagged for the composite "
+              "one): mean (smoothed) or median (bagged) of the bootstrap bounds, or the best-scoring window "
+              "(argmax); see docs/benchmarks.md.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
-@click.option("--min-events", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--alpha", default=BH["alpha"], show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--min-events", default=BH["min_events"], show_default=True, type=click.IntRange(1))
 @click.option("--outcomes", "outcomes_text", default=DEFAULT_OUTCOMES, show_default=True,
               help="Endpoints whose cumulative incidence is reported below/inside/above the window.")
 @click.option("--incidence-horizon", default=None, type=float,
-              help="Day at which incidences are read (default: --horizon, or 365 when it is 'none').")
+              help="Day at which incidences are read (default: the search's horizon, or 365 without one).")
 @click.option("--evaluate", "evaluate_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Score this window (JSON) on the cohort without searching.")
+              help="Score this window (JSON) on the cohort without searching (on --endpoint, default "
+              f"{DEFAULT_ENDPOINT}).")
 @exposure_options
-def discover(directory: Path, out: Path | None, endpoint: str, horizon_text: str, covariates: str,
-             single_cut: bool, permutations: int, bootstraps: int, folds: int, grid_k: int, minprop: float,
-             ci_method: str, estimate: str, seed: int, alpha: float, min_events: int, outcomes_text: str,
-             incidence_horizon: float | None, evaluate_path: Path | None, exposure_method: str,
-             pk_model: str | None) -> None:
+def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: str, floor_horizon: str,
+             ceiling_horizon: str, floor_covariates: str, ceiling_covariates: str, endpoint: str | None,
+             horizon_text: str, covariates: str, single_cut: bool, permutations: int, bootstraps: int, folds: int,
+             grid_k: int, minprop: float | None, ci_method: str, estimate: str, seed: int, alpha: float,
+             min_events: int, outcomes_text: str, incidence_horizon: float | None, evaluate_path: Path | None,
+             exposure_method: str, pk_model: str | None) -> None:
     """Find the exposure window of the cohort in DIRECTORY (total active-ATG AUC).
 
-    Prints the window with bootstrap intervals, the p-value adjusted for the whole search, the
-    cross-fitted hazard ratio and per-outcome incidences, and writes an ExposureWindow (JSON,
-    status 'candidate', or 'no-window' when the adjusted p-value is not below --alpha).
+    By default a benefit-harm search: the floor is the cut below which the under-exposure harm
+    (acute GVHD II-IV) rises, the ceiling the cut above which the over-exposure harm (CMV/EBV
+    reactivation) rises, each one-sided on its own endpoint, searched together (floor < ceiling)
+    with one permutation test of the whole search and a closed test per side. Prints the window,
+    each bound's adjusted p-value, bootstrap interval and cross-fitted hazard ratio, and the
+    incidences below/inside/above; writes an ExposureWindow (JSON) whose finding is window,
+    floor-only, ceiling-only, overlap or no-window. --endpoint runs the composite search instead.
     """
-    from ml.features import competing_target, parse_endpoint
+    from ml.features import parse_endpoint
 
-    horizon = _horizon(horizon_text)
-    try:
-        endpoint = parse_endpoint(endpoint).name
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--endpoint") from None
-    outcome_list = [o.strip() for o in outcomes_text.split(",") if o.strip()]
+    outcome_list = _names(outcomes_text)
     for o in outcome_list:
         try:
             parse_endpoint(o)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--outcomes") from None
-    cov_names = [c.strip() for c in covariates.split(",") if c.strip()]
     if evaluate_path is None and out is None:
         raise click.UsageError("--out is required (where to write the window)")
+    composite = endpoint is not None or evaluate_path is not None
+    if endpoint is not None:
+        try:
+            endpoint = parse_endpoint(endpoint).name
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    elif single_cut or covariates:
+        raise click.UsageError("--single-cut and --covariates belong to the composite search: add --endpoint, "
+                               "or adjust a side with --floor-covariates / --ceiling-covariates")
+    horizon = _horizon(horizon_text)
+    floor = _endpoints(floor_text, "--floor")
+    ceiling = _endpoints(ceiling_text, "--ceiling")
+    f_horizon, c_horizon = _horizon(floor_horizon), _horizon(ceiling_horizon)
 
-    cohort, exposure, definition = _load(directory, exposure_method, pk_model)
-    unit = cohort.meta.exposure_unit
-    x, Z, z_names = _design(cohort, exposure, cov_names)
-    y = competing_target(cohort.outcomes, endpoint, horizon)
-    inc_horizon = incidence_horizon or horizon or 365.0
-
+    cohort, exposure, definition, model_ref = _load(directory, exposure_method, pk_model)
     _print_banner(cohort)
-    n_missing = int(sum(map(math.isnan, x)))
-    if n_missing:
-        click.echo(f"warning: {n_missing} patient(s) without a computable AUC are excluded.", err=True)
 
     if evaluate_path is not None:
-        _evaluate(evaluate_path, cohort, x, y, Z, unit, endpoint, horizon, permutations, seed, out,
-                  outcome_list, inc_horizon)
+        from ml.features import competing_target
+
+        ep = endpoint or DEFAULT_ENDPOINT
+        x, Z, _ = _design(cohort, exposure, _names(covariates))
+        y = competing_target(cohort.outcomes, ep, horizon)
+        _evaluate(evaluate_path, cohort, x, y, Z, cohort.meta.exposure_unit, ep, horizon, permutations, seed, out,
+                  outcome_list, incidence_horizon or horizon or 365.0)
         return
 
-    from ml.window import CoxMartingaleScores, LogRankScores, QuantileGrid, WindowSearch, exposure_window
-    from ml.window import population_of, window_incidences
+    from ml.window import BenefitHarmSearch, QuantileGrid, composite_search
+    from ml.window import discover as run_discovery
 
-    scores = CoxMartingaleScores() if Z is not None else LogRankScores()
-    search = WindowSearch(scores, QuantileGrid(k=grid_k, minprop=minprop), single_cut=single_cut,
-                          n_permutations=permutations, n_bootstraps=bootstraps, n_folds=folds,
-                          ci_method=ci_method, min_events=min_events, random_state=seed, progress=True,
-                          estimate=estimate if bootstraps else "argmax")
-    X = x if Z is None else _stack(x, Z)
+    if composite and (estimate == "smoothed" or ci_method == "ij"):
+        raise click.UsageError("--estimate smoothed and --ci-method ij belong to the benefit-harm search")
+    estimate = estimate or ("bagged" if composite else BH["estimate"])
+    ci_method = ci_method or ("percentile" if composite else BH["ci_method"])
+    if not bootstraps:
+        estimate, ci_method = "argmax", "percentile"
+    common = dict(n_permutations=permutations, n_bootstraps=bootstraps, n_folds=folds, ci_method=ci_method,
+                  min_events=min_events, random_state=seed, progress=True, estimate=estimate)
+    if composite:
+        search = composite_search(covariates=bool(_names(covariates)), single_cut=single_cut,
+                                  grid=QuantileGrid(k=grid_k, minprop=COMPOSITE_MINPROP if minprop is None else minprop), **common)
+    else:
+        search = BenefitHarmSearch(floor, ceiling, floor_horizon=f_horizon, ceiling_horizon=c_horizon,
+                                   floor_covariates=_names(floor_covariates),
+                                   ceiling_covariates=_names(ceiling_covariates), alpha=alpha,
+                                   grid=QuantileGrid(k=grid_k, minprop=MINPROP if minprop is None else minprop), **common)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*missing exposure.*")
-            search.fit(X, y)
+        found = run_discovery(cohort, exposure, search=search, endpoint=endpoint, horizon_days=horizon,
+                              covariates=_names(covariates), alpha=alpha, outcomes=outcome_list,
+                              incidence_horizon=incidence_horizon, exposure_definition=definition,
+                              pk_model=model_ref)
     except ValueError as exc:
         raise click.ClickException(f"no window search possible: {exc}") from None
-
-    incidences = window_incidences(x, cohort.outcomes, _open(search.lower_), _open(search.upper_),
-                                   outcome_list, inc_horizon)
-    window = exposure_window(search, unit=unit, endpoint=endpoint, horizon_days=horizon,
-                             population=population_of(cohort, search.n_, search.n_events_),
-                             dataset_digest=cohort.digest, simulated=cohort.meta.simulated, alpha=alpha,
-                             incidences=incidences, exposure_definition=definition)
-    if z_names:
-        window = _with_covariates(window, z_names)
+    if found.n_excluded:
+        click.echo(f"warning: {found.n_excluded} patient(s) without a computable AUC are excluded.", err=True)
+    window = found.window
     window.to_json(out)
-    _print_search(window, search, alpha)
-    _print_incidences(incidences)
-    click.echo(f"\nWritten: {out} (status {window.status!r})")
+    if composite:
+        _print_search(window, found.search, alpha)
+    else:
+        _print_benefit_harm(window, found.search)
+    _print_incidences(found.incidences)
+    click.echo(f"\nWritten: {out} (status {window.status!r}, finding {window.finding!r})")
 
 
-def _stack(x, Z):
-    frame = Z.copy()
-    frame.insert(0, "__exposure__", x)
-    return frame
+def _v(value, digits: int = 1) -> str:
+    return "open" if value is None else f"{value:.{digits}f}"
 
 
-def _open(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+def _print_benefit_harm(window, search) -> None:
+    unit = window.unit
+    click.echo(f"\nBenefit-harm search: {search.n_} patients"
+               + (f" ({search.n_excluded_} excluded: no AUC)" if search.n_excluded_ else "")
+               + f"; joint adjusted p = {_p(window.p_value)} ({search.n_permutations} permutations of exposure "
+               "against all outcomes, maximum over the whole search)")
+    head = f"  {'side':<8}{'endpoints':<14}{'horizon':>8}{'bound':>8}  {'95% CI':<16}{'adj. p':>8}{'events':>8}  " \
+           "cross-fitted HR (harmed vs protected)"
+    click.echo(head)
+    for ev in (window.floor, window.ceiling):
+        ci = "-" if ev.ci is None else _fmt_ci(ev.ci)
+        hr = "-" if ev.effect is None else f"{ev.effect.hr:.2f} [{ev.effect.ci_low:.2f}, {ev.effect.ci_high:.2f}]"
+        h = "none" if ev.horizon_days is None else f"{ev.horizon_days:g}"
+        click.echo(f"  {ev.side:<8}{'+'.join(ev.endpoints):<14}{h:>8}{_v(ev.value):>8}  {ci:<16}"
+                   f"{_p(ev.p_value):>8}{ev.events:>8}  {hr}")
+    click.echo(f"\n{window_sentence(window)}")
 
 
-def _with_covariates(window, names):
-    from dataclasses import replace
-
-    return replace(window, search={**window.search, "covariates": list(names)})
+def window_sentence(window) -> str:
+    """One sentence: what the window means and how sure we are (for the console and the report)."""
+    unit = window.unit
+    f, c = window.floor, window.ceiling
+    level = int(round(100 * window.ci_level))
+    if window.finding == "window":
+        return (f"Window [{_v(window.lower)}, {_v(window.upper)}) {unit}: below {_v(window.lower)} "
+                f"{'+'.join(f.endpoints)} rises (floor {level}% CI {_fmt_ci(window.lower_ci)}, adjusted p "
+                f"{_p(f.p_value)}); above {_v(window.upper)} {'+'.join(c.endpoints)} rises (ceiling {level}% CI "
+                f"{_fmt_ci(window.upper_ci)}, adjusted p {_p(c.p_value)}).")
+    if window.finding in ("floor-only", "ceiling-only"):
+        have, lack = (f, c) if window.finding == "floor-only" else (c, f)
+        bound = window.lower if window.finding == "floor-only" else window.upper
+        return (f"Only a {have.side}: {'+'.join(have.endpoints)} rises {'below' if have.side == 'floor' else 'above'} "
+                f"{_v(bound)} {unit} (adjusted p {_p(have.p_value)}); {lack.reason}. Not a window to dose: the "
+                f"{lack.side} stays open.")
+    if window.finding == "overlap":
+        return (f"Overlap: the under-exposure harm ({'+'.join(f.endpoints)}, best floor {_v(f.value)}) and the "
+                f"over-exposure harm ({'+'.join(c.endpoints)}, best ceiling {_v(c.value)}) are both evidenced, but "
+                f"no exposure avoids both. This is a clinical finding, not an error.")
+    return (f"No evidence of an exposure window: joint adjusted p = {_p(window.p_value)} is not below alpha "
+            f"{window.search.get('alpha', 0.05):g}.")
 
 
 def _print_search(window, search, alpha: float) -> None:

@@ -28,7 +28,7 @@ def _echo(line: str) -> None:
 @click.command("run")
 @click.argument("experiment_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--cohort", "cohort_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Cohort folder (spec/cohort-format.md) instead of the experiment's virtual cohort.")
+              help="Cohort folder (docs/cohort-format.md) instead of the experiment's virtual cohort.")
 @click.option("--transport-cohort", "transport_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Cohort folder the window is transported to (experiments with a [transport] section).")
 @click.option("--out-dir", default=Path("runs"), show_default=True, type=click.Path(file_okay=False, path_type=Path),

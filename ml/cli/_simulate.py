@@ -7,7 +7,7 @@ import click
 
 @click.command()
 @click.option("--scenario", default="urd", show_default=True,
-              help="urd, haplo, null, shifted or hinge (spec/simulator.md).")
+              help="urd, haplo, null, shifted, hinge, floor-only, ceiling-only or overlap (ml/sim/default_scenarios.toml).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="Number of patients [default: the scenario's, 324 for urd].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")

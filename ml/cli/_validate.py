@@ -1,4 +1,4 @@
-"""``atgwin validate DIR``: check a cohort folder against the contract (spec/cohort-format.md)."""
+"""``atgwin validate DIR``: check a cohort folder against the contract (docs/cohort-format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cohort contract (spec/cohort-format.md): load, validate, write.
+"""The cohort contract (docs/cohort-format.md): load, validate, write.
 
 A cohort that breaks any rule is refused as a whole by :func:`load_cohort` with a
 :class:`CohortValidationError` listing every violation, one per line::

@@ -95,7 +95,7 @@ def validate_cohort(path: str | os.PathLike) -> ValidationReport:
 
 
 def load_cohort(path: str | os.PathLike) -> Cohort:
-    """Load and validate a cohort folder (spec/cohort-format.md).
+    """Load and validate a cohort folder (docs/cohort-format.md).
 
     Each table may be ``<stem>.csv`` or ``<stem>.parquet``. Columns are typed per the
     contract, ``atg_doses.start_hour`` defaults to 8 (clock hour) and ``atg_levels.bloq``

@@ -1,4 +1,4 @@
-"""The in-memory form of a cohort folder (spec/cohort-format.md)."""
+"""The in-memory form of a cohort folder (docs/cohort-format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The table of rules (spec/cohort-format.md), in the spirit of pharmpy's dataset checks.
+"""The table of rules (docs/cohort-format.md), in the spirit of pharmpy's dataset checks.
 
 Each :class:`Rule` names a table, a column and the condition it states, and holds a check
 that returns the offending rows of that table (0-based positions, or equivalently a boolean

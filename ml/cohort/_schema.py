@@ -1,4 +1,4 @@
-"""The cohort contract as data: tables, columns, kinds, categories (spec/cohort-format.md).
+"""The cohort contract as data: tables, columns, kinds, categories (docs/cohort-format.md).
 
 Everything the loader, the validator and the writer know about the columns comes from
 :data:`TABLES`; the rules that check values are in :mod:`ml.cohort._rules`.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Assays whose units the contract knows (spec/cohort-format.md, cohort.toml). They cannot be
+#: Assays whose units the contract knows (docs/cohort-format.md, cohort.toml). They cannot be
 #: converted into each other, so a unit is matched exactly (case and spelling): ``"ue/ml"`` or
 #: ``"µg/mL"`` are refused with this list in the message. Supporting a new assay is a reviewed
 #: one-line change here, never a silent pass-through.

@@ -1,11 +1,11 @@
 """Experiment files (``experiments/*.toml``): read once, check every key, map strings to objects.
 
 An experiment file names what a run does: where the cohort comes from when none is given
-(a virtual cohort: scenario, n, seed), the endpoint and its horizon, the features of the models,
+(a virtual cohort: scenario, n, seed), the floor and ceiling endpoints of the benefit-harm window
+(or one composite endpoint) and their horizons, the features of the models,
 the window search (scores, grid, permutations, bootstraps), the tuning and cross-validation of
-the models, the promotion gates and the registry name. This module is the edge of
-CONVENTIONS.md #6: strings such as ``"logrank"`` become strategy objects here, once; the rest of
-the pipeline receives objects.
+the models, the promotion gates and the registry name. This module is the edge: strings such as
+``"logrank"`` become strategy objects here, once; the rest of the pipeline receives objects.
 
 Every problem in a file is reported at once (unknown keys, wrong types, out-of-range values),
 as ``ExperimentError`` with one line per problem, before anything is computed.
@@ -17,6 +17,9 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ml._defaults import BENEFIT_HARM as _BH
+from ml._defaults import COMPOSITE_MINPROP, GRID_K, MINPROP
 
 __all__ = [
     "CohortSpec",
@@ -75,14 +78,24 @@ class CohortSpec:
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """The endpoint the window is searched for, and the outcomes reported around it.
+    """What the window is searched for, and the outcomes reported around it.
+
+    By default a benefit-harm window: the floor from the under-exposure endpoint(s), the ceiling
+    from the over-exposure endpoint(s) (defaults of ``ml.window.BenefitHarmSearch``). Naming one
+    endpoint (``name``) runs the composite two-cut search on it instead.
 
     Attributes
     ----------
-    name : str
-        E.g. ``"cmv|ebv|agvhd2|death"`` (composite: first of the components).
+    floor, ceiling : tuple of str
+        Endpoints harmed by under- / over-exposure (e.g. ``("agvhd2",)``, ``("cmv|ebv",)``).
+    floor_horizon_days, ceiling_horizon_days : float or None
+        Days from transplant each side's endpoints are truncated at.
+    name : str or None
+        A composite endpoint (e.g. ``"cmv|ebv|agvhd2|death"``) for the composite search; None for
+        the benefit-harm search.
     horizon_days : float or None
-        Days from transplant the endpoint is truncated at.
+        Horizon of the composite endpoint (days); for the benefit-harm search, the longer of the
+        two sides' horizons.
     outcomes : tuple of str
         Endpoints whose cumulative incidence (below / inside / above the window) and risk
         curve along exposure are reported.
@@ -90,10 +103,30 @@ class EndpointSpec:
         Day at which incidences are read.
     """
 
-    name: str = "cmv|ebv|agvhd2|death"
+    floor: tuple[str, ...] = _BH["floor_endpoints"]
+    ceiling: tuple[str, ...] = _BH["ceiling_endpoints"]
+    floor_horizon_days: float | None = _BH["floor_horizon"]
+    ceiling_horizon_days: float | None = _BH["ceiling_horizon"]
+    name: str | None = None
     horizon_days: float | None = 180.0
     outcomes: tuple[str, ...] = ("cmv", "ebv", "agvhd2", "agvhd3", "cgvhd", "relapse", "nrm")
     incidence_horizon_days: float = 180.0
+
+    @property
+    def kind(self) -> str:
+        """``"benefit-harm"`` (floor and ceiling) or ``"composite"`` (one endpoint)."""
+        return "benefit-harm" if self.name is None else "composite"
+
+    def side(self, side: str) -> tuple[tuple[str, ...], float | None]:
+        """Endpoints and horizon (days) of ``side`` (``"floor"`` or ``"ceiling"``)."""
+        return getattr(self, side), getattr(self, f"{side}_horizon_days")
+
+    @property
+    def label(self) -> str:
+        """Short text naming what is searched, e.g. ``floor agvhd2 / ceiling cmv|ebv``."""
+        if self.name is not None:
+            return self.name
+        return f"floor {'+'.join(self.floor)} / ceiling {'+'.join(self.ceiling)}"
 
 
 @dataclass(frozen=True)
@@ -181,7 +214,10 @@ class WindowSpec:
     grid : object
         ``QuantileGrid(k, minprop)``.
     covariates : tuple of str
-        Covariates of an adjusted search (``cox-martingale`` scores).
+        Covariates of an adjusted composite search (``cox-martingale`` scores).
+    floor_covariates, ceiling_covariates : tuple of str
+        Covariates adjusting each side of a benefit-harm search (e.g. ``hla_mismatches`` for the
+        floor, ``cmv_serostatus`` for the ceiling).
     permutations, bootstraps, folds : int
     ci_method : {"percentile", "basic"}
     estimate : {"bagged", "argmax"}
@@ -192,6 +228,8 @@ class WindowSpec:
     scores: object
     grid: object
     covariates: tuple[str, ...] = ()
+    floor_covariates: tuple[str, ...] = ()
+    ceiling_covariates: tuple[str, ...] = ()
     permutations: int = 1000
     bootstraps: int = 1000
     folds: int = 5
@@ -449,13 +487,27 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     c = _Section(doc, "cohort", problems, ("scenario", "n", "seed", "path"))
     cohort = _cohort_spec(c, CohortSpec())
 
-    e = _Section(doc, "endpoint", problems, ("name", "horizon_days", "outcomes", "incidence_horizon_days"))
+    e = _Section(doc, "endpoint", problems, ("name", "horizon_days", "floor", "ceiling", "floor_horizon_days",
+                                              "ceiling_horizon_days", "outcomes", "incidence_horizon_days"))
     d = EndpointSpec()
-    ep_name = _endpoint_name(e, "name", e.get("name", d.name, str))
-    horizon = _horizon(e, "horizon_days", d.horizon_days)
+    ep_name = e.get("name", None, str)
+    ep_name = None if ep_name is None else _endpoint_name(e, "name", ep_name)
+    floor = tuple(_endpoint_name(e, "floor", o) for o in e.strings("floor", d.floor))
+    ceiling = tuple(_endpoint_name(e, "ceiling", o) for o in e.strings("ceiling", d.ceiling))
+    f_h = _horizon(e, "floor_horizon_days", d.floor_horizon_days)
+    c_h = _horizon(e, "ceiling_horizon_days", d.ceiling_horizon_days)
+    if ep_name is not None and {"floor", "ceiling", "floor_horizon_days", "ceiling_horizon_days"} & set(e.raw):
+        problems.append("[endpoint]: `name` runs the composite search on one endpoint; floor/ceiling settings belong "
+                        "to the benefit-harm search: give one or the other")
+    if ep_name is None and "horizon_days" in e.raw:
+        problems.append("[endpoint].horizon_days: the horizon of a composite endpoint (`name`); the benefit-harm "
+                        "search takes floor_horizon_days and ceiling_horizon_days")
+    default_h = max(h for h in (f_h, c_h, 0.0) if h is not None) or None
+    horizon = _horizon(e, "horizon_days", d.horizon_days) if ep_name is not None else default_h
     outcomes = tuple(_endpoint_name(e, "outcomes", o) for o in e.strings("outcomes", d.outcomes))
     inc_h = _horizon(e, "incidence_horizon_days", horizon or 365.0) or horizon or 365.0
-    endpoint = EndpointSpec(name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
+    endpoint = EndpointSpec(floor=floor, ceiling=ceiling, floor_horizon_days=f_h, ceiling_horizon_days=c_h,
+                            name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
 
     f = _Section(doc, "features", problems, ("exposure", "covariates", "exposure_method", "pk_model"))
     fd = FeatureSpec()
@@ -488,35 +540,50 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         max_drift=k.get("max_drift", kd.max_drift, float, lambda v: v > 0, "must be > 0 (fraction)"),
     )
 
-    w = _Section(doc, "window", problems, ("scores", "covariates", "grid_k", "minprop", "permutations",
-                                            "bootstraps", "folds", "ci_method", "estimate", "single_cut",
-                                            "min_events"))
+    w = _Section(doc, "window", problems, ("scores", "covariates", "floor_covariates", "ceiling_covariates",
+                                            "grid_k", "minprop", "permutations", "bootstraps", "folds", "ci_method",
+                                            "estimate", "single_cut", "min_events"))
+    composite = endpoint.kind == "composite"
+    side_cov = {k: w.strings(k, ()) for k in ("floor_covariates", "ceiling_covariates")}
+    if composite and any(side_cov.values()):
+        problems.append("window.floor_covariates / ceiling_covariates: only for the benefit-harm search (no "
+                        "[endpoint].name); a composite search takes window.covariates")
+    if not composite:
+        for key in ("covariates", "single_cut", "scores"):
+            if key in w.raw and not (key == "scores" and w.raw[key] == "logrank"):
+                problems.append(f"window.{key}: only for the composite search ([endpoint].name); the benefit-harm "
+                                "search adjusts each side with window.floor_covariates / ceiling_covariates")
     scores_name = w.get("scores", "logrank", str, lambda v: v in SCORES, f"must be one of {list(SCORES)}")
     w_cov = w.strings("covariates", ())
     if scores_name == "cox-martingale" and not w_cov:
         problems.append("window.covariates: an adjusted search (scores = \"cox-martingale\") needs covariates")
     if w_cov and scores_name != "cox-martingale":
         problems.append(f"window.covariates: only used by scores = \"cox-martingale\", got scores = {scores_name!r}")
-    grid_k = w.get("grid_k", 40, int, lambda v: v >= 2, "must be >= 2")
-    minprop = w.get("minprop", 0.2, float, lambda v: 0.01 <= v <= 0.45, "must be in [0.01, 0.45]")
-    folds = w.get("folds", 5, int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
-    bootstraps = w.get("bootstraps", 1000, int, lambda v: v >= 0, "must be >= 0")
-    estimate = w.get("estimate", "bagged", str, lambda v: v in ("bagged", "argmax"), "must be bagged or argmax")
-    if estimate == "bagged" and bootstraps == 0:
-        problems.append("window.estimate: \"bagged\" is the median of the bootstrap windows; needs bootstraps >= 1")
+    grid_k = w.get("grid_k", GRID_K, int, lambda v: v >= 2, "must be >= 2")
+    minprop = w.get("minprop", COMPOSITE_MINPROP if composite else MINPROP, float, lambda v: 0.01 <= v <= 0.45,
+                    "must be in [0.01, 0.45]")
+    folds = w.get("folds", _BH["n_folds"], int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
+    bootstraps = w.get("bootstraps", _BH["n_bootstraps"], int, lambda v: v >= 0, "must be >= 0")
+    estimate = w.get("estimate", "bagged" if composite else _BH["estimate"], str,
+                     lambda v: v in ("bagged", "argmax") or (v == "smoothed" and not composite),
+                     "must be smoothed (benefit-harm search only), bagged or argmax")
+    if estimate in ("bagged", "smoothed") and bootstraps == 0:
+        problems.append(f"window.estimate: {estimate!r} comes from the bootstrap windows; needs bootstraps >= 1")
     from ml.window import QuantileGrid
 
     window = WindowSpec(
         scores=_scores(scores_name if scores_name in SCORES else "logrank"),
         grid=QuantileGrid(k=grid_k, minprop=minprop),
         covariates=w_cov,
-        permutations=w.get("permutations", 1000, int, lambda v: v >= 0, "must be >= 0"),
+        floor_covariates=side_cov["floor_covariates"], ceiling_covariates=side_cov["ceiling_covariates"],
+        permutations=w.get("permutations", _BH["n_permutations"], int, lambda v: v >= 0, "must be >= 0"),
         bootstraps=bootstraps, folds=folds,
-        ci_method=w.get("ci_method", "percentile", str, lambda v: v in ("percentile", "basic"),
-                        "must be percentile or basic"),
+        ci_method=w.get("ci_method", "percentile" if composite else _BH["ci_method"], str,
+                        lambda v: v in ("percentile", "basic") or (v == "ij" and not composite),
+                        "must be ij (benefit-harm search only), percentile or basic"),
         estimate=estimate,
         single_cut=w.get("single_cut", False, bool),
-        min_events=w.get("min_events", 10, int, lambda v: v >= 1, "must be >= 1"),
+        min_events=w.get("min_events", _BH["min_events"], int, lambda v: v >= 1, "must be >= 1"),
     )
 
     m = _Section(doc, "models", problems, ("objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats",

@@ -303,7 +303,7 @@ def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dic
     bundle.write_table("optuna_trials", trials)
     tuning = models.tuning.to_dict()
     bundle.update(RunBundle.RESULTS, models={
-        "endpoint": experiment.endpoint.name, "horizon_days": experiment.models.horizon_days,
+        "endpoint": _steps.model_endpoint(experiment), "horizon_days": experiment.models.horizon_days,
         "n": int(len(models.y)), "events": int(models.y["event"].sum()),
         "features": list(experiment.features.columns), "encoded_features": [str(c) for c in models.X_tree.columns],
         "best_params": models.tuning.best_params, "tuning": tuning,
@@ -323,8 +323,13 @@ def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dic
 
 def _window_note(w) -> str:
     win = w.window
+    if win.finding == "overlap":
+        return f"OVERLAP: both harms evidenced, no exposure avoids both (joint adjusted p = {win.p_value:.3g})"
     if win.status == "no-window":
         return f"NO WINDOW (adjusted p = {win.p_value:.3g})"
+    if win.finding in ("floor-only", "ceiling-only"):
+        return (f"{win.finding.upper()} [{_fmt(win.lower)}, {_fmt(win.upper)}) {win.unit}, joint adjusted p = "
+                f"{win.p_value:.3g}; not a window to dose")
     return f"[{_fmt(win.lower)}, {_fmt(win.upper)}) {win.unit}, adjusted p = {win.p_value:.3g}"
 
 
@@ -332,7 +337,8 @@ def _window_payload(win, search) -> dict:
     return {
         "artefact": win.to_dict(), "status": win.status, "lower": win.lower, "upper": win.upper,
         "target": win.target, "lower_ci": win.lower_ci, "upper_ci": win.upper_ci, "p_value": win.p_value,
-        "naive_p_value": _f(search.naive_p_value_), "statistic": _f(search.statistic_),
+        "finding": win.finding, "search_kind": win.search_kind,
+        "naive_p_value": _f(getattr(search, "naive_p_value_", None)), "statistic": _f(search.statistic_),
         "argmax_bounds": [_f(v) for v in search.argmax_bounds_],
         "bagged_bounds": [_f(v) for v in search.bagged_bounds_],
         "n": search.n_, "events": search.n_events_, "n_excluded": search.n_excluded_,
@@ -352,7 +358,7 @@ def _window_step(experiment, data, bundle: RunBundle, params: dict, metrics: dic
     bundle.write_table("window_frequency", search.window_frequency_)
     bundle.write_table("bootstrap_bounds", _boot_frame(search.bootstrap_bounds_))
     bundle.write_table("incidences", _incidence_frame(res.incidences))
-    params.update({f"window.search.{k}": repr(v) if k in ("scores", "grid") else str(v)
+    params.update({f"window.search.{k}": repr(getattr(search, f"{k}_", v)) if k in ("scores", "grid") else str(v)
                    for k, v in search.get_params(deep=False).items()})
     metrics.update(_window_metrics(win, search))
     _window_figures(bundle, data, experiment, res)
@@ -373,9 +379,17 @@ def _incidence_frame(incidences):
 
 
 def _window_metrics(win, search, prefix: str = "window_") -> dict:
-    out = {"statistic": search.statistic_, "naive_p_value": search.naive_p_value_, "n": search.n_,
-           "events": search.n_events_, "n_excluded": search.n_excluded_,
-           "is_window": 0.0 if win.status == "no-window" else 1.0}
+    out = {"statistic": search.statistic_, "naive_p_value": getattr(search, "naive_p_value_", None),
+           "n": search.n_, "events": search.n_events_, "n_excluded": search.n_excluded_,
+           "is_window": 1.0 if win.finding == "window" else 0.0}
+    for side in (win.floor, win.ceiling):
+        if side is None:
+            continue
+        out.update({f"{side.side}_p_value": side.p_value, f"{side.side}_events": side.events,
+                    f"{side.side}_evidenced": float(side.evidenced), f"{side.side}_bound": side.value})
+        if side.effect is not None:
+            out.update({f"{side.side}_hr": side.effect.hr, f"{side.side}_hr_ci_low": side.effect.ci_low,
+                        f"{side.side}_hr_ci_high": side.effect.ci_high})
     if win.p_value is not None:
         out["p_value"] = win.p_value
     for name in ("lower", "upper"):
@@ -483,14 +497,16 @@ def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: 
     t = _steps.transport(window, experiment, target, random_state=seed, progress=progress)
     rw, ev = t.rederived.window, t.evaluation
     bundle.write_text("transport/target_window.json", rw.to_json())
-    bundle.write_json("transport/evaluation.json", {"source_window": window.to_dict(), "evaluation": ev.to_dict(),
+    ev_dict = {k: v.to_dict() for k, v in ev.items()} if isinstance(ev, dict) else ev.to_dict()
+    bundle.write_json("transport/evaluation.json", {"source_window": window.to_dict(), "evaluation": ev_dict,
                                                     "incidences": [i.__dict__ for i in t.incidences]})
     bundle.write_table("transport_incidences", _incidence_frame(t.incidences))
     bundle.update(RunBundle.RESULTS, transport={
         "cohort": _steps.cohort_summary(cohort), "exposure": _steps.exposure_summary(target),
-        "evaluation": ev.to_dict(), "incidences": [i.__dict__ for i in t.incidences],
+        "evaluation": ev_dict, "incidences": [i.__dict__ for i in t.incidences],
         "rederived": _window_payload(rw, t.rederived.search)})
-    metrics.update({f"transport_eval_{k}": float(v) for k, v in ev.to_dict().items()
+    flat = {f"{side}_{k}": v for side, d in ev_dict.items() for k, v in d.items()} if isinstance(ev, dict) else ev_dict
+    metrics.update({f"transport_eval_{k}": float(v) for k, v in flat.items()
                     if isinstance(v, (int, float)) and v is not None and np.isfinite(v)})
     metrics.update(_window_metrics(rw, t.rederived.search, prefix="transport_window_"))
     src = f"{window.population.donor_source} (derived, n={window.population.n})"

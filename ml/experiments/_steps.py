@@ -261,6 +261,21 @@ class ModelsResult:
         return pd.DataFrame(rows)
 
 
+def model_endpoint(experiment) -> str:
+    """The endpoint the models predict: the composite endpoint, or for a benefit-harm search the
+    first event of either side (floor and ceiling endpoints together)."""
+    from ml.window import BenefitHarmSearch
+
+    ep = experiment.endpoint
+    if ep.name is not None:
+        return ep.name
+    search = BenefitHarmSearch(ep.floor, ep.ceiling)
+    parts = []
+    for side in ("floor", "ceiling"):
+        parts.extend(p for p in search.composite(side).split("|") if p not in parts)
+    return "|".join(parts)
+
+
 def fit_models(data: CohortData, experiment, *, random_state: int, progress: bool = False) -> ModelsResult:
     """Tune XGBoost survival hyperparameters by Optuna, then cross-validate it and the Cox reference.
 
@@ -282,7 +297,7 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
     frame = data.frame.loc[data.keep]
     X_tree = make_preprocessor(cols).fit_transform(frame)
     X_cox = make_preprocessor(cols, scale_numeric=True, drop_first=True, min_frequency=10).fit_transform(frame)
-    y = survival_target(data.outcomes, experiment.endpoint.name, horizon=m.horizon_days)
+    y = survival_target(data.outcomes, model_endpoint(experiment), horizon=m.horizon_days)
     template = XGBSurvival(objective=m.objective, monotone_exposure=m.monotone_exposure,
                            exposure_feature=experiment.features.exposure, n_jobs=1)
     bar = _TrialBar(m.n_trials) if progress else None
@@ -323,7 +338,7 @@ class WindowResult:
 
 
 def _window_design(data: CohortData, spec) -> object:
-    """Exposure, or exposure plus encoded covariates for an adjusted search (as ``atgwin discover``)."""
+    """Exposure, or exposure plus encoded covariates for an adjusted composite search."""
     if not spec.covariates:
         return data.x
     from ml.features import adjustment_covariates
@@ -333,39 +348,41 @@ def _window_design(data: CohortData, spec) -> object:
     return X
 
 
-def search_window(data: CohortData, experiment, *, random_state: int, run_id: str | None = None,
-                  progress: bool = False) -> WindowResult:
-    """Window search with permutation p-value, bootstrap intervals, cross-fitted effect, incidences.
-
-    The same calls as ``atgwin discover``; the artefact's status is ``candidate`` when the
-    adjusted p-value is below the experiment's promotion ``alpha``, else ``no-window``.
-    """
-    from ml.features import competing_target
-    from ml.window import WindowSearch, exposure_window, population_of, window_incidences
+def window_search(experiment, *, random_state: int, progress: bool = False):
+    """The experiment's search, unfitted: ``BenefitHarmSearch`` (default) or, when the experiment
+    names one composite endpoint, ``WindowSearch``."""
+    from ml.window import BenefitHarmSearch, WindowSearch
 
     spec, ep = experiment.window, experiment.endpoint
-    y = competing_target(data.cohort.outcomes, ep.name, ep.horizon_days)
-    search = WindowSearch(spec.scores, spec.grid, single_cut=spec.single_cut, n_permutations=spec.permutations,
-                          n_bootstraps=spec.bootstraps, n_folds=spec.folds, ci_method=spec.ci_method,
-                          min_events=spec.min_events, random_state=random_state, progress=progress,
-                          estimate=spec.estimate)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*missing exposure.*")
-        search.fit(_window_design(data, spec), y)
-    lower = search.lower_ if np.isfinite(search.lower_) else None
-    upper = search.upper_ if np.isfinite(search.upper_) else None
-    incidences = window_incidences(data.x, data.cohort.outcomes, lower, upper, ep.outcomes,
-                                   ep.incidence_horizon_days)
-    window = exposure_window(search, unit=data.unit, endpoint=ep.name, horizon_days=ep.horizon_days,
-                             population=population_of(data.cohort, search.n_, search.n_events_),
-                             dataset_digest=data.cohort.digest, simulated=bool(data.cohort.meta.simulated),
-                             alpha=experiment.promotion.alpha, incidences=incidences, mlflow_run_id=run_id,
-                             exposure=experiment.features.exposure, exposure_definition=data.definition)
-    if spec.covariates:
-        from dataclasses import replace
+    common = dict(grid=spec.grid, n_permutations=spec.permutations, n_bootstraps=spec.bootstraps,
+                  n_folds=spec.folds, ci_method=spec.ci_method, min_events=spec.min_events,
+                  random_state=random_state, progress=progress, estimate=spec.estimate)
+    if ep.kind == "composite":
+        return WindowSearch(spec.scores, single_cut=spec.single_cut, **common)
+    return BenefitHarmSearch(ep.floor, ep.ceiling, floor_horizon=ep.floor_horizon_days,
+                             ceiling_horizon=ep.ceiling_horizon_days, floor_covariates=spec.floor_covariates,
+                             ceiling_covariates=spec.ceiling_covariates, alpha=experiment.promotion.alpha, **common)
 
-        window = replace(window, search={**window.search, "covariates": list(spec.covariates)})
-    return WindowResult(search=search, window=window, incidences=incidences)
+
+def search_window(data: CohortData, experiment, *, random_state: int, run_id: str | None = None,
+                  progress: bool = False) -> WindowResult:
+    """Window search with adjusted p-values, bootstrap intervals, cross-fitted effects, incidences.
+
+    Calls :func:`ml.window.discover`, exactly as ``atgwin discover`` does. The artefact is a
+    ``candidate`` when the search found evidence at the experiment's promotion ``alpha`` (see its
+    ``finding``), else ``no-window``.
+    """
+    from ml.window import discover
+
+    ep, spec = experiment.endpoint, experiment.window
+    found = discover(data.cohort, data.x, search=window_search(experiment, random_state=random_state,
+                                                               progress=progress),
+                     endpoint=ep.name, horizon_days=ep.horizon_days, covariates=spec.covariates,
+                     alpha=experiment.promotion.alpha, outcomes=ep.outcomes,
+                     incidence_horizon=ep.incidence_horizon_days, exposure_column=experiment.features.exposure,
+                     exposure_definition=data.definition, pk_model=getattr(data, "pk_model", None),
+                     mlflow_run_id=run_id)
+    return WindowResult(search=found.search, window=found.window, incidences=found.incidences)
 
 
 def incidence_curves(x, outcomes: pd.DataFrame, lower, upper, endpoints) -> pd.DataFrame:
@@ -487,8 +504,10 @@ class TransportResult:
     ----------
     data : CohortData
         The target cohort.
-    evaluation : ml.window.WindowEvaluation
-        The source window scored on the target cohort (pre-specified: no search, no adjustment).
+    evaluation : ml.window.WindowEvaluation or dict
+        The source window scored on the target cohort (pre-specified: no search, no adjustment);
+        for a benefit-harm window, ``{"floor": ..., "ceiling": ...}`` (each side's harmed group vs
+        the rest, on its own endpoints).
     incidences : tuple of Incidence
         Target cohort's incidences below / inside / above the source window.
     rederived : WindowResult
@@ -499,6 +518,27 @@ class TransportResult:
     evaluation: object
     incidences: tuple
     rederived: WindowResult
+
+
+def _evaluate_sides(window, experiment, target: CohortData, random_state: int) -> dict:
+    """A benefit-harm window scored on another cohort, side by side: the floor endpoints below vs at
+    or above the floor, the ceiling endpoints at or above vs below the ceiling (pre-specified cuts:
+    no search, no adjustment). Each side is a :class:`ml.window.WindowEvaluation` whose "inside" is
+    the side's *harmed* group."""
+    from ml.features import competing_target
+    from ml.window import BenefitHarmSearch, evaluate_window
+
+    ep = experiment.endpoint
+    composite = BenefitHarmSearch(ep.floor, ep.ceiling)
+    out = {}
+    for side, lower, upper in (("floor", None, window.lower), ("ceiling", window.upper, None)):
+        if (window.lower if side == "floor" else window.upper) is None:
+            continue
+        _, horizon = ep.side(side)
+        y = competing_target(target.cohort.outcomes, composite.composite(side), horizon)
+        out[side] = evaluate_window(target.x, y, lower, upper, n_permutations=experiment.window.permutations,
+                                    random_state=random_state)
+    return out
 
 
 def transport(window, experiment, target: CohortData, *, random_state: int, progress: bool = False) -> TransportResult:
@@ -517,15 +557,18 @@ def transport(window, experiment, target: CohortData, *, random_state: int, prog
         raise ValueError(f"unit mismatch: the window is in {window.unit!r} but the transport cohort's exposure is "
                          f"in {target.unit!r}; assays cannot be converted, refusing to transport")
     ep = experiment.endpoint
-    y = competing_target(target.cohort.outcomes, ep.name, ep.horizon_days)
     spec = experiment.window
-    cov = None
-    if spec.covariates:
-        cov = _window_design(target, spec).drop(columns="__exposure__").to_numpy(dtype=float)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*missing exposure.*")
-        ev = evaluate_window(target.x, y, window.lower, window.upper, scores=spec.scores, covariates=cov,
-                             n_permutations=spec.permutations, random_state=random_state)
+        if ep.kind == "benefit-harm":
+            ev = _evaluate_sides(window, experiment, target, random_state)
+        else:
+            y = competing_target(target.cohort.outcomes, ep.name, ep.horizon_days)
+            cov = None
+            if spec.covariates:
+                cov = _window_design(target, spec).drop(columns="__exposure__").to_numpy(dtype=float)
+            ev = evaluate_window(target.x, y, window.lower, window.upper, scores=spec.scores, covariates=cov,
+                                 n_permutations=spec.permutations, random_state=random_state)
     incidences = window_incidences(target.x, target.cohort.outcomes, window.lower, window.upper, ep.outcomes,
                                    ep.incidence_horizon_days)
     rederived = search_window(target, experiment, random_state=random_state, progress=progress)

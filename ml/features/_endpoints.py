@@ -1,7 +1,7 @@
 """Survival and competing-risk targets built from the outcomes table.
 
-This module is the one place where targets are built (CONVENTIONS.md #2). Every endpoint of the
-cohort contract (spec/cohort-format.md, "Endpoints derived from outcomes") is a time-to-event in
+This module is the one place where targets are built. Every endpoint of the
+cohort contract (docs/cohort-format.md, "Endpoints derived from outcomes") is a time-to-event in
 days from transplant, possibly with a competing event:
 
 =========  ===============================================  ==========================

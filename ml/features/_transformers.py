@@ -25,7 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml.pk import EXPOSURE_COLUMNS  # ("auc_pre", "auc_post", "auc_total"), exposure unit
 
-#: Covariates of the data contract (spec/cohort-format.md, patients.csv).
+#: Covariates of the data contract (docs/cohort-format.md, patients.csv).
 COVARIATE_COLUMNS = (
     "age_years", "sex", "weight_kg", "diagnosis", "disease_status", "conditioning",
     "hla_mismatches", "cmv_recipient", "cmv_donor", "alc_pre_atg", "donor_type",

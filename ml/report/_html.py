@@ -289,6 +289,7 @@ class _Renderer:
                                    f"outside &mdash; {_e(e.get('method', ''))}") if e.get("hr") is not None else "&ndash;"),
             ]
             out.append(_kv(rows))
+            out.append(self.sides(art))
             if not prefix:
                 out.append("<div id='statistic-map'>" + self.figure("statistic_map") + "</div>")
                 out.append("<div id='bootstrap'>" + self.figure("bootstrap") + "</div>")
@@ -296,6 +297,25 @@ class _Renderer:
                 out.append(self.figure("transport_exposure"))
         out.append("</section>" if not prefix else "</div>")
         return "\n".join(out)
+
+    def sides(self, art: dict) -> str:
+        """Which outcome sets which bound (benefit-harm windows): one row per side."""
+        if art.get("search_kind") != "benefit-harm":
+            return ""
+        unit = art["unit"]
+        rows = []
+        for side in ("floor", "ceiling"):
+            b = art.get(side) or {}
+            eff = b.get("effect") or {}
+            hr = (f"{_num(eff.get('hr'), 2)} [{_num(eff.get('ci_low'), 2)}, {_num(eff.get('ci_high'), 2)}]"
+                  if eff else "&ndash;")
+            rows.append([_e(side), _e(" + ".join(b.get("endpoints", ()))), _num(b.get("horizon_days"), 0),
+                         _bound(b.get("value")), _ci(b.get("ci")), _p(b.get("p_value")), str(b.get("events", "")),
+                         hr, _e(b.get("reason", ""))])
+        return ("<div id='sides'><h3>Which outcome sets which bound</h3>"
+                f"<p>Finding: <b>{_e(art.get('finding', ''))}</b>.</p>"
+                + _table(rows, ["side", "endpoints", "horizon (days)", f"bound ({unit})", "95% CI", "adjusted p",
+                                "events", "cross-fitted HR (harmed vs protected)", "evidence"]) + "</div>")
 
     def incidence_table(self, incidences: list[dict]) -> str:
         if not incidences:
@@ -430,10 +450,17 @@ class _Renderer:
         ]
         out.append("<div id='transport-side-by-side'>" + _table(
             rows, ["window", f"lower ({unit})", "95% CI", f"upper ({unit})", "95% CI", "adjusted p", "status"]) + "</div>")
-        out.append(f"<p>The {_e(src)} window on the {_e(tgt)} cohort (pre-specified, so no adjustment for a search): "
-                   f"{ev['n_inside']} of {ev['n']} patients inside, statistic {_num(ev['statistic'], 2)}, permutation "
-                   f"p = {_p(ev['p_value'])}; hazard ratio inside vs outside {_num(ev['hr'], 2)} "
-                   f"[{_num(ev['hr_ci_low'], 2)}, {_num(ev['hr_ci_high'], 2)}].</p>")
+        if "n_inside" in ev:
+            out.append(f"<p>The {_e(src)} window on the {_e(tgt)} cohort (pre-specified, so no adjustment for a search): "
+                       f"{ev['n_inside']} of {ev['n']} patients inside, statistic {_num(ev['statistic'], 2)}, permutation "
+                       f"p = {_p(ev['p_value'])}; hazard ratio inside vs outside {_num(ev['hr'], 2)} "
+                       f"[{_num(ev['hr_ci_low'], 2)}, {_num(ev['hr_ci_high'], 2)}].</p>")
+        for side, sv in ((k, ev[k]) for k in ("floor", "ceiling") if k in ev):
+            where = "below the floor" if side == "floor" else "at or above the ceiling"
+            out.append(f"<p>{_e(side.capitalize())} of the {_e(src)} window on the {_e(tgt)} cohort (pre-specified): "
+                       f"{sv['n_inside']} of {sv['n']} patients {where}, permutation p = {_p(sv['p_value'])}; hazard "
+                       f"ratio of the {side} endpoints {where} vs the rest {_num(sv['hr'], 2)} "
+                       f"[{_num(sv['hr_ci_low'], 2)}, {_num(sv['hr_ci_high'], 2)}].</p>")
         out.append(self.figure("transport"))
         out.append(f"<h3>Incidences in the {_e(tgt)} cohort around the {_e(src)} window</h3>")
         out.append(self.incidence_table(t.get("incidences") or []))

@@ -47,16 +47,22 @@ def weibull_from_incidence(incidence: float, horizon_day: float, median_onset_da
 def exposure_hazard_ratio(auc: np.ndarray, scenario: Scenario, hr_lo: float, hr_hi: float) -> np.ndarray:
     """Hazard ratio of exposure ``auc`` (UE*day/mL) relative to the window [lower, upper).
 
-    ``step``: ``hr_lo`` below, ``hr_hi`` at or above the upper bound, 1 inside. ``hinge``: the
-    log-hazard ratio grows linearly with the distance outside the window, reaching
-    ``log(hr_lo)`` (``log(hr_hi)``) ``hinge_width`` below (above) it. ``none``: 1.
+    The outcome's ``hr_lo`` (floor side) and ``hr_hi`` (ceiling side) first pass through
+    :meth:`Scenario.side_hazard_ratios` (1 for a side without effect, ``** effect_scale``).
+    ``step``: ``hr_lo`` below ``lower``, ``hr_hi`` at or above ``upper``, 1 inside (in an
+    overlapping scenario, ``upper <= auc < lower``, both: ``hr_lo * hr_hi``). ``hinge``: the
+    log-hazard ratio grows linearly with the distance below ``lower`` (above ``upper``),
+    reaching ``log(hr_lo)`` (``log(hr_hi)``) ``hinge_width`` away; the two add up where both
+    apply. ``none``: 1.
     """
     auc = np.asarray(auc, dtype=float)
     lo, hi = scenario.lower, scenario.upper
     if scenario.effect == "none":
         return np.ones_like(auc)
+    hr_lo, hr_hi = scenario.side_hazard_ratios(hr_lo, hr_hi)
     if scenario.effect == "step":
-        return np.where(auc < lo, hr_lo, np.where(auc >= hi, hr_hi, 1.0))
+        # for lower < upper at most one factor differs from 1: exactly the single-window step
+        return np.where(auc < lo, hr_lo, 1.0) * np.where(auc >= hi, hr_hi, 1.0)
     w = scenario.hinge_width
     below, above = np.maximum(lo - auc, 0.0) / w, np.maximum(auc - hi, 0.0) / w
     return np.exp(np.log(hr_lo) * below + np.log(hr_hi) * above)

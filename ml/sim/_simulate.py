@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pandas as pd
 from ml.cohort._model import Cohort, CohortMeta
 from ml.pk import PopPKModel, fixed_regimen_doses, infusions_from_doses, simulate
 
-from ._config import SimulationConfig
+from ._config import Scenario, SimulationConfig
 from ._levels import observe, sampling_times
 from ._outcomes import OutcomeModel
 from ._patients import sample_patients
@@ -48,26 +49,35 @@ def simulate_virtual(
     upper: float | None = None,
     *,
     config: SimulationConfig | None = None,
-    pk_model: PopPKModel | None = None,
+    pk_model: PopPKModel | str | Path | None = None,
+    effect_scale: float | None = None,
     name: str | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> VirtualCohort:
-    """Simulate a virtual cohort of a scenario of spec/simulator.md.
+    """Simulate a virtual cohort of a scenario of ``ml/sim/default_scenarios.toml``.
 
     Parameters
     ----------
     scenario : str
-        ``urd``, ``haplo``, ``null``, ``shifted`` or ``hinge`` (or any scenario of ``config``).
+        ``urd``, ``haplo``, ``null``, ``shifted``, ``hinge``, ``floor-only``, ``ceiling-only``,
+        ``overlap`` (or any scenario of ``config``).
     n : int, optional
         Number of patients (default: the scenario's).
     seed : int
         Seed; the same seed (and parameters) gives the same cohort, byte for byte when written.
     lower, upper : float, optional
-        True window bounds, UE*day/mL (default: the scenario's).
+        True window bounds, UE*day/mL (default: the scenario's). The floor side's effects apply
+        below ``lower``, the ceiling side's at or above ``upper``.
     config : SimulationConfig, optional
         Simulator assumptions (default: the shipped file).
-    pk_model : PopPKModel, optional
-        Population PK model (default: ``PopPKModel.default()``; a fitted model file works too).
+    pk_model : PopPKModel or path, optional
+        Population PK model that generates the true exposures and levels, or the path of a
+        model file (TOML or JSON, :meth:`ml.pk.PopPKModel.from_file`). Default:
+        ``PopPKModel.default()``, the prior the package ships; another model gives a world
+        whose PK differs from that prior.
+    effect_scale : float, optional
+        Factor (>= 0) on every exposure log-hazard ratio (default: the scenario's, 1 for the
+        shipped ones); 0.5 halves the log effect, 1.5 strengthens it.
     name : str, optional
         Cohort name (default ``sim-<scenario>-n<n>-s<seed>``).
     progress : callable, optional
@@ -78,9 +88,14 @@ def simulate_virtual(
     VirtualCohort
     """
     config = config or SimulationConfig.default()
-    pk_model = pk_model or PopPKModel.default()
+    if pk_model is None:
+        pk_model = PopPKModel.default()
+    elif not isinstance(pk_model, PopPKModel):
+        pk_model = PopPKModel.from_file(pk_model)
     spec = config.scenario(scenario)
     overrides = {k: float(v) for k, v in (("lower", lower), ("upper", upper)) if v is not None}
+    if effect_scale is not None:
+        overrides["effect_scale"] = effect_scale
     if overrides:
         spec = replace(spec, **overrides)
     n = spec.n if n is None else int(n)
@@ -116,13 +131,20 @@ def simulate_virtual(
         concentration_unit=pk_model.concentration_unit,
         simulated=True,
         description=f"SIMULATED virtual cohort, scenario {scenario}: {spec.description}",
-        truth={"scenario": scenario, "effect": spec.effect, "lower": spec.lower, "upper": spec.upper,
-               "seed": seed, "pk_model": pk_model.name},
+        truth=_truth(scenario, spec, seed, pk_model),
     )
     cohort = _as_cohort(meta, patients, doses.drop(columns="patient"), levels, outcomes)
     truth = pd.DataFrame({"patient_id": ids, **{p: getattr(params, p) for p in ("CL", "V1", "Q", "V2", "Vmax", "Km")},
                           "auc_pre": pk["auc_pre"], "auc_post": pk["auc_post"], "auc_total": auc_total})
     return VirtualCohort(cohort=cohort, truth=truth, outcome_model=outcome_model)
+
+
+def _truth(scenario: str, spec: Scenario, seed: int, pk_model: PopPKModel) -> dict:
+    """``[truth]`` of a cohort: the keys of old files first, in their order, then the sides."""
+    t = spec.truth()
+    head = {"scenario": scenario, "effect": t.pop("effect"), "lower": t.pop("lower"),
+            "upper": t.pop("upper"), "seed": seed, "pk_model": pk_model.name}
+    return {**head, **t}
 
 
 def _as_cohort(meta, patients, doses, levels, outcomes) -> Cohort:
@@ -134,5 +156,9 @@ def _as_cohort(meta, patients, doses, levels, outcomes) -> Cohort:
 
 def simulate_cohort(scenario: str = "urd", n: int | None = None, seed: int = 0,
                     lower: float | None = None, upper: float | None = None, **kwargs) -> Cohort:
-    """Like :func:`simulate_virtual` but only the cohort (what a user would have)."""
+    """Like :func:`simulate_virtual` but only the cohort (what a user would have).
+
+    Keyword arguments (``config``, ``pk_model``, ``effect_scale``, ``name``, ``progress``) are
+    those of :func:`simulate_virtual`.
+    """
     return simulate_virtual(scenario, n, seed, lower, upper, **kwargs).cohort

@@ -1,24 +1,39 @@
 """Window search: the optimal exposure window with honest uncertainty, and its artefact.
 
-See DESIGN.md, "The window search". :class:`WindowSearch` is the estimator; scores strategies
-(:class:`LogRankScores`, :class:`CoxMartingaleScores`, :class:`SubdistributionScores`) and the
-candidate grid (:class:`QuantileGrid`) are passed in. :class:`ExposureWindow` is the exported
-artefact, :func:`promote_window` its gate-checked promotion.
+:func:`discover` is the entry point. By default it runs :class:`BenefitHarmSearch`: a floor from
+the under-exposure harm (acute GVHD), a ceiling from the over-exposure harm (CMV/EBV), one joint
+permutation test; :class:`WindowSearch` is the composite two-cut search on one endpoint. Scores
+strategies (:class:`LogRankScores`, :class:`CoxMartingaleScores`, :class:`SubdistributionScores`)
+and the candidate grid (:class:`QuantileGrid`) are passed in. :class:`ExposureWindow` is the
+exported artefact, :func:`promote_window` its gate-checked promotion. The method is described in
+docs/design.md.
 """
 
 from ml.window._artefact import (
+    FINDINGS,
     SCHEMA_VERSION,
+    SEARCH_KINDS,
     STATUSES,
+    BoundEvidence,
     Effect,
     ExposureWindow,
     Incidence,
     Population,
+    SideEffect,
 )
+from ml.window._benefit_harm import SIDES, BenefitHarmSearch, SideResult
 from ml.window._bootstrap import CI_METHODS, bootstrap_bounds, bound_intervals, window_frequency
 from ml.window._cox import CoxFit, cox_fit, hazard_ratio
 from ml.window._crossfit import cross_fitted_effect
+from ml.window._discover import DEFAULT_INCIDENCE_OUTCOMES, Discovery, composite_search, discover
 from ml.window._evaluate import WindowEvaluation, evaluate_window
-from ml.window._export import AUC_TOTAL_DEFINITION, code_version, exposure_window, population_of
+from ml.window._export import (
+    AUC_TOTAL_DEFINITION,
+    benefit_harm_window,
+    code_version,
+    exposure_window,
+    population_of,
+)
 from ml.window._grid import QuantileGrid
 from ml.window._promotion import PromotionError, PromotionGates, promote_window
 from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
@@ -34,6 +49,18 @@ from ml.window._search import ESTIMATES, WindowSearch, split_exposure
 
 __all__ = [
     "AUC_TOTAL_DEFINITION",
+    "DEFAULT_INCIDENCE_OUTCOMES",
+    "Discovery",
+    "benefit_harm_window",
+    "composite_search",
+    "discover",
+    "FINDINGS",
+    "SEARCH_KINDS",
+    "SIDES",
+    "BenefitHarmSearch",
+    "BoundEvidence",
+    "SideEffect",
+    "SideResult",
     "CI_METHODS",
     "ESTIMATES",
     "SCHEMA_VERSION",

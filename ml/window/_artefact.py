@@ -1,9 +1,15 @@
 """``ExposureWindow``: the exported, self-validating window artefact (the dosing engine's input).
 
-JSON schema (``schema_version`` 1). Exposure values are in ``unit`` (e.g. ``"UE*day/mL"``);
-``null`` for ``lower`` / ``upper`` means the window is open on that side (no bound was found
-inside the observed exposure range); inside a confidence interval ``[low, high]`` a ``null``
-means the interval is unbounded on that side.
+JSON schema (``schema_version`` 2; files of schema 1 are read and upgraded). Exposure values are
+in ``unit`` (e.g. ``"UE*day/mL"``); ``null`` for ``lower`` / ``upper`` means the window is open on
+that side (no bound was evidenced); inside a confidence interval ``[low, high]`` a ``null`` means
+the interval is unbounded on that side.
+
+Schema 2 adds what a benefit-harm search found (``finding``: ``window``, ``floor-only``,
+``ceiling-only``, ``overlap`` or ``no-window``), how it searched (``search_kind``), the provenance
+of each bound (``floor`` and ``ceiling``: endpoints, horizon, statistic, adjusted p, interval,
+cross-fitted effect, events) and the population PK model that defined the exposure
+(``pk_model``: name, digest, source).
 """
 
 from __future__ import annotations
@@ -16,16 +22,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = [
+    "FINDINGS",
     "SCHEMA_VERSION",
+    "SEARCH_KINDS",
     "STATUSES",
+    "BoundEvidence",
     "Effect",
     "ExposureWindow",
     "Incidence",
     "Population",
+    "SideEffect",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions :meth:`ExposureWindow.from_dict` reads (older ones are upgraded).
+READABLE_SCHEMAS = (1, 2)
 STATUSES = ("candidate", "validated", "no-window")
+#: What a search found: both bounds evidenced, one side only, harms that overlap, or nothing.
+FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
+#: How the window was searched: one composite endpoint (two cuts), or a floor and a ceiling on
+#: their own endpoints (benefit-harm).
+SEARCH_KINDS = ("composite", "benefit-harm")
 
 
 def _finite(v) -> bool:
@@ -148,6 +165,137 @@ class Incidence:
             raise ValueError(f"`0 <= incidence, ci_low, ci_high <= 1` must hold, got {vals}")
 
 
+@dataclass(frozen=True)
+class SideEffect:
+    """Honest effect behind one bound: hazard ratio of the side's endpoint, harmed vs protected.
+
+    For the floor: patients below vs at or above it (> 1: under-exposure harms); for the ceiling:
+    patients at or above vs below it (> 1: over-exposure harms). Cross-fitted: each patient's side
+    of the bound was chosen without its own outcome.
+
+    Attributes
+    ----------
+    hr, ci_low, ci_high : float
+    method : str
+    p_value : float or None
+    n_harmed, n_reference, events_harmed, events_reference : int or None
+    """
+
+    hr: float
+    ci_low: float
+    ci_high: float
+    method: str
+    p_value: float | None = None
+    n_harmed: int | None = None
+    n_reference: int | None = None
+    events_harmed: int | None = None
+    events_reference: int | None = None
+
+    def __post_init__(self):
+        if not all(_finite(v) and v > 0 for v in (self.hr, self.ci_low, self.ci_high)):
+            raise ValueError(f"`effect.hr`, `effect.ci_low`, `effect.ci_high` must be finite and > 0, "
+                             f"got {self.hr!r}, {self.ci_low!r}, {self.ci_high!r}")
+        if not self.ci_low <= self.hr <= self.ci_high:
+            raise ValueError(f"`effect.ci_low <= effect.hr <= effect.ci_high` must hold, "
+                             f"got {self.ci_low}, {self.hr}, {self.ci_high}")
+
+
+@dataclass(frozen=True)
+class BoundEvidence:
+    """Where one bound of a benefit-harm window comes from.
+
+    Attributes
+    ----------
+    side : {"floor", "ceiling"}
+        The floor (lower bound) is set by the under-exposure harm, the ceiling (upper bound) by the
+        over-exposure harm.
+    endpoints : tuple of str
+        Endpoints of this side, e.g. ``("agvhd2",)`` or ``("cmv|ebv",)``.
+    horizon_days : float or None
+        Days from transplant the side's endpoints were truncated at.
+    statistic : float
+        One-sided standardised rank statistic of the bound's cut.
+    p_value : float or None
+        Adjusted p-value of the side: its best cut against the permutation maxima over the side's
+        whole search (None without permutations).
+    p_value_at_bound : float or None
+        The same for the reported cut (it can differ from the best cut: bagged or joint estimate).
+    evidenced : bool
+        True when the closed test rejected "no harm on this side" at the search's alpha.
+    value : float or None
+        The side's bound in ``unit`` even when it is not used (None when not computed).
+    ci : (float or None, float or None) or None
+        Bootstrap interval of ``value``.
+    events : int
+        Patients with an event of the side's endpoints by the horizon.
+    effect : SideEffect or None
+    covariates : tuple of str
+        Covariates adjusting the side's null model.
+    reason : str
+        One sentence: why the bound is set, or why it is left open.
+    """
+
+    side: str
+    endpoints: tuple[str, ...]
+    horizon_days: float | None
+    statistic: float
+    p_value: float | None
+    evidenced: bool
+    events: int
+    value: float | None = None
+    p_value_at_bound: float | None = None
+    ci: tuple[float | None, float | None] | None = None
+    effect: SideEffect | None = None
+    covariates: tuple[str, ...] = ()
+    reason: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "endpoints", tuple(self.endpoints))
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "ci", _ci_from(self.ci))
+        if isinstance(self.events, numbers.Integral) and not isinstance(self.events, bool):
+            object.__setattr__(self, "events", int(self.events))
+        problems = []
+        if self.side not in ("floor", "ceiling"):
+            problems.append(f"`side` must be 'floor' or 'ceiling', got {self.side!r}")
+        if not self.endpoints or not all(isinstance(e, str) and e for e in self.endpoints):
+            problems.append(f"`{self.side}.endpoints` must name at least one endpoint, got {self.endpoints!r}")
+        if self.horizon_days is not None and not (_finite(self.horizon_days) and self.horizon_days > 0):
+            problems.append(f"`{self.side}.horizon_days > 0` must hold (or None), got {self.horizon_days!r}")
+        for name in ("p_value", "p_value_at_bound"):
+            v = getattr(self, name)
+            if v is not None and not (_finite(v) and 0 <= v <= 1):
+                problems.append(f"`0 <= {self.side}.{name} <= 1` must hold (or None), got {v!r}")
+        if not _finite(self.statistic):
+            problems.append(f"`{self.side}.statistic` must be finite, got {self.statistic!r}")
+        if self.value is not None and not _finite(self.value):
+            problems.append(f"`{self.side}.value` must be finite or None, got {self.value!r}")
+        if not isinstance(self.evidenced, bool):
+            problems.append(f"`{self.side}.evidenced` must be a bool, got {self.evidenced!r}")
+        if not (isinstance(self.events, int) and self.events >= 0):
+            problems.append(f"`{self.side}.events >= 0` must hold, got {self.events!r}")
+        if self.effect is not None and not isinstance(self.effect, SideEffect):
+            problems.append(f"`{self.side}.effect` must be a SideEffect or None")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BoundEvidence:
+        d = dict(data)
+        if d.get("effect") is not None:
+            d["effect"] = SideEffect(**d["effect"])
+        return cls(**d)
+
+
+def _derived_finding(status: str, lower, upper) -> str:
+    """The finding a schema-1 window (or a window built without one) implies."""
+    if status == "no-window":
+        return "no-window"
+    if lower is not None and upper is not None:
+        return "window"
+    return "floor-only" if lower is not None else "ceiling-only"
+
+
 def _ci_from(v):
     if v is None:
         return None
@@ -200,6 +348,15 @@ class ExposureWindow:
     mlflow_run_id : str or None
     search : dict
         Parameters of the search (grid, scores, permutations, seed, ...), for the record.
+    finding : {"window", "floor-only", "ceiling-only", "overlap", "no-window"} or None
+        What the search found (None on construction: derived from ``status`` and the bounds). Only
+        a ``window`` (both bounds evidenced) can be ``validated``.
+    search_kind : {"composite", "benefit-harm"}
+    floor, ceiling : BoundEvidence or None
+        Provenance of each bound of a benefit-harm window.
+    pk_model : dict or None
+        The population PK model that defined the exposure: ``name``, ``digest`` (of its content)
+        and ``source`` (a file, a ``models:/`` URI, or ``"shipped"``); None for a model-free AUC.
     schema_version : int
     """
 
@@ -232,9 +389,18 @@ class ExposureWindow:
     promoted_at: str | None = None
     mlflow_run_id: str | None = None
     search: dict = field(default_factory=dict)
+    finding: str | None = None
+    search_kind: str = "composite"
+    floor: BoundEvidence | None = None
+    ceiling: BoundEvidence | None = None
+    pk_model: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
+        if self.finding is None:
+            object.__setattr__(self, "finding", _derived_finding(self.status, self.lower, self.upper))
+        if self.pk_model is not None:
+            object.__setattr__(self, "pk_model", dict(self.pk_model))
         object.__setattr__(self, "lower_ci", _ci_from(self.lower_ci))
         object.__setattr__(self, "upper_ci", _ci_from(self.upper_ci))
         object.__setattr__(self, "incidences", tuple(self.incidences))
@@ -259,7 +425,7 @@ class ExposureWindow:
         for name, v in (("lower", lo), ("upper", up)):
             if v is not None and not _finite(v):
                 p.append(f"`{name}` must be a finite number or None (open), got {name}={v!r}")
-        if lo is None and up is None:
+        if lo is None and up is None and self.finding not in ("overlap", "no-window"):
             p.append("at least one of `lower`, `upper` must be given, got both None")
         if _finite(lo) and _finite(up) and not lo < up:
             p.append(f"`lower < upper` must hold, got lower={lo}, upper={up}")
@@ -303,6 +469,36 @@ class ExposureWindow:
             p.append(f"`created_at` must be an ISO-8601 time, got {self.created_at!r}")
         if self.schema_version != SCHEMA_VERSION:
             p.append(f"`schema_version == {SCHEMA_VERSION}` must hold, got {self.schema_version!r}")
+        p.extend(self._finding_violations())
+        return p
+
+    def _finding_violations(self) -> list[str]:
+        p = []
+        if self.finding not in FINDINGS:
+            return [f"`finding` must be one of {FINDINGS}, got {self.finding!r}"]
+        if self.search_kind not in SEARCH_KINDS:
+            p.append(f"`search_kind` must be one of {SEARCH_KINDS}, got {self.search_kind!r}")
+        expected = {"window": (True, True), "floor-only": (True, False), "ceiling-only": (False, True)}
+        if self.finding in expected and expected[self.finding] != (self.lower is not None, self.upper is not None):
+            p.append(f"finding {self.finding!r} needs " + {
+                "window": "both bounds", "floor-only": "a lower bound and an open upper bound",
+                "ceiling-only": "an upper bound and an open lower bound"}[self.finding]
+                + f", got lower={self.lower}, upper={self.upper}")
+        if self.status == "no-window" and self.finding not in ("overlap", "no-window") and \
+                self.search_kind == "benefit-harm":
+            p.append(f"a benefit-harm window with finding {self.finding!r} cannot have status 'no-window'")
+        if self.status != "no-window" and self.finding in ("overlap", "no-window"):
+            p.append(f"finding {self.finding!r} must have status 'no-window', got {self.status!r}")
+        if self.status == "validated" and self.finding != "window":
+            p.append(f"only a two-sided window (finding 'window') can be validated, got finding {self.finding!r}")
+        for name in ("floor", "ceiling"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, BoundEvidence) and v.side == name):
+                p.append(f"`{name}` must be a BoundEvidence of side {name!r}")
+        if self.pk_model is not None:
+            missing = [k for k in ("name", "digest", "source") if not isinstance(self.pk_model.get(k), str)]
+            if missing:
+                p.append(f"`pk_model` must have text keys name, digest and source; missing or not text: {missing}")
         return p
 
     # ------------------------------------------------------------------------------ conversion
@@ -312,6 +508,12 @@ class ExposureWindow:
         for name in ("lower_ci", "upper_ci"):
             if d[name] is not None:
                 d[name] = list(d[name])
+        for name in ("floor", "ceiling"):
+            if d[name] is not None:
+                d[name]["endpoints"] = list(d[name]["endpoints"])
+                d[name]["covariates"] = list(d[name]["covariates"])
+                if d[name]["ci"] is not None:
+                    d[name]["ci"] = list(d[name]["ci"])
         d["gates_passed"] = list(d["gates_passed"])
         d["incidences"] = [dict(i) for i in d["incidences"]]
         return d
@@ -321,6 +523,12 @@ class ExposureWindow:
         """Rebuild (and validate) a window from :meth:`to_dict`'s output."""
         if not isinstance(data, dict):
             raise TypeError(f"ExposureWindow.from_dict needs a dict, got {type(data).__name__}")
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version not in READABLE_SCHEMAS:
+            raise ValueError(f"ExposureWindow schema_version {version!r} cannot be read; this version reads "
+                             f"{READABLE_SCHEMAS}")
+        if version == 1:  # schema 1: a composite search; finding derived from status and bounds
+            data = {**data, "schema_version": SCHEMA_VERSION, "search_kind": "composite"}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -340,6 +548,9 @@ class ExposureWindow:
                 d[name] = tuple(d[name])
         if "gates_passed" in d:
             d["gates_passed"] = tuple(d["gates_passed"])
+        for name in ("floor", "ceiling"):
+            if d.get(name) is not None:
+                d[name] = BoundEvidence.from_dict(d[name])
         return cls(**d)
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:

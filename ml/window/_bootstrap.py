@@ -14,7 +14,7 @@ import pandas as pd
 
 from ml.window._core import search_once
 
-__all__ = ["CI_METHODS", "bootstrap_bounds", "bound_intervals", "window_frequency"]
+__all__ = ["CI_METHODS", "bootstrap_bounds", "bound_intervals", "infinitesimal_jackknife_sd", "window_frequency"]
 
 #: Interval methods for the bounds (see :func:`bound_intervals`).
 CI_METHODS = ("percentile", "basic")
@@ -124,3 +124,40 @@ def window_frequency(boot: np.ndarray, cut_values: np.ndarray) -> pd.DataFrame:
     counts = frame.value_counts(sort=True).rename("count").reset_index()
     counts["share"] = counts["count"] / max(len(frame), 1)
     return counts.sort_values(["count", "lower", "upper"], ascending=[False, True, True], ignore_index=True)
+
+
+def infinitesimal_jackknife_sd(values: np.ndarray, counts: np.ndarray, *, corrected: bool = True) -> float:
+    """Standard error of a bagged (bootstrap-averaged) estimate by the infinitesimal jackknife.
+
+    For the smoothed estimate ``mean_b t_b`` over bootstrap resamples ``b``, Efron (2014,
+    "Estimation and accuracy after model selection", JASA 109:991) gives
+    ``var = sum_i cov_b(N_bi, t_b)^2`` with ``N_bi`` the number of times patient ``i`` is in
+    resample ``b``; the Monte Carlo bias of that sum, ``n / B^2 * sum_b (t_b - mean t)^2``, is
+    subtracted as in Wager, Hastie & Efron (2014, JMLR 15:1625). When the corrected variance is
+    not positive (too few resamples) the uncorrected one is returned, which errs wide.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (B,)
+        The statistic in each resample (NaN: resample left out).
+    counts : numpy.ndarray, shape (B, n)
+        How often each patient is drawn in each resample.
+    corrected : bool
+        Subtract the Monte Carlo bias (False: the raw sum, which is wider by the resampling noise
+        of B resamples).
+
+    Returns
+    -------
+    float
+        NaN with fewer than two usable resamples.
+    """
+    ok = ~np.isnan(values)
+    t, N = values[ok], counts[ok]
+    B, n = N.shape
+    if B < 2:
+        return float("nan")
+    centred = t - t.mean()
+    cov = (N - 1.0).T @ centred / B
+    raw = float(np.sum(cov**2))
+    fixed = raw - n * float(np.sum(centred**2)) / B**2
+    return float(np.sqrt(fixed if corrected and fixed > 0 else raw))

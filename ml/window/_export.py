@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.pk import exposure_definition
-from ml.window._artefact import Effect, ExposureWindow, Incidence, Population
+from ml.window._artefact import BoundEvidence, Effect, ExposureWindow, Incidence, Population, SideEffect
 
-__all__ = ["AUC_TOTAL_DEFINITION", "code_version", "exposure_window"]
+__all__ = ["AUC_TOTAL_DEFINITION", "benefit_harm_window", "code_version", "exposure_window"]
 
 AUC_TOTAL_DEFINITION = exposure_definition("nca")
 
@@ -44,8 +44,8 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
                     dataset_digest: str, simulated: bool, exposure: str = "auc_total",
                     exposure_definition: str = AUC_TOTAL_DEFINITION, alpha: float = 0.05,
                     incidences: tuple[Incidence, ...] = (), mlflow_run_id: str | None = None,
-                    version: str | None = None) -> ExposureWindow:
-    """Build the artefact of a fitted :class:`WindowSearch`.
+                    version: str | None = None, pk_model: dict | None = None) -> ExposureWindow:
+    """Build the artefact of a fitted :class:`WindowSearch` (one composite endpoint).
 
     The status is ``"candidate"`` when the adjusted p-value is below ``alpha`` (or was not
     computed), else ``"no-window"``; only a candidate can later be promoted to ``validated``.
@@ -68,6 +68,8 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
     mlflow_run_id : str, optional
     version : str, optional
         Code version (default :func:`code_version`).
+    pk_model : dict, optional
+        ``name``, ``digest``, ``source`` of the population PK model behind the exposure.
 
     Returns
     -------
@@ -110,6 +112,7 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
         code_version=version or code_version(),
         status=status,
         mlflow_run_id=mlflow_run_id,
+        pk_model=pk_model,
         search={
             "scores": repr(search.scores) if search.scores is not None else "LogRankScores()",
             "grid": repr(search.grid) if search.grid is not None else "QuantileGrid()",
@@ -134,3 +137,135 @@ def population_of(cohort, n: int, events: int) -> Population:
     cond = sorted(set(cohort.patients["conditioning"].astype(str))) if "conditioning" in cohort.patients else []
     return Population(donor_source=cohort.meta.donor_source, conditioning=cond[0] if len(cond) == 1 else "mixed",
                       n=n, events=events)
+
+
+def _side_effect(e: dict) -> SideEffect | None:
+    if not e or not all(math.isfinite(e.get(k, float("nan"))) and e.get(k, 0) > 0 for k in ("hr", "ci_low", "ci_high")):
+        return None
+    return SideEffect(hr=e["hr"], ci_low=e["ci_low"], ci_high=e["ci_high"], method=e["method"],
+                      p_value=_bound(e["p_value"]) if e.get("p_value") is not None else None,
+                      n_harmed=e.get("n_harmed"), n_reference=e.get("n_reference"),
+                      events_harmed=e.get("events_harmed"), events_reference=e.get("events_reference"))
+
+
+def _p_text(p: float) -> str:
+    return f"{p:.3g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _side_reason(side, finding: str, alpha: float, unit: str) -> str:
+    what = "under-exposure harm" if side.side == "floor" else "over-exposure harm"
+    eps = "|".join(side.endpoints)
+    p = side.best_p_value
+    if finding == "overlap":
+        return (f"{what} on {eps} is evidenced (adjusted p = {_p_text(p)}), but its best cut crosses the other "
+                "side's: no exposure avoids both harms")
+    if side.evidenced and math.isfinite(p):
+        return f"{what} on {eps}: adjusted p = {_p_text(p)} < alpha {alpha:g}"
+    if side.evidenced:
+        return f"{what} on {eps}: not tested (no permutations)"
+    return (f"no evidence of {what} on {eps} at alpha {alpha:g} (adjusted p = {_p_text(p)}): "
+            f"this bound stays open")
+
+
+def _evidence(side, finding: str, alpha: float, unit: str) -> BoundEvidence:
+    value = _bound(side.bound)
+    ci = None if not all(math.isfinite(v) for v in side.ci) else (float(side.ci[0]), float(side.ci[1]))
+    return BoundEvidence(side=side.side, endpoints=side.endpoints, horizon_days=side.horizon_days,
+                         statistic=float(side.statistic) if math.isfinite(side.statistic) else 0.0,
+                         p_value=_bound(side.best_p_value), p_value_at_bound=_bound(side.p_value),
+                         evidenced=bool(side.evidenced), events=int(side.events), value=value, ci=ci,
+                         effect=_side_effect(side.effect), covariates=side.covariates,
+                         reason=_side_reason(side, finding, alpha, unit))
+
+
+def benefit_harm_window(search, *, unit: str, population: Population, dataset_digest: str, simulated: bool,
+                        exposure: str = "auc_total", exposure_definition: str = AUC_TOTAL_DEFINITION,
+                        incidences: tuple[Incidence, ...] = (), mlflow_run_id: str | None = None,
+                        version: str | None = None, pk_model: dict | None = None) -> ExposureWindow:
+    """Build the artefact of a fitted :class:`BenefitHarmSearch`.
+
+    The status is ``candidate`` when at least one side is evidenced (``window``, ``floor-only``,
+    ``ceiling-only``; only a ``window`` can later be validated), else ``no-window``
+    (``overlap``: both harms evidenced but no exposure avoids both; ``no-window``: no evidence).
+
+    Parameters
+    ----------
+    search : BenefitHarmSearch
+        Fitted.
+    unit : str
+        Exposure unit of the data the search saw (e.g. ``"UE*day/mL"``).
+    population : Population
+    dataset_digest : str
+    simulated : bool
+    exposure, exposure_definition : str
+    incidences : tuple of Incidence
+    mlflow_run_id : str, optional
+    version : str, optional
+        Code version (default :func:`code_version`).
+    pk_model : dict, optional
+        ``name``, ``digest``, ``source`` of the population PK model behind the exposure.
+
+    Returns
+    -------
+    ExposureWindow
+    """
+    finding = search.finding_
+    status = "candidate" if finding in ("window", "floor-only", "ceiling-only") else "no-window"
+    floor, ceiling = search.floor_, search.ceiling_
+    p = float(search.p_value_)
+    has_p = math.isfinite(p)
+    if finding in ("overlap",):
+        lower = upper = None
+    else:
+        lower, upper = _bound(search.lower_), _bound(search.upper_)
+    target = float(search.target_)
+    if lower is not None and upper is not None and not lower <= target < upper:
+        target = (lower + upper) / 2
+    params = search.get_params(deep=False)
+    horizons = {floor.horizon_days, ceiling.horizon_days}
+    return ExposureWindow(
+        exposure=exposure,
+        exposure_definition=exposure_definition,
+        unit=unit,
+        population=population,
+        endpoint=f"floor={'+'.join(floor.endpoints)};ceiling={'+'.join(ceiling.endpoints)}",
+        horizon_days=horizons.pop() if len(horizons) == 1 else None,
+        lower=lower,
+        upper=upper,
+        target=target,
+        lower_ci=None if lower is None else _ci(search.lower_, search.lower_ci_),
+        upper_ci=None if upper is None else _ci(search.upper_, search.upper_ci_),
+        ci_level=float(search.ci_level),
+        ci_method=(f"bootstrap {search.ci_method} interval ({search.n_bootstraps} resamples of patients, the whole "
+                   "joint search repeated in each)" if search.n_bootstraps else "none (no bootstrap)"),
+        p_value=p if has_p else None,
+        p_value_method=(f"permutation of exposure against all outcomes at once, maximum of the joint floor + "
+                        f"ceiling statistic over the whole search ({search.n_permutations} permutations); "
+                        "each side closed-tested at alpha" if has_p else "none (no permutations)"),
+        statistic=float(search.statistic_),
+        effect=None,
+        incidences=tuple(incidences),
+        dataset_digest=dataset_digest,
+        simulated=bool(simulated),
+        code_version=version or code_version(),
+        status=status,
+        mlflow_run_id=mlflow_run_id,
+        finding=finding,
+        search_kind="benefit-harm",
+        floor=_evidence(floor, finding, float(search.alpha), unit),
+        ceiling=_evidence(ceiling, finding, float(search.alpha), unit),
+        pk_model=pk_model,
+        search={
+            "scores": repr(search.scores) if search.scores is not None else "LogRankScores()",
+            "grid": repr(search.grid) if search.grid is not None else "QuantileGrid(minprop=0.1)",
+            "estimate": str(search.estimate),
+            "argmax_bounds": [_bound(v) for v in search.argmax_bounds_],
+            "n_permutations": int(params["n_permutations"]),
+            "n_bootstraps": int(params["n_bootstraps"]),
+            "n_folds": int(params["n_folds"]),
+            "random_state": params["random_state"] if isinstance(params["random_state"], (int, type(None)))
+            else repr(params["random_state"]),
+            "alpha": float(search.alpha),
+            "n_excluded_missing_exposure": int(search.n_excluded_),
+        },
+    )

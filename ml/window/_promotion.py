@@ -28,10 +28,11 @@ class PromotionGates:
         The adjusted p-value must be below it.
     max_ci_width : float
         Largest width of each bound's confidence interval, in the window's unit (UE*day/mL). An
-        interval unbounded on either side fails; an open bound (no bound found) has no interval
-        and passes.
+        interval unbounded on either side fails, and so does an open bound: only a window with
+        both bounds is safe to dose.
     min_events : int
-        Smallest number of events of interest in the population.
+        Smallest number of events of interest in the population and, for a benefit-harm window, on
+        each side (floor and ceiling endpoints).
     """
 
     alpha: float = 0.05
@@ -54,12 +55,13 @@ class PromotionGates:
             (passed if ok else failed).append(text)
 
         gate(window.status == "candidate", f"status is 'candidate' (got {window.status!r})")
+        gate(window.finding == "window", f"finding is 'window', both bounds evidenced (got {window.finding!r})")
         pv = window.p_value
         gate(pv is not None and pv < self.alpha, f"adjusted p-value {pv} < alpha {self.alpha}")
         for name in ("lower", "upper"):
             bound, ci = getattr(window, name), getattr(window, f"{name}_ci")
             if bound is None:
-                gate(True, f"{name} bound open (no interval needed)")
+                gate(False, f"{name} bound is finite (it is open: a window is safe to dose only with both bounds)")
                 continue
             if ci is None or ci[0] is None or ci[1] is None:
                 gate(False, f"{name} bound interval width <= {self.max_ci_width} {window.unit} "
@@ -70,6 +72,14 @@ class PromotionGates:
                  f"{name} bound interval width {width:.4g} <= {self.max_ci_width} {window.unit}")
         ev = window.population.events
         gate(ev >= self.min_events, f"events {ev} >= min_events {self.min_events}")
+        for side in (window.floor, window.ceiling):
+            if side is None:
+                continue
+            sp = side.p_value
+            gate(sp is not None and sp < self.alpha,
+                 f"{side.side} ({'|'.join(side.endpoints)}) adjusted p-value {sp} < alpha {self.alpha}")
+            gate(side.events >= self.min_events,
+                 f"{side.side} ({'|'.join(side.endpoints)}) events {side.events} >= min_events {self.min_events}")
         return passed, failed
 
 

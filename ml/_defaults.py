@@ -1,0 +1,29 @@
+"""Defaults of the benefit-harm window search, declared once.
+
+:class:`ml.window.BenefitHarmSearch` takes its constructor defaults from here, and so do
+``atgwin discover`` and the experiment files. The module imports nothing, so the command line can
+show these defaults without loading the scientific stack.
+"""
+
+#: Constructor defaults of :class:`ml.window.BenefitHarmSearch` (horizons in days from transplant).
+BENEFIT_HARM = {
+    "floor_endpoints": ("agvhd2",),   # under-exposure harm: acute GVHD grade II-IV
+    "ceiling_endpoints": ("cmv|ebv",),  # over-exposure harm: first of CMV or EBV reactivation
+    "floor_horizon": 180.0,
+    "ceiling_horizon": 180.0,
+    "n_permutations": 1000,
+    "n_bootstraps": 1000,
+    "ci_level": 0.95,
+    "ci_method": "ij",                # infinitesimal-jackknife interval of the smoothed bound
+    "n_folds": 5,
+    "alpha": 0.05,
+    "min_events": 10,
+    "estimate": "smoothed",           # mean of the bootstrap bounds (docs/benchmarks.md, "benefit-harm")
+}
+
+#: The candidate grid of the benefit-harm search: ``QuantileGrid(k=GRID_K, minprop=MINPROP)``.
+GRID_K = 40
+#: Smallest share of patients below the floor, inside the window and above the ceiling.
+MINPROP = 0.1
+#: The composite two-cut search's minprop (docs/benchmarks.md, "Power study").
+COMPOSITE_MINPROP = 0.2
