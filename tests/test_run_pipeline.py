@@ -34,6 +34,8 @@ n_trials = 4
 tuning_folds = 3
 cv_folds = 3
 cv_repeats = 2
+[features]
+{features}
 [poppk]
 n_explore = 40
 n_smooth = 10
@@ -48,8 +50,13 @@ model_name = "{model}"
 {extra}"""
 
 
-def quick_toml(path, *, name, model, scenario="urd", n=324, seed=0, alpha=0.05, extra=""):
-    path.write_text(QUICK.format(name=name, model=model, scenario=scenario, n=n, seed=seed, alpha=alpha, extra=extra))
+#: the shipped population PK model, no fit (fast); the tests of the popPK step pass ``features=""`` (fit it)
+SHIPPED = 'pk_model = "shipped"'
+
+
+def quick_toml(path, *, name, model, scenario="urd", n=324, seed=0, alpha=0.05, extra="", features=SHIPPED):
+    path.write_text(QUICK.format(name=name, model=model, scenario=scenario, n=n, seed=seed, alpha=alpha, extra=extra,
+                                 features=features))
     return path
 
 
@@ -88,7 +95,7 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     from ml.dosing import load_window
     from ml.window import ExposureWindow
 
-    toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test")
+    toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test", features="")
     result = run(store, toml, "good")
     assert result.exit_code == 0, result.output
 
@@ -266,7 +273,7 @@ def test_a_failed_pk_fit_falls_back_to_the_shipped_model_and_says_so(store, tmp_
         raise ValueError("the fit blew up (test)")
 
     monkeypatch.setattr(PopPKFit, "fit", broken)
-    toml = quick_toml(tmp_path / "fallback.toml", name="fallback", model="atg-window-fallback", n=120)
+    toml = quick_toml(tmp_path / "fallback.toml", name="fallback", model="atg-window-fallback", n=120, features="")
     result = atgwin(store, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "fallback", "--no-tracking")
     assert result.exit_code == 0, result.output
     assert "poppk" in result.output and "WARNING: the population PK fit failed" in result.output
@@ -318,8 +325,8 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
 
 
 def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_path):
-    extra = '[features]\ncovariates = ["age_years", "blood_group"]\n'
-    toml = quick_toml(tmp_path / "broken.toml", name="broken", model="atg-window-broken", extra=extra)
+    features = f'covariates = ["age_years", "blood_group"]\n{SHIPPED}'
+    toml = quick_toml(tmp_path / "broken.toml", name="broken", model="atg-window-broken", features=features)
     result = run(store, toml, "broken")
     assert result.exit_code == 1
     assert "[4/7] models    FAILED" in result.output and "Run FAILED at step 'models'" in result.output
