@@ -64,7 +64,10 @@ def exposure_from_options(method: str = "map", pk_model: str | None = None):
             model = PopPKModel.from_file(pk_model)
         except (OSError, ValueError, KeyError) as exc:
             raise click.ClickException(f"{pk_model}: not a population PK model: {exc}") from None
-    return exposure_strategy(method, model, source=str(pk_model) if pk_model else None)
+    # an absolute path: a window records it, and dosing resolves a relative one against the window's folder
+    from pathlib import Path
+
+    return exposure_strategy(method, model, source=str(Path(pk_model).resolve()) if pk_model else None)
 
 
 def cohort_exposure(cohort, method: str = "map", pk_model: str | None = None, *, strategy=None,

@@ -179,8 +179,10 @@ def prepare_data(cohort, exposure_column: str = "auc_total", method: str = "map"
 
     if strategy is None:
         model, source = pk_model, None
-        if isinstance(pk_model, str):
-            model, source = PopPKModel.from_file(pk_model), pk_model
+        if isinstance(pk_model, str):  # recorded as an absolute path (a window file resolves relative ones)
+            from pathlib import Path
+
+            model, source = PopPKModel.from_file(pk_model), str(Path(pk_model).resolve())
         strategy = exposure_strategy(method, model, source)
     table = strategy.table(cohort)
     frame = feature_frame(cohort, table.drop(columns=["lambda_z", "method", "status"], errors="ignore"))
