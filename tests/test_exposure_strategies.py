@@ -136,3 +136,24 @@ def test_model_digest_is_content_only_and_survives_a_file_round_trip(tmp_path):
 
         path = write_model(replace(m, extra={"fit": {"n": 3.0}}), tmp_path / f"m{suffix}")
         assert PopPKModel.from_file(path).digest == m.digest
+
+
+def test_a_map_search_that_stops_early_keeps_its_auc_and_is_counted(virtual, monkeypatch):
+    import ml.pk._exposure as exposure_module
+    from ml.pk import fit_map
+
+    c = virtual.cohort
+    calls = []
+
+    def one_step(lik, **kwargs):  # every search stops after one Newton step, the retry too
+        calls.append(kwargs.get("max_iter"))
+        return fit_map(lik, max_iter=1)
+
+    monkeypatch.setattr(exposure_module, "fit_map", one_step)
+    table = MAPExposure().table(c)
+    assert calls == [None, 200]  # the first search, then a longer one for those that did not converge
+    stopped = table["status"] == "not_converged"
+    assert stopped.any() and table.loc[stopped, "auc_total"].notna().all()
+    miss = exposure_missingness(c, table)
+    assert miss.n_not_converged == int(stopped.sum()) and miss.n_excluded == 0
+    assert any("iteration limit" in w for w in miss.warnings)
