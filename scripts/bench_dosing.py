@@ -19,6 +19,11 @@ from :func:`ml.sim.simulate_virtual`, whose true PK parameters give every patien
 * Safety sweep: random patients, caps, vial sizes and windows; every recommendation is checked
   independently for caps and vial grid (the property test of tests/test_dosing_properties.py, with
   many more examples).
+* Harms (``--harms-only``, its own section "dosing-harms"): share of patients whose TRUE AUC ends
+  below the floor / in the window / above the ceiling under fixed dosing, the default objective
+  and the harm-weighted objective ``HarmWeighted(floor=2, ceiling=1)``, beside the engine's mean
+  predicted probabilities of the three, and how many recommendations carry the warning that they
+  raise P(below floor) over the fixed regimen's by more than 0.10.
 * Latency: median wall time of one recommendation, and of a batch of 1,000, beside a reference in
   the same process: one ``ml.pk.model_exposure`` call for one patient (the library's default
   accuracy), since the machine is shared and absolute times are noisy.
@@ -38,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _benchdoc import provenance, write_section  # noqa: E402
 
 from ml.dosing import (  # noqa: E402
-    DoseCaps, DosingEngine, DosingRefused, LaplaceImportance, PatientData, PriorImportance, WindowTarget,
-    patients_from_cohort,
+    DoseCaps, DosingEngine, DosingRefused, HarmWeighted, LaplaceImportance, PatientData, PriorImportance,
+    WindowTarget, patients_from_cohort,
 )
 from ml.pk import Infusions, PKParameters, PopPKModel, model_exposure, simulate  # noqa: E402
 from ml.sim import simulate_virtual  # noqa: E402
@@ -130,6 +135,62 @@ def attainment(virtual, engine: DosingEngine, reference: DosingEngine, n_ref: in
         "engine_seconds": engine_seconds, "ref_seconds": ref_seconds, "warned": float(warned), "warnings": kinds,
         "median_auc_engine": float(np.median(eng_true)), "median_auc_fixed": float(np.median(fixed_true)),
     }
+
+
+def harms(virtual, seed: int, design: str = "days -5/-4") -> tuple[dict, float]:
+    """True and predicted below / in / above shares under fixed dosing and two objectives."""
+    patients, _ = patients_from_cohort(virtual.cohort, DESIGNS[design])
+    n = len(patients)
+    split = lambda a: ((a < LOWER).mean(), ((a >= LOWER) & (a < UPPER)).mean(), (a >= UPPER).mean())  # noqa: E731
+    out, fixed_pred, seconds = {}, None, 0.0
+    for name, objective in (("engine, most probable in window (default)", None),
+                            ("engine, HarmWeighted(floor=2, ceiling=1)", HarmWeighted(floor=2, ceiling=1))):
+        start = time.perf_counter()
+        recs = DosingEngine(random_state=seed, objective=objective).recommend_many(patients, WINDOW)
+        seconds += time.perf_counter() - start
+        doses = np.array([[d.mg for d in r.doses] for r in recs])
+        pred = np.array([[r.forecast.p_below_floor, r.forecast.p_in_window, r.forecast.p_above_ceiling]
+                         for r in recs]).mean(axis=0)
+        fixed_pred = np.array([[r.fixed_forecast.p_below_floor, r.fixed_forecast.p_in_window,
+                                r.fixed_forecast.p_above_ceiling] for r in recs]).mean(axis=0)
+        true = true_auc(virtual, np.arange(n), doses)
+        warned = np.mean([any("raise P(below floor)" in w for w in r.warnings) for r in recs])
+        out[name] = {"true": split(true), "predicted": tuple(pred), "warned": float(warned),
+                     "median_auc": float(np.median(true)), "median_mg": float(np.median(doses.sum(axis=1)))}
+    fixed_true = virtual.truth["auc_total"].to_numpy()
+    out = {"fixed 2.5 mg/kg/day (days -3/-2 as given in the cohort)": {
+        "true": split(fixed_true), "predicted": tuple(fixed_pred), "warned": None,
+        "median_auc": float(np.median(fixed_true)), "median_mg": float(np.median(fixed_days(virtual).sum(axis=1)))},
+        **out}
+    return out, seconds
+
+
+def harms_markdown(args, result: dict, seconds: float) -> str:
+    def row(name: str, r: dict) -> str:
+        warned = "-" if r["warned"] is None else f"{r['warned']:.1%}"
+        return (f"| {name} | {r['true'][0]:.1%} | {r['true'][1]:.1%} | {r['true'][2]:.1%} | "
+                f"{r['predicted'][0]:.1%} / {r['predicted'][1]:.1%} / {r['predicted'][2]:.1%} | {warned} | "
+                f"{r['median_mg']:.0f} | {r['median_auc']:.1f} |")
+
+    rows = "\n".join(row(name, r) for name, r in result.items())
+    return f"""## Dosing engine: both harms (ml.dosing, issue 12)
+
+`nice .venv/bin/python scripts/bench_dosing.py --harms-only --n {args.n} --seed {args.seed}` on
+`simulate_virtual("urd", n={args.n}, seed={args.seed})` (SIMULATED: the engine's population model is the
+simulator's own, so this is the favourable case), window [100, 148.5) UE*day/mL, levels of days -5/-4,
+default engine (`LaplaceImportance(256)`, 4 nodes per day, caps 5 mg/kg/day and 500 mg, 25 mg vials).
+Both engine runs took {seconds:.0f} s.
+
+| regimen | true AUC below floor | in window | above ceiling | mean predicted P(below / in / above) | warned: raises P(below floor) > 0.10 over fixed | median day -3 + -2 dose, mg | median true AUC |
+|---|---:|---:|---:|---:|---:|---:|---:|
+{rows}
+
+The predicted probabilities are the engine's, from the same posterior draws for the recommended and
+the fixed regimen (the fixed regimen's are reported in every recommendation). The floor-increase
+warning is new with issue 12 and is not counted in the warning share of the "Dosing engine" section.
+
+{provenance()}
+"""
 
 
 def safety_sweep(n: int, seed: int) -> dict:
@@ -236,8 +297,18 @@ def main() -> None:
                     help="per-replicate CSV of `atgwin trial --out` to report instead of running the trial here")
     ap.add_argument("--trial-only", action="store_true",
                     help="only report --trial-from, in its own section 'dosing-trial' (the trial takes long)")
+    ap.add_argument("--harms-only", action="store_true",
+                    help="only the below / in / above table of both objectives, in its own section 'dosing-harms'")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+
+    if args.harms_only:
+        result, seconds = harms(simulate_virtual("urd", n=args.n, seed=args.seed), args.seed)
+        md = harms_markdown(args, result, seconds)
+        print(md)
+        if not args.no_write:
+            print(f"wrote {write_section('dosing-harms', md)}")
+        return
 
     if args.trial_only:
         md = "## Dosing engine: in-silico trial (ml.dosing.InSilicoTrial)\n\n" + _trial_markdown(args.trial_from).lstrip()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from ml.dosing import (
-    DoseCaps, DosingEngine, LaplaceImportance, PatientData, PriorImportance, WindowOverride, WindowTarget,
+    DoseCaps, DosingEngine, DosingRefused, LaplaceImportance, PatientData, PriorImportance, WindowOverride,
+    WindowTarget,
 )
 from ml.pk import round_to_vials
 from test_dosing_support import true_total_auc, virtual_patients
@@ -152,13 +153,12 @@ def test_override_is_recorded(cohort):
     assert validated.override is None  # only recorded when it was needed
 
 
-def test_open_window_is_dosed_towards_its_target_and_said_to_be_open(cohort):
+def test_open_window_is_refused_even_when_validated(cohort):
+    """Issue 12: a window open on a side made the engine drive exposure to the open side; refused now
+    (the full set of refusal messages is in tests/test_dosing_harms.py)."""
     open_above = WindowTarget(lower=100.0, upper=None, target=124.0, unit="UE*day/mL", status="validated")
-    rec = ENGINE.recommend(_patient(cohort[0][0]), open_above)
-    assert "the window is open above (no upper bound)" in rec.caveats
-    assert rec.forecast.p_in_window > 0.5
-    # the probability is flat once the lower bound is passed: the target decides, not the cap
-    assert sum(d.vials for d in rec.doses) < 2 * DoseCaps().max_vials(cohort[0][0]["weight_kg"])
+    with pytest.raises(DosingRefused, match=r"window \(given\) is open \(upper bound None\)"):
+        ENGINE.recommend(_patient(cohort[0][0]), open_above)
 
 
 def test_course_cap_is_respected(cohort):

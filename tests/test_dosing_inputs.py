@@ -275,7 +275,7 @@ def _recommendation(**change):
     doses = (DayDose(day=-3, mg=150.0, vials=6, mg_per_kg=150.0 / 70, start_hour=8.0, infusion_hours=4.0),
              DayDose(day=-2, mg=150.0, vials=6, mg_per_kg=150.0 / 70, start_hour=8.0, infusion_hours=4.0))
     fc = AUCForecast(doses_mg=(150.0, 150.0), median=120.0, lower=80.0, upper=190.0, interval=0.9, p_in_window=0.5,
-                     unit="UE*day/mL")
+                     unit="UE*day/mL", p_below_floor=0.3, p_above_ceiling=0.2)
     from ml.dosing import PosteriorSummary
     post = PosteriorSummary(eta_map={}, parameters={}, levels_used=0, levels_bloq=0, converged=True, ess=100.0,
                             n_draws=256, method="test")
@@ -291,7 +291,7 @@ def _day(mg, vials, weight=70.0, day=-3):
 
 def _fc(*doses):
     return AUCForecast(doses_mg=doses, median=120.0, lower=80.0, upper=190.0, interval=0.9, p_in_window=0.5,
-                       unit="UE*day/mL")
+                       unit="UE*day/mL", p_below_floor=0.3, p_above_ceiling=0.2)
 
 
 BAD_RECOMMENDATIONS = [
@@ -335,10 +335,10 @@ def test_a_safe_recommendation_round_trips():
     (lambda: DayDose(day=-3, mg=25.0, vials=1.0, mg_per_kg=0.5, start_hour=8.0, infusion_hours=4.0),
      "DayDose: `vials` must be an integer >= 0, got 1.0"),
     (lambda: AUCForecast(doses_mg=(1.0,), median=100.0, lower=120.0, upper=150.0, interval=0.9, p_in_window=0.5,
-                         unit="u"),
+                         unit="u", p_below_floor=0.3, p_above_ceiling=0.2),
      "AUCForecast: `lower <= median <= upper` must hold, got lower=120.0, median=100.0, upper=150.0"),
     (lambda: AUCForecast(doses_mg=(1.0,), median=100.0, lower=90.0, upper=150.0, interval=0.9, p_in_window=1.2,
-                         unit="u"),
+                         unit="u", p_below_floor=0.0, p_above_ceiling=0.0),
      "AUCForecast: `0 <= p_in_window <= 1` must hold, got 1.2"),
 ])
 def test_bad_value_objects(make, message):

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.dosing import (
-    AUCForecast, DayDose, DoseCaps, DoseRecommendation, DosingEngine, DosingRefused, LaplaceImportance,
-    PatientData, PosteriorSummary, WindowTarget,
+    AUCForecast, DayDose, DoseCaps, DoseRecommendation, DosingEngine, DosingRefused, HarmWeighted, LaplaceImportance,
+    MostProbableInWindow, PatientData, PosteriorSummary, WindowTarget,
 )
 
 
@@ -61,8 +61,10 @@ level_strategy = st.one_of(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(caps=caps_strategy, weight=st.floats(20.0, 250.0), alc=st.floats(0.0, 3.0),
        dose=st.floats(25.0, 600.0), levels=st.lists(level_strategy, max_size=4),
-       lower=st.floats(20.0, 300.0), width=st.floats(10.0, 200.0))
-def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, levels, lower, width):
+       lower=st.floats(20.0, 300.0), width=st.floats(10.0, 200.0),
+       objective=st.sampled_from([MostProbableInWindow(), HarmWeighted(floor=3, ceiling=1),
+                                  HarmWeighted(floor=1, ceiling=3)]))
+def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, levels, lower, width, objective):
     patient = PatientData.from_dict({
         "patient_id": "H", "weight_kg": weight, "alc_pre_atg": alc, "concentration_unit": "UE/mL",
         "doses": [{"day": -5, "dose_mg": dose, "infusion_hours": 6.0}, {"day": -4, "dose_mg": dose, "infusion_hours": 4.0}],
@@ -70,7 +72,8 @@ def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, lev
     })
     window = WindowTarget(lower=lower, upper=lower + width, target=lower + width / 2, unit="UE*day/mL",
                           status="validated")
-    engine = DosingEngine(caps=caps, posterior=LaplaceImportance(16), nodes_per_day=3, random_state=0)
+    engine = DosingEngine(caps=caps, posterior=LaplaceImportance(16), nodes_per_day=3, random_state=0,
+                          objective=objective)
     try:
         rec = engine.recommend(patient, window)
     except DosingRefused as exc:
@@ -80,7 +83,8 @@ def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, lev
         assert _allowed(d.mg, weight, caps) and d.vials == round(d.mg / caps.vial_mg)
     if caps.course_mg_per_kg is not None:
         assert 2 * dose + sum(d.mg for d in rec.doses) <= caps.course_mg_per_kg * weight + 1e-6
-    assert 0.0 <= rec.forecast.p_in_window <= 1.0
+    for f in (rec.forecast, rec.fixed_forecast):
+        assert abs(f.p_below_floor + f.p_in_window + f.p_above_ceiling - 1.0) < 1e-9
     assert rec.forecast.lower <= rec.forecast.median <= rec.forecast.upper
 
 
@@ -89,7 +93,7 @@ def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, lev
 def test_an_unsafe_recommendation_cannot_be_built(mg, vials, weight, caps):
     doses = (DayDose(day=-3, mg=mg, vials=vials, mg_per_kg=mg / weight, start_hour=8.0, infusion_hours=4.0),)
     fc = AUCForecast(doses_mg=(mg,), median=120.0, lower=80.0, upper=190.0, interval=0.9, p_in_window=0.5,
-                     unit="UE*day/mL")
+                     unit="UE*day/mL", p_below_floor=0.3, p_above_ceiling=0.2)
     post = PosteriorSummary(eta_map={}, parameters={}, levels_used=0, levels_bloq=0, converged=True, ess=1.0,
                             n_draws=16, method="test")
     window = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")

@@ -169,7 +169,8 @@ def test_each_outcome_sets_its_bound():
     assert roles.to_dict() == {"agvhd2": "lower", "cmv": "upper"}
     fig = risk_curves_figure(curves, window=(100.0, 150.0))
     assert isinstance(fig, Figure)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert len([ax for ax in fig.axes if ax.axison]) == 2  # one panel per outcome
     assert "agvhd2 - rises below" in labels and "cmv - rises above" in labels
 
 

@@ -53,7 +53,7 @@ def test_summary_has_every_metric_with_mean_and_spread(cv_result):
     assert res.summary.loc["harrell_c", "mean"] > 0.6  # true effects: U-shape and age
     assert 0 < res.summary.loc["ibs", "mean"] < 0.25  # below the uninformative 0.25
     d = res.to_dict()
-    assert set(d) == {f"{m}_{s}" for m in METRICS for s in ("mean", "sd")}
+    assert set(d) == {f"{m}_{s}" for m in METRICS for s in ("mean", "sd", "ci_low", "ci_high")}
     # mean of per-repeat means
     per_repeat = res.scores[res.scores.metric == "uno_c"].groupby("repeat")["value"].mean()
     np.testing.assert_allclose(d["uno_c_mean"], per_repeat.mean())
@@ -118,3 +118,35 @@ def test_survival_at_handles_pipelines_and_scikit_survival_estimators():
     fns = sk.predict_survival_function(X.iloc[:3])
     expected = np.vstack([f(times) for f in fns])
     np.testing.assert_allclose(survival_at(sk, X.iloc[:3], times), expected, rtol=1e-12)
+
+
+def test_intervals_are_mean_plus_minus_z_times_pooled_fold_se(cv_result):
+    _, _, res = cv_result
+    ci = res.intervals(0.95)
+    assert list(ci.index) == list(METRICS)
+    # closed form by hand: fold values about their repeat's mean, pooled (ddof = one mean per repeat)
+    d = res.scores[(res.scores.metric == "harrell_c") & (res.scores.fold >= 0)]
+    dev = d["value"] - d.groupby("repeat")["value"].transform("mean")
+    k = d["fold"].nunique()
+    r = d["repeat"].nunique()
+    se = np.sqrt((dev ** 2).sum() / (len(d) - r)) / np.sqrt(k)
+    m = res.summary.loc["harrell_c", "mean"]
+    np.testing.assert_allclose(ci.loc["harrell_c", ["se", "ci_low", "ci_high"]].to_numpy(dtype=float),
+                               [se, m - 1.959963984540054 * se, m + 1.959963984540054 * se])
+    # per-repeat metrics (calibration): the SD across repeats
+    cal = res.scores[res.scores.metric == "calib_error"]["value"]
+    np.testing.assert_allclose(ci.loc["calib_error", "se"], cal.std(ddof=1))
+    assert not res.at_chance()  # true effects: its C interval lies above 0.5
+
+
+def test_a_model_of_noise_is_at_chance():
+    from ml.models import cross_validate_survival
+
+    rng = np.random.default_rng(3)
+    n = 300
+    X = pd.DataFrame({"auc_total": rng.normal(120, 30, n), "z": rng.normal(size=n)})
+    y = np.empty(n, dtype=[("event", bool), ("time", "f8")])
+    t, c = rng.exponential(200.0, n), rng.uniform(50, 400, n)
+    y["event"], y["time"] = t <= c, np.minimum(t, c)
+    res = cross_validate_survival(CoxSplineModel(), X, y, horizon=180.0, n_splits=5, n_repeats=2, random_state=0)
+    assert res.at_chance()

@@ -162,3 +162,61 @@ def test_explaining_something_else_is_refused(fitted):
         shap_explanation(CoxSplineModel(), X)
     with pytest.raises(ValueError, match="the model is not fitted"):
         shap_explanation(XGBSurvival(), X)
+
+
+# -- one-sided SHAP bounds (a model of one side's endpoint) ---------------------------------------
+def test_shap_floor_and_ceiling_of_steps_are_exact_at_bin_edges():
+    from ml.models import shap_bound
+
+    x = np.arange(50.0, 200.0)  # 15 bins of 10: edges at 50, 60, ..., 190
+    floor = shap_bound(_explanation(x, np.where(x < 100, 0.5, -0.2)), side="floor", smoother=BinnedMeans(15))
+    assert floor.value == 100.0 and not floor.open
+    assert floor.drop == pytest.approx(0.7) and floor.tolerance == pytest.approx(0.35)
+    assert floor.curve["harmed"].sum() == 5  # the bins below 100
+    ceiling = shap_bound(_explanation(x, np.where(x >= 150, 0.6, -0.1)), side="ceiling", smoother=BinnedMeans(15))
+    assert ceiling.value == 150.0 and not ceiling.open and ceiling.curve["harmed"].sum() == 5
+
+
+def test_shap_bound_is_monotone_so_a_bump_on_the_protected_side_does_not_move_it():
+    from ml.models import shap_bound
+
+    x = np.arange(50.0, 200.0)
+    s = np.where(x < 100, 0.5, -0.2) + np.where((x >= 160) & (x < 170), 0.3, 0.0)  # one noisy bin above
+    b = shap_bound(_explanation(x, s), side="floor", smoother=BinnedMeans(15))
+    # pool-adjacent-violators pools the bump with its neighbours: still non-increasing, floor unchanged
+    assert b.value == 100.0 and np.all(np.diff(b.curve["monotone"]) <= 1e-12)
+
+
+def test_shap_bound_without_a_fall_or_rise_is_open_and_not_compared():
+    from ml.models import shap_bound
+
+    x = np.arange(50.0, 200.0)
+    flat_floor = shap_bound(_explanation(x, x / 100.0), side="floor", smoother=BinnedMeans(15))
+    assert flat_floor.open and flat_floor.drop == pytest.approx(0.0) and flat_floor.value == 50.0
+    assert flat_floor.within((40.0, 60.0)) is None
+    no_rise = shap_bound(_explanation(x, -x / 100.0), side="ceiling", smoother=BinnedMeans(15))
+    assert no_rise.open and no_rise.value == 199.0
+
+
+def test_shap_bound_within_an_interval_and_interpolated_crossing():
+    from ml.models import shap_bound
+
+    x = np.linspace(50.0, 200.0, 301)
+    s = np.clip((x - 120.0) / 20.0, 0.0, 1.0)  # rises linearly from 120 to 140
+    b = shap_bound(_explanation(x, s), side="ceiling", smoother=LocalLinear(frac=0.03, n_points=151))
+    assert b.value == pytest.approx(130.0, abs=1.0)  # halfway up the ramp
+    assert b.within((125.0, 135.0)) is True and b.within((140.0, None)) is False
+    assert b.within((None, 131.0)) is True and b.within(None) is None
+    with pytest.raises(ValueError, match="side must be one of"):
+        shap_bound(_explanation(x, s), side="both")
+
+
+def test_shap_bound_figure_is_aggregate():
+    from ml.models import shap_bound, shap_bound_figure
+
+    x = np.arange(50.0, 200.0)
+    b = shap_bound(_explanation(x, np.where(x < 100, 0.5, -0.2)), side="floor", smoother=BinnedMeans(15))
+    fig = shap_bound_figure(b, scan_bound=104.0, scan_ci=(95.0, None), simulated=True)
+    assert isinstance(fig, Figure)
+    points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert len(points) == 1 and len(points[0].get_xdata()) == 15  # one dot per bin, none per patient

@@ -17,11 +17,13 @@ from ml.report import find_chromium, screenshot
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "urd_window.toml"
 
-SECTIONS = {"cohort", "exposure", "window", "statistic-map", "bootstrap", "incidence", "risk", "models",
-            "model-metrics", "shap", "shap-vs-scan", "provenance", "simulated-banner", "verdict", "run-id",
-            "dataset-digest", "code-version"}
-FIGURES = {"exposure", "statistic_map", "bootstrap", "incidence_curves", "risk_curves", "calibration_xgb",
-           "shap_importance", "shap_beeswarm", "shap_dependence", "shap_waterfall"}
+SECTIONS = {"cohort", "exposure", "window", "statistic-map", "bootstrap", "sides", "window-sentence", "incidence",
+            "risk", "models", "model-metrics", "models-floor", "models-ceiling", "shap", "shap-vs-scan", "shap-floor",
+            "shap-ceiling", "provenance", "simulated-banner", "verdict", "run-id", "dataset-digest", "code-version"}
+# a benefit-harm run (the default): models, calibration and SHAP per side; aggregate SHAP views only
+FIGURES = {"exposure", "statistic_map", "bootstrap", "side_profiles", "floor_incidence", "ceiling_incidence",
+           "incidence_curves", "risk_curves", *(f"{side}_{name}" for side in ("floor", "ceiling")
+                                                for name in ("calibration_xgb", "shap_importance", "shap_dependence"))}
 
 
 class _Outline(HTMLParser):
@@ -58,6 +60,7 @@ def test_report_has_every_section_and_figure_embedded(report):
     outline.feed(text)
     assert SECTIONS <= outline.ids, SECTIONS - outline.ids
     assert FIGURES <= outline.figures, FIGURES - outline.figures
+    assert not {"shap_waterfall", "shap_beeswarm"} & outline.figures  # no individual-level views
     assert outline.images and all(src.startswith("data:image/png;base64,") for src in outline.images)
     assert all(link.startswith("#") for link in outline.links)  # self-contained: nothing fetched
     assert "SIMULATED DATA" in text and "0123456789abcdef" in text

@@ -112,11 +112,19 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     p, m, t = r.data.params, r.data.metrics, r.data.tags
     assert p["window.search.n_permutations"] == "49" and p["window.search.n_bootstraps"] == "20"
     assert p["window.search.scores"] == "LogRankScores()" and "QuantileGrid" in p["window.search.grid"]
-    assert {"xgb.max_depth", "xgb.learning_rate", "cox.n_knots", "endpoint.name"} <= set(p)
+    assert {"floor_xgb.max_depth", "ceiling_xgb.learning_rate", "floor_cox.n_knots", "endpoint.name"} <= set(p)
     for key in ("window_lower", "window_upper", "window_p_value", "window_floor_p_value", "window_ceiling_p_value",
-                "window_floor_hr", "window_ceiling_hr", "window_floor_events", "xgb_harrell_c_mean",
-                "xgb_harrell_c_sd", "cox_ibs_mean", "shap_window_lower", "time_models_s", "time_window_s"):
+                "window_floor_hr", "window_ceiling_hr", "window_floor_events", "time_models_s", "time_window_s"):
         assert key in m, key
+    # models per side: each side's tuned XGBoost and Cox reference, metrics with spread and interval, its SHAP bound
+    for side in ("floor", "ceiling"):
+        for key in ("xgb_harrell_c_mean", "xgb_harrell_c_sd", "xgb_harrell_c_ci_low", "xgb_uno_c_mean",
+                    "xgb_mean_auc_mean", "xgb_ibs_mean", "cox_harrell_c_mean", "cox_ibs_mean", "tuning_best_score",
+                    "xgb_at_chance", "shap_bound"):
+            assert f"{side}_{key}" in m, f"{side}_{key}"
+        assert m[f"{side}_xgb_harrell_c_ci_low"] < m[f"{side}_xgb_harrell_c_mean"] < m[f"{side}_xgb_harrell_c_ci_high"]
+        assert f"{side}_xgb.max_depth" in p
+    assert not any(k.startswith("xgb_") or k.startswith("shap_window") for k in m)  # no unlabelled single model
     assert t["atgwin.simulated"] == "true" and t["atgwin.window_status"] == "candidate"
     assert "SIMULATED" in t["mlflow.note.content"]
 
@@ -136,13 +144,18 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert {"report.html", "run.json", "results.json", "experiment.toml", "window", "figures", "tables"} <= arts
     figures = {a.path.split("/")[-1] for a in c.list_artifacts(r.info.run_id, "figures")}
     assert {"exposure.png", "statistic_map.png", "bootstrap.png", "incidence_curves.png", "risk_curves.png",
-            "shap_beeswarm.png", "shap_dependence.png", "shap_waterfall.png", "shap_importance.png"} <= figures
+            "side_profiles.png", "floor_incidence.png", "ceiling_incidence.png", "floor_shap_dependence.png",
+            "ceiling_shap_dependence.png", "floor_shap_importance.png", "floor_calibration_xgb.png",
+            "ceiling_calibration_xgb.png"} <= figures
+    # individual-level views stay out of the shared run folder (aggregate SHAP views only)
+    assert not {"shap_waterfall.png", "shap_beeswarm.png"} & figures
     tables = {a.path.split("/")[-1] for a in c.list_artifacts(r.info.run_id, "tables")}
     assert not any("patient" in name for name in tables)
 
     # Optuna trials as nested runs
     kids = c.search_runs([r.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{r.info.run_id}'")
-    assert len(kids) == 4
+    assert len(kids) == 8  # 4 trials per side
+    assert sorted(k.data.tags.get("side") for k in kids) == ["ceiling"] * 4 + ["floor"] * 4
     assert all("max_depth" in k.data.params for k in kids)
     assert any("cv_harrell_c" in k.data.metrics for k in kids)
 
@@ -208,6 +221,13 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert again.exit_code == 0, again.output
     text = out.read_text()
     assert r.info.run_id in text and "id='fig-statistic_map'" in text and "SIMULATED DATA" in text
+    assert "id='sides'" in text and "id='window-sentence'" in text and "id='fig-side_profiles'" in text
+    results = json.loads((folder / "results.json").read_text())
+    assert set(results["models"]["fits"]) == {"floor", "ceiling"}
+    assert results["models"]["fits"]["floor"]["endpoint"] == "agvhd2"
+    assert results["models"]["fits"]["ceiling"]["endpoint"] == "cmv|ebv"
+    assert {s["shap_bound"] is not None for s in results["shap"]["sides"].values()} == {True}
+    assert {i["group"] for i in results["side_incidences"]["floor"]["incidences"]} >= {"below", "inside", "above"}
     by_name = atgwin(store, "report", "good", "--out", tmp_path / "by_name.html")
     assert by_name.exit_code == 0, by_name.output
     missing = atgwin(store, "report", "no-such-run", "--out", tmp_path / "x.html")
@@ -322,6 +342,7 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
     html = (folder / "report.html").read_text()
     assert "id='transport-side-by-side'" in html and "id='fig-transport'" in html
     assert "haplo window (derived)" in html and "URD window (re-derived)" in html
+    assert "id='fig-transport_side_profiles'" in html and "id='fig-transport_floor_incidence'" in html
 
 
 def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_path):
@@ -336,3 +357,23 @@ def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_pa
     assert not client(store).search_registered_models(filter_string="name = 'atg-window-broken'")
     manifest = json.loads((store["runs"] / "broken" / "run.json").read_text())
     assert manifest["registry"]["note"] == "not registered: the run failed at step 'models'"
+
+
+def test_a_composite_run_keeps_one_model_of_its_endpoint(tmp_path):
+    extra = ""
+    toml = quick_toml(tmp_path / "composite.toml", name="composite", model="atg-window-composite", n=200, seed=2,
+                      extra=extra)
+    text = toml.read_text().replace('[endpoint]\n', '[endpoint]\nname = "cmv|ebv|agvhd2|death"\n')
+    toml.write_text(text.replace("bootstraps = 20", "bootstraps = 10").replace("permutations = 49", "permutations = 19"))
+    result = CliRunner().invoke(main, ["run", str(toml), "--out-dir", str(tmp_path / "runs"), "--run-name", "c",
+                                       "--no-tracking"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "c"
+    results = json.loads((folder / "results.json").read_text())
+    assert list(results["models"]["fits"]) == ["composite"]
+    assert results["models"]["fits"]["composite"]["endpoint"] == "cmv|ebv|agvhd2|death"
+    metrics = json.loads((folder / "run.json").read_text())["metrics"]
+    assert {"xgb_harrell_c_mean", "cox_ibs_mean", "shap_window_lower"} <= set(metrics)
+    assert not any(k.startswith(("floor_", "ceiling_")) for k in metrics)
+    html = (folder / "report.html").read_text()
+    assert "id='sides'" not in html and "id='window-sentence'" in html and "id='fig-shap_dependence'" in html

@@ -286,31 +286,9 @@ def _print_benefit_harm(window, search) -> None:
         h = "none" if ev.horizon_days is None else f"{ev.horizon_days:g}"
         click.echo(f"  {ev.side:<8}{'+'.join(ev.endpoints):<14}{h:>8}{_v(ev.value):>8}  {ci:<16}"
                    f"{_p(ev.p_value):>8}{ev.events:>8}  {hr}")
+    from ml.window._describe import window_sentence
+
     click.echo(f"\n{window_sentence(window)}")
-
-
-def window_sentence(window) -> str:
-    """One sentence: what the window means and how sure we are (for the console and the report)."""
-    unit = window.unit
-    f, c = window.floor, window.ceiling
-    level = int(round(100 * window.ci_level))
-    if window.finding == "window":
-        return (f"Window [{_v(window.lower)}, {_v(window.upper)}) {unit}: below {_v(window.lower)} "
-                f"{'+'.join(f.endpoints)} rises (floor {level}% CI {_fmt_ci(window.lower_ci)}, adjusted p "
-                f"{_p(f.p_value)}); above {_v(window.upper)} {'+'.join(c.endpoints)} rises (ceiling {level}% CI "
-                f"{_fmt_ci(window.upper_ci)}, adjusted p {_p(c.p_value)}).")
-    if window.finding in ("floor-only", "ceiling-only"):
-        have, lack = (f, c) if window.finding == "floor-only" else (c, f)
-        bound = window.lower if window.finding == "floor-only" else window.upper
-        return (f"Only a {have.side}: {'+'.join(have.endpoints)} rises {'below' if have.side == 'floor' else 'above'} "
-                f"{_v(bound)} {unit} (adjusted p {_p(have.p_value)}); {lack.reason}. Not a window to dose: the "
-                f"{lack.side} stays open.")
-    if window.finding == "overlap":
-        return (f"Overlap: the under-exposure harm ({'+'.join(f.endpoints)}, best floor {_v(f.value)}) and the "
-                f"over-exposure harm ({'+'.join(c.endpoints)}, best ceiling {_v(c.value)}) are both evidenced, but "
-                f"no exposure avoids both. This is a clinical finding, not an error.")
-    return (f"No evidence of an exposure window: joint adjusted p = {_p(window.p_value)} is not below alpha "
-            f"{window.search.get('alpha', 0.05):g}.")
 
 
 def _print_search(window, search, alpha: float) -> None:

@@ -1,10 +1,11 @@
 """``atgwin dose``: individualised day -3/-2 ATG doses from early levels, into a validated window.
 
-Refuses (exit 1, nothing recommended) a window in another unit than the levels, a window that
-is not ``validated`` unless an override names who and why (recorded in every recommendation),
-and a ``no-window`` result. A patient that cannot be dosed is listed with the reason; the command
-exits 1 when nothing was recommended and 2 when some patients of a batch were refused (after
-writing everything else).
+Refuses (exit 1, nothing recommended) a window open on a side or whose finding is not
+``window`` (whatever its status or override), a window in another unit than the levels, a window
+that is not ``validated`` unless an override names who and why (recorded in every
+recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the
+reason; the command exits 1 when nothing was recommended and 2 when some patients of a batch
+were refused (after writing everything else).
 """
 
 from __future__ import annotations
@@ -50,19 +51,39 @@ def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hou
         raise click.ClickException(f"engine configuration: {exc}") from None
 
 
+def _harms(f) -> str:
+    """P(below floor) / P(in window) / P(above ceiling) of one forecast, compactly."""
+    return f"{f.p_below_floor:.2f}/{f.p_in_window:.2f}/{f.p_above_ceiling:.2f}"
+
+
 def _table(recs, refusals) -> str:
     head = (f"{'patient':<12} {'day -3':>18} {'day -2':>18} {'forecast AUC median [90% PI]':>30} "
-            f"{'P(in)':>6} {'fixed: median':>14} {'P(in)':>6}  warnings")
+            f"{'P(below/in/above)':>17} {'fixed: median':>14} {'P(below/in/above)':>17}  warnings")
     lines = [head, "-" * len(head)]
     for r in recs:
         days = [f"{d.mg:5.0f} mg ({d.vials:2d} v, {d.mg_per_kg:4.2f}/kg)" for d in r.doses]
         f, x = r.forecast, r.fixed_forecast
         lines.append(f"{r.patient_id:<12} {days[0]:>18} {days[1] if len(days) > 1 else '':>18} "
-                     f"{f'{f.median:6.1f} [{f.lower:5.1f}, {f.upper:5.1f}]':>30} {f.p_in_window:6.2f} "
-                     f"{x.median:14.1f} {x.p_in_window:6.2f}  {len(r.warnings)}")
+                     f"{f'{f.median:6.1f} [{f.lower:5.1f}, {f.upper:5.1f}]':>30} {_harms(f):>17} "
+                     f"{x.median:14.1f} {_harms(x):>17}  {len(r.warnings)}")
     for pid, reason in refusals:
         lines.append(f"{pid:<12} REFUSED: {reason}")
     return "\n".join(lines)
+
+
+def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> None:
+    """The objective (:mod:`ml.dosing._objective`) and the floor margin of ``atgwin dose``."""
+    from dataclasses import replace
+
+    from ml.dosing import HarmWeighted
+
+    try:
+        if floor_weight is not None or ceiling_weight is not None:
+            engine.objective = HarmWeighted(floor=1.0 if floor_weight is None else floor_weight,
+                                            ceiling=1.0 if ceiling_weight is None else ceiling_weight)
+        engine.thresholds = replace(engine.thresholds, max_floor_increase=floor_margin)
+    except ValueError as exc:
+        raise click.ClickException(f"engine configuration: {exc}") from None
 
 
 @click.command("dose")
@@ -88,10 +109,22 @@ def _table(recs, refusals) -> str:
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--register", is_flag=True,
               help="Log the engine with this window as the MLflow pyfunc model 'atg-dosing' and register it.")
+@click.option("--floor-weight", type=float, default=None,
+              help="Choose by expected harm: cost of ending below the floor (e.g. 2 = GVHD costs twice CMV). "
+                   "With --ceiling-weight; either one switches from 'most probable in window' to the harm-"
+                   "weighted objective (the other defaults to 1).")
+@click.option("--ceiling-weight", type=float, default=None,
+              help="Choose by expected harm: cost of ending above the ceiling (see --floor-weight).")
+@click.option("--floor-margin", type=float, default=0.10, show_default=True,
+              help="Warn when a recommendation raises P(below floor) over the fixed regimen's by more than this.")
 def dose(window_ref, patient_ref, out, override_by, override_reason, model_path, cap_mg_per_kg, cap_mg, min_mg,
-         course_cap_mg_per_kg, vial_mg, start_hour, infusion_hours, draws, seed, register):
+         course_cap_mg_per_kg, vial_mg, start_hour, infusion_hours, draws, seed, register,
+         floor_weight=None, ceiling_weight=None, floor_margin=0.10):
     """Recommend day -3 and day -2 ATG doses (whole vials, within caps) that maximise the
-    probability that total active-ATG AUC lands in the window."""
+    probability that total active-ATG AUC lands in the window (or, with --floor-weight /
+    --ceiling-weight, minimise the weighted expected harm). Each patient's line gives
+    P(below floor) / P(in window) / P(above ceiling) for the recommended and the fixed regimen
+    (2.5 mg/kg/day). Only a two-sided window (finding 'window') is dosed into."""
     from ml.dosing import DosingRefused, PatientData, WindowOverride, load_window, patients_from_cohort
 
     if (override_by is None) != (override_reason is None):
@@ -117,6 +150,10 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     model, model_origin = _model(model_path, window, tracking_uri)
     engine = _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
                      infusion_hours, draws, seed)
+    _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
+    if register and (floor_weight is not None or ceiling_weight is not None):
+        raise click.ClickException("--register logs the engine with the default objective (most probable in "
+                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
 
     if register:
         if window_ref.startswith(("models:/", "runs:/")):
@@ -167,6 +204,7 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     click.echo(f"window [{window.lower}, {window.upper}) {window.unit}, target {window.target}, "
                f"status {window.status}{' (OVERRIDE by ' + override.by + ')' if recs and recs[0].override else ''}")
     click.echo(f"population PK model: {engine.model.name} (digest {engine.model.digest[:12]}), {model_origin}")
+    click.echo(f"objective: {engine.objective.describe()}")
     if dropped is not None and (dropped["doses"] or dropped["levels"]):
         click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "
                    f"(day {engine.schedule.days[0]} at {engine.schedule.start_hour:g} h)")

@@ -2,9 +2,12 @@
 
 :class:`DosingEngine` turns a patient's day -5/-4 levels into day -3/-2 doses (whole vials,
 within caps) that maximise the probability that total active-ATG AUC lands in the window of an
-``ExposureWindow`` artefact, and returns a self-validating :class:`DoseRecommendation`. The
-engine refuses (:class:`DosingRefused`) a window in another unit, a window that is not
-validated unless an override is recorded, and a ``no-window`` result. :class:`InSilicoTrial`
+``ExposureWindow`` artefact (or, with :class:`HarmWeighted`, minimise a weighted expected harm),
+and returns a self-validating :class:`DoseRecommendation` with P(below floor), P(in window) and
+P(above ceiling) for the recommended and for the fixed regimen. The engine refuses
+(:class:`DosingRefused`) a window open on a side or whose finding is not ``window``
+(:func:`check_dosable`), a window in another unit, a window that is not validated unless an
+override is recorded, and a ``no-window`` result. :class:`InSilicoTrial`
 runs the trial's design (individualised vs fixed) on virtual cohorts.
 
 The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
@@ -15,7 +18,9 @@ from ml.pk import ForecastGrid, LaplaceImportance, LevelLikelihood, MAPFit, Post
 
 from ._engine import DosingEngine, Thresholds
 from ._errors import DosingRefused
-from ._forecast import weighted_quantile
+from ._forecast import harm_probabilities, weighted_quantile
+from ._gates import check_dosable
+from ._objective import HarmWeighted, MostProbableInWindow
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
@@ -24,8 +29,9 @@ from ._window import WindowOverride, WindowTarget, admit_window, load_window
 
 __all__ = [
     "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
-    "DosingEngine", "DosingRefused", "ForecastGrid", "GivenDose", "InSilicoTrial", "LaplaceImportance",
-    "Level", "LevelLikelihood", "MAPFit", "PatientData", "PosteriorDraws", "PosteriorSummary",
-    "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult", "WindowOverride", "WindowTarget",
-    "admit_window", "fit_map", "load_window", "patients_from_cohort", "weighted_quantile",
+    "DosingEngine", "DosingRefused", "ForecastGrid", "GivenDose", "HarmWeighted", "InSilicoTrial",
+    "LaplaceImportance", "Level", "LevelLikelihood", "MAPFit", "MostProbableInWindow", "PatientData",
+    "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
+    "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
+    "load_window", "patients_from_cohort", "weighted_quantile",
 ]

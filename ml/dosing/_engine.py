@@ -23,7 +23,9 @@ from ml.pk import (
 )
 
 from ._errors import DosingRefused
-from ._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
+from ._forecast import harm_probabilities, node_levels, simulate_total_auc, spline_grid, weighted_quantile
+from ._gates import check_dosable
+from ._objective import MostProbableInWindow
 from ._patient import PatientData
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
@@ -60,6 +62,10 @@ class Thresholds:
     surrogate_tolerance : float
         Warn when the probability in window from the interpolated forecast differs from the
         direct simulation of the chosen regimen by more than this.
+    max_floor_increase : float
+        Warn when the recommended regimen's P(below floor) exceeds the fixed regimen's by more
+        than this (default 0.10): the recommendation trades under-exposure for something else,
+        and the reader must see it with both numbers.
     """
 
     min_probability: float = 0.35
@@ -68,9 +74,10 @@ class Thresholds:
     min_ess: float = 30.0
     max_interval_ratio: float = 1.5
     surrogate_tolerance: float = 0.05
+    max_floor_increase: float = 0.10
 
     def __post_init__(self) -> None:
-        for name in ("min_probability", "surrogate_tolerance"):
+        for name in ("min_probability", "surrogate_tolerance", "max_floor_increase"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"Thresholds: `0 <= {name} <= 1` must hold, got {v!r}")
@@ -91,16 +98,23 @@ class DosingEngine:
     For each patient: MAP Bayesian fit of the population PK model to the levels measured before
     the decision (below-LLOQ aware), weighted posterior draws (``posterior`` strategy), forecast
     of total AUC (UE*day/mL) under every regimen of whole vials within the caps on the
-    schedule's days, and the regimen with the highest probability of landing in
-    ``[lower, upper)``. Near-ties (probability within ``tie_tolerance`` of the best) go to the
-    forecast median closest to the window's target; medians within ``target_tolerance`` x the
-    window width of the closest count as equally close, and among those the most even split
+    schedule's days, the probabilities of landing below the floor, in ``[lower, upper)`` and at
+    or above the ceiling, and the regimen with the best ``objective`` score (default
+    :class:`MostProbableInWindow`: the highest probability in the window;
+    :class:`HarmWeighted` weighs the two harms). Near-ties (score within ``tie_tolerance`` of
+    the best) go to the forecast median closest to the window's target; medians within
+    ``target_tolerance`` x the window width of the closest count as equally close, and among those the most even split
     between days wins, then the smaller total, then the larger first dose. (Total AUC depends
     almost only on the total dose, so without the last rules the split between days would be
     decided by noise.) For the choice the probability is estimated with a smoothed indicator
     (a normal CDF of bandwidth ``smoothing`` x the window width at each bound) so that it varies
     smoothly with the dose instead of in Monte Carlo steps; the reported probability uses the
-    plain indicator.
+    plain indicator. Every recommendation reports the three probabilities for the recommended
+    and for the fixed regimen, from the same draws, and warns when the recommendation raises
+    P(below floor) over the fixed regimen's by more than ``thresholds.max_floor_increase``.
+
+    Only a two-sided window is dosed into (:func:`ml.dosing._gates.check_dosable`): a window
+    open on a side, or whose ``finding`` is not ``"window"``, is refused whatever its status.
 
     Parameters
     ----------
@@ -116,7 +130,7 @@ class DosingEngine:
         Doses simulated per day before cubic interpolation across the vial grid; None simulates
         every regimen directly (slow, exact).
     tie_tolerance : float
-        Probabilities within this of the best count as ties.
+        Scores within this of the best count as ties (probability units for both objectives).
     target_tolerance : float
         Forecast medians within this fraction of the window width of the closest to the target
         count as equally close (default 0.05: 2.4 UE*day/mL for [100, 148.5), about a third of
@@ -130,6 +144,9 @@ class DosingEngine:
         The fixed regimen shown for comparison, mg/kg on each adjustable day (rounded to vials).
     thresholds : Thresholds
         When to warn.
+    objective : MostProbableInWindow or HarmWeighted
+        How regimens are ranked (default ``MostProbableInWindow()``); see
+        :mod:`ml.dosing._objective`.
     random_state : int, numpy.random.Generator or None
         An int gives every patient its own stream derived from the seed and the patient id, so
         a recommendation does not depend on the other patients of a batch; a Generator is used
@@ -140,7 +157,8 @@ class DosingEngine:
                  schedule: AdjustmentSchedule | None = None, posterior=None, nodes_per_day: int | None = 4,
                  tie_tolerance: float = 0.02, target_tolerance: float = 0.05, smoothing: float = 0.05,
                  interval: float = 0.9, fixed_mg_per_kg_per_day: float = 2.5,
-                 thresholds: Thresholds | None = None, random_state: int | np.random.Generator | None = 0):
+                 thresholds: Thresholds | None = None, random_state: int | np.random.Generator | None = 0,
+                 objective=None):
         self.model = model if model is not None else PopPKModel.default()
         self.caps = caps if caps is not None else DoseCaps()
         self.schedule = schedule if schedule is not None else AdjustmentSchedule()
@@ -153,6 +171,8 @@ class DosingEngine:
         self.fixed_mg_per_kg_per_day = fixed_mg_per_kg_per_day
         self.thresholds = thresholds if thresholds is not None else Thresholds()
         self.random_state = random_state
+        self.objective = objective if objective is not None else MostProbableInWindow()
+        _check_objective(self.objective)
         if nodes_per_day is not None and not (isinstance(nodes_per_day, int) and nodes_per_day >= 2):
             raise ValueError(f"DosingEngine: `nodes_per_day >= 2` must hold (or None), got {nodes_per_day!r}")
         if not 0 <= tie_tolerance < 1:
@@ -165,7 +185,7 @@ class DosingEngine:
 
     def __repr__(self) -> str:
         return (f"DosingEngine(model={self.model.name!r}, caps={self.caps}, schedule={self.schedule}, "
-                f"posterior={self.posterior!r}, nodes_per_day={self.nodes_per_day})")
+                f"posterior={self.posterior!r}, nodes_per_day={self.nodes_per_day}, objective={self.objective!r})")
 
     # ------------------------------------------------------------------ public entry points
     def recommend(self, patient: PatientData, window: WindowTarget,
@@ -175,8 +195,9 @@ class DosingEngine:
         Raises
         ------
         DosingRefused
-            Window in another unit, not validated without ``override``, ``no-window``; patient
-            input that cannot be dosed (doses after the decision, no doses, ...).
+            Window in another unit, open on a side or with a finding other than ``window``, not
+            validated without ``override``, ``no-window``; patient input that cannot be dosed
+            (doses after the decision, no doses, ...).
         """
         out = self.recommend_many([patient], window, override)[0]
         if isinstance(out, DosingRefused):
@@ -190,13 +211,18 @@ class DosingEngine:
 
         A patient that cannot be dosed (including levels in a unit other than the window's)
         gets its :class:`DosingRefused` in its place in the list; a window that cannot be used
-        at all (``no-window``, not validated without an override) refuses the whole call.
+        at all (``no-window``, open on a side, finding other than ``window``, not validated
+        without an override) refuses the whole call.
 
         Raises
         ------
         DosingRefused
         """
         window = _as_target(window)
+        _check_objective(self.objective)
+        if window.status == "no-window":
+            check_status(window, override)
+        check_dosable(window)
         recorded = check_status(window, override)
         results: list = [None] * len(patients)
         ok = []
@@ -337,11 +363,12 @@ class DosingEngine:
             flat = np.ravel_multi_index(tuple((grids[i] - lv0).T), (n_lv,) * D)
             auc = full[:, flat]                                              # (S, R)
             w = draws.weight[i]
-            prob = w @ _soft_inside(auc, lo_w, up_w, self.smoothing * scale)
+            below, inside, above = (w @ x for x in _soft_harms(auc, lo_w, up_w, self.smoothing * scale))
+            score = np.asarray(self.objective.score(below, inside, above), dtype=float)
             med = weighted_quantile(auc.T, w, 0.5)
-            best = self._choose(prob, med, grids[i], window.target, self.target_tolerance * scale)
+            best = self._choose(score, med, grids[i], window.target, self.target_tolerance * scale)
             chosen.append(grids[i][best])
-            surrogate_p.append(float(prob[best]))
+            surrogate_p.append(float(inside[best]))
 
         # the chosen regimen is always simulated directly (unless it is a node: then it already was)
         exact_chosen: list = [None] * P
@@ -365,15 +392,15 @@ class DosingEngine:
                 out.append(refusals[i])
                 continue
             w = draws.weight[i]
-            exact_soft = float(w @ _soft_inside(exact[i][:, 0], lo_w, up_w, self.smoothing * scale))
+            exact_soft = float(w @ _soft_harms(exact[i][:, 0], lo_w, up_w, self.smoothing * scale)[1])
             fc = []
             for k, doses in enumerate((chosen[i] * caps.vial_mg, fixed[i])):
                 x = exact[i][:, k]
                 q = weighted_quantile(x, w, [a, 0.5, 1 - a])
+                p_below, p_in, p_above = harm_probabilities(x, w, lo_w, up_w)
                 fc.append(AUCForecast(doses_mg=tuple(doses), median=float(q[1]), lower=float(q[0]),
-                                      upper=float(q[2]), interval=self.interval,
-                                      p_in_window=float(np.clip(w @ ((x >= lo_w) & (x < up_w)), 0.0, 1.0)),
-                                      unit=window.unit))
+                                      upper=float(q[2]), interval=self.interval, p_in_window=p_in,
+                                      unit=window.unit, p_below_floor=p_below, p_above_ceiling=p_above))
             doses = tuple(DayDose(day=day, mg=float(v * caps.vial_mg), vials=int(v),
                                   mg_per_kg=float(v * caps.vial_mg / p.weight_kg), start_hour=sched.start_hour,
                                   infusion_hours=sched.infusion_hours)
@@ -386,25 +413,26 @@ class DosingEngine:
                 levels_used=len(p.levels), levels_bloq=int(bloq.sum()), converged=bool(fit.converged[i]),
                 ess=float(draws.ess[i]), n_draws=int(S), method=draws.method)
             warnings = self._warnings(i, p, lik, fit, draws, fc[0], surrogate_p[i] - exact_soft, grids[i],
-                                      chosen[i], window)
+                                      chosen[i], window, fc[1])
             out.append(DoseRecommendation(
                 patient_id=p.patient_id, weight_kg=p.weight_kg, doses=doses, forecast=fc[0], fixed_forecast=fc[1],
                 window=window, caps=caps, posterior=summary, model_name=model.name, model_status=model.status,
                 given_mg=float(sum(d.dose_mg for d in p.doses)), override=override, warnings=warnings,
-                caveats=self._caveats(window, override)))
+                caveats=self._caveats(window, override), objective=self.objective.describe()))
         return out
 
-    def _choose(self, prob: np.ndarray, median: np.ndarray, grid: np.ndarray, target: float,
+    def _choose(self, score: np.ndarray, median: np.ndarray, grid: np.ndarray, target: float,
                 target_tolerance: float) -> int:
         """Index of the chosen regimen (see the class docstring for the rule)."""
-        cand = np.flatnonzero(prob >= prob.max() - self.tie_tolerance)
+        cand = np.flatnonzero(score >= score.max() - self.tie_tolerance)
         dist = np.abs(median[cand] - target)
         cand = cand[dist <= dist.min() + target_tolerance]
         g = grid[cand]
         keys = (-g[:, 0], g.sum(axis=1), g.max(axis=1) - g.min(axis=1))  # np.lexsort: last key first
         return int(cand[np.lexsort(keys)[0]])
 
-    def _warnings(self, i, p, lik, fit, draws, forecast, surrogate_gap, grid, chosen, window) -> tuple[str, ...]:
+    def _warnings(self, i, p, lik, fit, draws, forecast, surrogate_gap, grid, chosen, window,
+                  fixed) -> tuple[str, ...]:
         th, unit = self.thresholds, p.concentration_unit
         w = []
         day, conc, bloq = p.level_arrays()
@@ -443,6 +471,11 @@ class DosingEngine:
         hi = grid.max(axis=0)
         if np.all(chosen == hi) and forecast.median < window.bounds[0]:
             w.append("the recommended doses are at the cap and the forecast stays below the window")
+        rise = forecast.p_below_floor - fixed.p_below_floor
+        if rise > th.max_floor_increase:
+            w.append(f"the recommended doses raise P(below floor) from {fixed.p_below_floor:.2f} (fixed regimen) "
+                     f"to {forecast.p_below_floor:.2f} (+{rise:.2f}, more than the margin "
+                     f"{th.max_floor_increase:.2f}): more risk of under-exposure than fixed dosing")
         mismatch = model_mismatch(window, self.model)
         if mismatch:
             w.append(mismatch)
@@ -460,25 +493,28 @@ class DosingEngine:
                      f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
             c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
-        if window.lower is None:
-            c.append("the window is open below (no lower bound)")
-        if window.upper is None:
-            c.append("the window is open above (no upper bound)")
         return tuple(c)
 
 
 def _window_scale(window: WindowTarget) -> float:
-    """Width of the window, or 0.4 x target for a window open on one side, in its unit."""
-    if window.lower is not None and window.upper is not None:
-        return window.upper - window.lower
-    return 0.4 * abs(window.target)
+    """Width of the (two-sided, :func:`check_dosable`) window, in its unit."""
+    return window.upper - window.lower
 
 
-def _soft_inside(auc: np.ndarray, lo: float, up: float, bandwidth: float) -> np.ndarray:
-    """``P(lo <= auc + e < up)`` for ``e ~ N(0, bandwidth^2)``: a smooth window indicator."""
+def _soft_harms(auc: np.ndarray, lo: float, up: float, bandwidth: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smooth indicators of ``auc + e`` below ``lo``, in ``[lo, up)``, at or above ``up`` for
+    ``e ~ N(0, bandwidth^2)`` (plain indicators when ``bandwidth <= 0``); they sum to 1."""
     if bandwidth <= 0:
-        return ((auc >= lo) & (auc < up)).astype(float)
-    return ndtr((auc - lo) / bandwidth) - ndtr((auc - up) / bandwidth)
+        return (auc < lo).astype(float), ((auc >= lo) & (auc < up)).astype(float), (auc >= up).astype(float)
+    return (ndtr((lo - auc) / bandwidth), ndtr((auc - lo) / bandwidth) - ndtr((auc - up) / bandwidth),
+            ndtr((auc - up) / bandwidth))
+
+
+def _check_objective(objective) -> None:
+    if not (callable(getattr(objective, "score", None)) and callable(getattr(objective, "describe", None))):
+        raise TypeError("DosingEngine: `objective` must be a strategy object with score(p_below, p_in, p_above) and "
+                        f"describe() (e.g. MostProbableInWindow() or HarmWeighted(floor=2, ceiling=1)), "
+                        f"got {objective!r}")
 
 
 def _as_target(window) -> WindowTarget:

@@ -21,7 +21,7 @@ from ml.pk import ForecastGrid, Infusions, LevelLikelihood, integrate, tail_auc
 
 from ._regimen import AdjustmentSchedule
 
-__all__ = ["node_levels", "simulate_total_auc", "spline_grid", "weighted_quantile"]
+__all__ = ["harm_probabilities", "node_levels", "simulate_total_auc", "spline_grid", "weighted_quantile"]
 
 
 def simulate_total_auc(lik: LevelLikelihood, z: np.ndarray, regimens: list[np.ndarray],
@@ -84,6 +84,31 @@ def simulate_total_auc(lik: LevelLikelihood, z: np.ndarray, regimens: list[np.nd
     total = end.auc + tail_auc(p2, end)
     offsets = np.r_[0, np.cumsum(S * sizes)]
     return [total[offsets[p]:offsets[p + 1]].reshape(S, sizes[p]) for p in range(P)]
+
+
+def harm_probabilities(auc: np.ndarray, weight: np.ndarray, lower: float, upper: float) -> tuple[float, float, float]:
+    """P(below floor), P(in window), P(above ceiling) of weighted draws of total AUC.
+
+    Parameters
+    ----------
+    auc : numpy.ndarray, shape (S,)
+        Total AUC of each posterior draw under one regimen, UE*day/mL.
+    weight : numpy.ndarray, shape (S,)
+        Importance weights of the draws (normalised here).
+    lower, upper : float
+        The window ``[lower, upper)``, UE*day/mL.
+
+    Returns
+    -------
+    tuple of float
+        ``(P(auc < lower), P(lower <= auc < upper), P(auc >= upper))``; they sum to 1.
+    """
+    x = np.asarray(auc, dtype=float)
+    w = np.asarray(weight, dtype=float)
+    w = w / w.sum()
+    below = float(np.clip(w @ (x < lower), 0.0, 1.0))
+    above = float(np.clip(w @ (x >= upper), 0.0, 1.0 - below))
+    return below, 1.0 - below - above, above
 
 
 def node_levels(lo: int, hi: int, nodes_per_day: int | None) -> np.ndarray:

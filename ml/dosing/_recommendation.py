@@ -1,8 +1,9 @@
 """What leaves the engine: a frozen, self-validating :class:`DoseRecommendation`.
 
 The recommendation checks its own safety conditions on construction (every dose on the vial
-grid and within the caps, a window that is validated or an override that is recorded, a
-coherent forecast), so a recommendation that breaks them cannot exist, whatever produced it.
+grid and within the caps, a two-sided window (:func:`ml.dosing._gates.dosable_problem`) that is
+validated or an override that is recorded, a coherent forecast whose three harms sum to 1), so
+a recommendation that breaks them cannot exist, whatever produced it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._gates import dosable_problem
 from ._regimen import DoseCaps
 from ._window import WindowOverride, WindowTarget
 
@@ -78,6 +80,11 @@ class AUCForecast:
         Posterior probability that total AUC lies in ``[window.lower, window.upper)``.
     unit : str
         Exposure unit.
+    p_below_floor : float
+        Posterior probability that total AUC is below ``window.lower`` (under-exposure).
+    p_above_ceiling : float
+        Posterior probability that total AUC is at or above ``window.upper`` (over-exposure).
+        The three probabilities come from the same weighted posterior draws and sum to 1.
     """
 
     doses_mg: tuple[float, ...]
@@ -87,6 +94,8 @@ class AUCForecast:
     interval: float
     p_in_window: float
     unit: str
+    p_below_floor: float
+    p_above_ceiling: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "doses_mg", tuple(float(x) for x in self.doses_mg))
@@ -96,15 +105,21 @@ class AUCForecast:
         if not self.lower <= self.median <= self.upper:
             raise ValueError(f"AUCForecast: `lower <= median <= upper` must hold, got "
                              f"lower={self.lower}, median={self.median}, upper={self.upper}")
-        if not (_finite(self.p_in_window) and 0 <= self.p_in_window <= 1):
-            raise ValueError(f"AUCForecast: `0 <= p_in_window <= 1` must hold, got {self.p_in_window!r}")
+        for name in ("p_below_floor", "p_in_window", "p_above_ceiling"):
+            v = getattr(self, name)
+            if not (_finite(v) and 0 <= v <= 1):
+                raise ValueError(f"AUCForecast: `0 <= {name} <= 1` must hold, got {v!r}")
+        total = self.p_below_floor + self.p_in_window + self.p_above_ceiling
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"AUCForecast: `p_below_floor + p_in_window + p_above_ceiling == 1` must hold, got "
+                             f"{self.p_below_floor} + {self.p_in_window} + {self.p_above_ceiling} = {total}")
         if not (_finite(self.interval) and 0 < self.interval < 1):
             raise ValueError(f"AUCForecast: `0 < interval < 1` must hold, got {self.interval!r}")
 
     def to_dict(self) -> dict:
         return {"doses_mg": list(self.doses_mg), "median": self.median, "lower": self.lower,
-                "upper": self.upper, "interval": self.interval, "p_in_window": self.p_in_window,
-                "unit": self.unit}
+                "upper": self.upper, "interval": self.interval, "p_below_floor": self.p_below_floor,
+                "p_in_window": self.p_in_window, "p_above_ceiling": self.p_above_ceiling, "unit": self.unit}
 
     @classmethod
     def from_dict(cls, d: dict) -> "AUCForecast":
@@ -159,9 +174,11 @@ class DoseRecommendation:
     doses : tuple of DayDose
         Recommended infusions on the adjustable days.
     forecast : AUCForecast
-        Forecast total AUC under the recommended doses (direct simulation).
+        Forecast total AUC under the recommended doses (direct simulation), with P(below floor),
+        P(in window) and P(above ceiling).
     fixed_forecast : AUCForecast
-        Forecast under the fixed regimen's doses on the same days, for comparison.
+        Forecast under the fixed regimen's doses on the same days (2.5 mg/kg/day rounded to
+        vials by default), from the same posterior draws, for comparison.
     window : WindowTarget
         The window dosed into.
     caps : DoseCaps
@@ -179,6 +196,8 @@ class DoseRecommendation:
         The population PK model used.
     given_mg : float
         Total Thymoglobulin already given before the decision, mg.
+    objective : str
+        How the regimen was chosen (:mod:`ml.dosing._objective`), e.g. ``"most probable in window"``.
     """
 
     patient_id: str
@@ -195,6 +214,7 @@ class DoseRecommendation:
     override: WindowOverride | None = None
     warnings: tuple[str, ...] = ()
     caveats: tuple[str, ...] = ()
+    objective: str = "most probable in window"
     kind: str = field(default="atg-dose-recommendation", repr=False)
 
     def __post_init__(self) -> None:
@@ -227,6 +247,9 @@ class DoseRecommendation:
             if tuple(d.mg for d in self.doses) != self.forecast.doses_mg:
                 p.append(f"the forecast must be for the recommended doses, got {self.forecast.doses_mg} "
                          f"for {tuple(d.mg for d in self.doses)}")
+        dosable = dosable_problem(self.window)
+        if dosable is not None:
+            p.append(dosable)
         if self.window.status == "no-window":
             p.append("a 'no-window' result cannot be dosed into")
         elif self.window.status != "validated" and self.override is None:
@@ -234,6 +257,8 @@ class DoseRecommendation:
         for f in (self.forecast, self.fixed_forecast):
             if f.unit != self.window.unit:
                 p.append(f"forecast unit {f.unit!r} must equal the window unit {self.window.unit!r}")
+        if not (isinstance(self.objective, str) and self.objective):
+            p.append(f"`objective` must be a non-empty string, got {self.objective!r}")
         if not all(isinstance(w, str) and w for w in self.warnings + self.caveats):
             p.append("warnings and caveats must be non-empty strings")
         if p:
@@ -253,7 +278,7 @@ class DoseRecommendation:
             "caps": self.caps.to_dict(), "posterior": self.posterior.to_dict(),
             "model_name": self.model_name, "model_status": self.model_status, "given_mg": self.given_mg,
             "override": None if self.override is None else self.override.to_dict(),
-            "warnings": list(self.warnings), "caveats": list(self.caveats),
+            "warnings": list(self.warnings), "caveats": list(self.caveats), "objective": self.objective,
         }
 
     @classmethod
@@ -267,6 +292,7 @@ class DoseRecommendation:
             model_status=d["model_status"], given_mg=d["given_mg"],
             override=None if d.get("override") is None else WindowOverride(**d["override"]),
             warnings=tuple(d.get("warnings", ())), caveats=tuple(d.get("caveats", ())),
+            objective=d.get("objective", "most probable in window"),
         )
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ml.cohort._model import exposure_unit
 
 from ._errors import DosingRefused
+from ._gates import check_dosable
 
 __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
            "model_mismatch", "window_pk_model"]
@@ -73,6 +74,9 @@ class WindowTarget:
         True when the window was derived from a virtual cohort.
     exposure : str
         Exposure variable (``auc_total``).
+    finding : str or None
+        What the benefit-harm search found (``window``, ``floor-only``, ...; None = not recorded);
+        only ``window`` can be dosed into (:func:`ml.dosing._gates.check_dosable`).
     pk_model : dict or None
         ``{"name", "digest", "source"}`` of the population PK model that defined the window's
         exposure (None: the window does not say, e.g. NCA or an older window).
@@ -90,6 +94,7 @@ class WindowTarget:
     dataset_digest: str = ""
     simulated: bool = False
     exposure: str = "auc_total"
+    finding: str | None = None
     pk_model: dict | None = None
     model_file: str = field(default="", repr=False, compare=False)
 
@@ -134,13 +139,14 @@ class WindowTarget:
     def to_dict(self) -> dict:
         return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
                 "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
-                "simulated": self.simulated, "exposure": self.exposure,
+                "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding,
                 "pk_model": None if self.pk_model is None else dict(self.pk_model)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowTarget":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
-                                           "dataset_digest", "simulated", "exposure", "pk_model") if k in data})
+                                           "dataset_digest", "simulated", "exposure", "finding", "pk_model")
+                      if k in data})
 
     @classmethod
     def from_artefact(cls, window, source: str = "") -> "WindowTarget":
@@ -162,6 +168,7 @@ class WindowTarget:
                    dataset_digest=str(data.get("dataset_digest", "")),
                    simulated=bool(data.get("simulated", False)),
                    exposure=str(data.get("exposure", "auc_total")),
+                   finding=data.get("finding"),
                    pk_model=_pk_record(data.get("pk_model")))
 
 
@@ -359,10 +366,12 @@ def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
     Raises
     ------
     DosingRefused
-        ``no-window``, unit mismatch (never overridable), or a non-validated window without an
+        ``no-window``, a window open on a side or whose finding is not ``window`` (never
+        overridable), unit mismatch (never overridable), or a non-validated window without an
         override.
     """
     if window.status == "no-window":
         check_status(window, override)
+    check_dosable(window)
     check_units(window, concentration_unit, model_unit)
     return check_status(window, override)

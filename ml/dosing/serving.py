@@ -11,7 +11,8 @@ configuration (caps, schedule, draws, seed, a recorded override) as artefacts, s
                             "doses": [{"day": -5, "start_hour": 8, "dose_mg": 175, "infusion_hours": 6}],
                             "levels": [{"day": -4.4167, "concentration": 5.2, "bloq": 0}]}]}
 
-Each row of the answer has ``status`` ``"recommended"`` (with the doses, forecast and the full
+Each row of the answer has ``status`` ``"recommended"`` (with the doses, forecast, P(below floor),
+P(in window), P(above ceiling) for the recommended and the fixed regimen, and the full
 recommendation as JSON) or ``"refused"`` (with the reason); a refusal never carries a dose.
 """
 
@@ -52,6 +53,9 @@ EXAMPLE_PATIENT = {
 }
 _OUTPUT_COLUMNS = ("patient_id", "status", "doses_mg", "forecast_median", "forecast_lower", "forecast_upper",
                    "p_in_window", "warnings", "error", "recommendation")
+#: both harms of the recommended and of the fixed regimen (same posterior draws), after the columns above
+_HARM_COLUMNS = ("p_below_floor", "p_above_ceiling", "fixed_doses_mg", "fixed_p_below_floor",
+                 "fixed_p_in_window", "fixed_p_above_ceiling")
 
 
 def pyfunc_signature() -> ModelSignature:
@@ -124,14 +128,21 @@ class DosingPyfunc(mlflow.pyfunc.PythonModel):
             if isinstance(res, DosingRefused):
                 rows.append({"patient_id": str(rec_in.get("patient_id")), "status": "refused", "doses_mg": [],
                              "forecast_median": None, "forecast_lower": None, "forecast_upper": None,
-                             "p_in_window": None, "warnings": [], "error": str(res), "recommendation": None})
+                             "p_in_window": None, "warnings": [], "error": str(res), "recommendation": None,
+                             **{k: None for k in _HARM_COLUMNS}, "fixed_doses_mg": []})
             else:
                 rows.append({"patient_id": res.patient_id, "status": "recommended",
                              "doses_mg": [d.mg for d in res.doses], "forecast_median": res.forecast.median,
                              "forecast_lower": res.forecast.lower, "forecast_upper": res.forecast.upper,
                              "p_in_window": res.forecast.p_in_window, "warnings": list(res.warnings),
-                             "error": None, "recommendation": res.to_json()})
-        return pd.DataFrame(rows, columns=list(_OUTPUT_COLUMNS))
+                             "error": None, "recommendation": res.to_json(),
+                             "p_below_floor": res.forecast.p_below_floor,
+                             "p_above_ceiling": res.forecast.p_above_ceiling,
+                             "fixed_doses_mg": list(res.fixed_forecast.doses_mg),
+                             "fixed_p_below_floor": res.fixed_forecast.p_below_floor,
+                             "fixed_p_in_window": res.fixed_forecast.p_in_window,
+                             "fixed_p_above_ceiling": res.fixed_forecast.p_above_ceiling})
+        return pd.DataFrame(rows, columns=list(_OUTPUT_COLUMNS + _HARM_COLUMNS))
 
 
 def log_dosing_model(window: str | Path, *, model: PopPKModel | None = None, caps: DoseCaps | None = None,

@@ -154,14 +154,13 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
                          note=lambda d: f"{getattr(d.strategy, 'name', '?').upper()}: n={int(d.keep.sum())} with an "
                                         f"AUC, {d.n_excluded} excluded (no dose, no level or not estimable)")
         models = steps.run("models", _models_step, experiment, data, bundle, params, metrics, seed, progress,
-                           note=lambda m: f"{m.tuning.to_dict()['tuning_n_trials']:.0f} trials, "
-                                          f"C={m.xgb_cv.summary.loc['harrell_c', 'mean']:.3f}")
-        outcome.study = models.tuning.study
+                           note=_models_note)
+        outcome.study = models.study
         win = steps.run("window", _window_step, experiment, data, bundle, params, metrics, seed, run_id, progress,
                         note=_window_note)
         outcome.window = win.window
         steps.run("explain", _explain_step, experiment, models, data, win, bundle, metrics,
-                  note=lambda s: f"SHAP window [{s.shap_window.lower:.0f}, {s.shap_window.upper:.0f}]")
+                  note=_explain_note)
         if experiment.transport is not None:
             steps.run("transport", _transport_step, experiment, win.window, bundle, metrics, seed, progress,
                       strategy=data.strategy, note=lambda t: f"re-derived [{_fmt(t.rederived.window.lower)}, {_fmt(t.rederived.window.upper)})")
@@ -294,31 +293,64 @@ def _exposure_step(experiment, cohort, bundle: RunBundle, metrics: dict, pk=None
 
 def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dict, seed: int, progress: bool):
     models = _steps.fit_models(data, experiment, random_state=seed, progress=progress)
-    table = models.metrics_table()
-    bundle.write_table("model_metrics", table)
-    bundle.write_table("cv_scores_xgb", models.xgb_cv.scores)
-    bundle.write_table("cv_scores_cox", models.cox_cv.scores)
-    trials = models.tuning.study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-    trials["duration"] = trials["duration"].dt.total_seconds()
-    bundle.write_table("optuna_trials", trials)
-    tuning = models.tuning.to_dict()
+    bundle.write_table("model_metrics", models.metrics_table())
+    frames = []
+    for fit in models.fits.values():
+        p = fit.prefix
+        bundle.write_table(f"{p}cv_scores_xgb", fit.xgb_cv.scores)
+        bundle.write_table(f"{p}cv_scores_cox", fit.cox_cv.scores)
+        trials = fit.tuning.study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        trials["duration"] = trials["duration"].dt.total_seconds()
+        frames.append(trials.assign(side=fit.name))
+        params.update({f"{p}xgb.{k}": str(v) for k, v in fit.xgb.get_params().items()})
+        params.update({f"{p}cox.{k}": str(v) for k, v in fit.cox.get_params().items()})
+        metrics.update({f"{p}{k}": v for k, v in fit.tuning.to_dict().items()})
+        metrics.update(fit.xgb_cv.to_dict(prefix=f"{p}xgb_"))
+        metrics.update(fit.cox_cv.to_dict(prefix=f"{p}cox_"))
+        metrics[f"{p}xgb_at_chance"] = float(fit.at_chance)
+        what = _side_title(fit)
+        bundle.save_figure(f"{p}calibration_xgb", fit.xgb_cv.calibration_figure(
+            title=f"Tuned XGBoost, {what}: calibration at day "
+                  f"{fit.horizon_days:g}"),
+            title=f"Calibration of the tuned XGBoost model of {what}", section="models",
+            caption="Out-of-fold predicted vs Kaplan-Meier observed risk by decile of predicted risk, one line per "
+                    "CV repeat.")
+    import pandas as pd
+
+    bundle.write_table("optuna_trials", pd.concat(frames, ignore_index=True))
     bundle.update(RunBundle.RESULTS, models={
-        "endpoint": _steps.model_endpoint(experiment), "horizon_days": experiment.models.horizon_days,
-        "n": int(len(models.y)), "events": int(models.y["event"].sum()),
+        "kind": models.kind, "n": int(len(models.primary.y)),
         "features": list(experiment.features.columns), "encoded_features": [str(c) for c in models.X_tree.columns],
-        "best_params": models.tuning.best_params, "tuning": tuning,
         "cv": {"folds": experiment.models.cv_folds, "repeats": experiment.models.cv_repeats},
+        "n_trials_per_endpoint": experiment.models.n_trials,
+        "fits": {name: {"endpoint": fit.endpoint, "horizon_days": fit.horizon_days, "events": int(fit.y["event"].sum()),
+                        "best_params": fit.tuning.best_params, "tuning": fit.tuning.to_dict(),
+                        "at_chance": fit.at_chance,
+                        "xgb": _cv_payload(fit.xgb_cv), "cox": _cv_payload(fit.cox_cv)}
+                 for name, fit in models.fits.items()},
     })
-    params.update({f"xgb.{k}": str(v) for k, v in models.xgb.get_params().items()})
-    params.update({f"cox.{k}": str(v) for k, v in models.cox.get_params().items()})
-    metrics.update(tuning)
-    metrics.update(models.xgb_cv.to_dict(prefix="xgb_"))
-    metrics.update(models.cox_cv.to_dict(prefix="cox_"))
-    bundle.save_figure("calibration_xgb", models.xgb_cv.calibration_figure(
-        title=f"Tuned XGBoost: calibration at day {experiment.models.horizon_days:g}"),
-        title="Calibration of the tuned XGBoost model", section="models",
-        caption="Out-of-fold predicted vs Kaplan-Meier observed risk by decile of predicted risk, one line per CV repeat.")
     return models
+
+
+def _cv_payload(cv) -> dict:
+    ci = cv.intervals()
+    return {metric: {"mean": float(row["mean"]), "sd": float(cv.summary.loc[metric, "sd"]), "se": float(row["se"]),
+                     "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])}
+            for metric, row in ci.iterrows()}
+
+
+def _side_title(fit) -> str:
+    from ml.window._describe import endpoint_label
+
+    if fit.name == "composite":
+        return f"the composite endpoint ({endpoint_label(fit.endpoint)})"
+    return f"the {fit.name} endpoint ({endpoint_label(fit.endpoint)})"
+
+
+def _models_note(m) -> str:
+    return "; ".join(f"{name} C={fit.xgb_cv.summary.loc['harrell_c', 'mean']:.3f}"
+                     + (" (at chance)" if fit.at_chance else "") for name, fit in m.fits.items()) + \
+        f"; {m.primary.tuning.to_dict()['tuning_n_trials']:.0f} trials each"
 
 
 def _window_note(w) -> str:
@@ -413,10 +445,11 @@ def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", 
     sim = bool(data.cohort.meta.simulated)
     bundle.save_figure(f"{prefix}exposure", F.exposure_figure(
         data.x, lower=win.lower, upper=win.upper, lower_ci=win.lower_ci, upper_ci=win.upper_ci, unit=win.unit,
-        simulated=sim, no_window=no_window), section=f"{prefix}window",
-        title=f"{label}Exposure distribution", caption="Total active-ATG AUC per patient (histogram); the window shaded, "
-        "the 95% CIs of its bounds in orange along the axis." + (" No significant window: the best-scoring one hatched."
-                                                                 if no_window else ""))
+        simulated=sim, no_window=no_window, truth=_truth_bounds(data)), section=f"{prefix}window",
+        title=f"{label}Exposure distribution", caption="Total active-ATG AUC per patient (histogram); the window "
+        "shaded, the 95% CIs of its bounds in orange along the axis"
+        + ("; dashed: the simulator's true bounds (on the true AUC)" if _truth_bounds(data) else "") + "."
+        + (" No significant window: the best-scoring one hatched." if no_window else ""))
     bundle.save_figure(f"{prefix}statistic_map", F.statistic_map_figure(
         search.scan_, search.cut_values_, window=(win.lower, win.upper), unit=win.unit), section=f"{prefix}window",
         title=f"{label}Statistic map", caption="Standardised linear rank statistic of every candidate window "
@@ -435,46 +468,151 @@ def _window_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", 
     bundle.save_figure(f"{prefix}incidence_curves", F.incidence_curves_figure(
         curves, horizon=experiment.endpoint.incidence_horizon_days, lower=win.lower, upper=win.upper,
         unit=win.unit), section=f"{prefix}incidence", title=f"{label}Cumulative incidence by window group",
-        caption="Aalen-Johansen cumulative incidence (death or relapse as competing events) below, inside and "
-        "above the window" + (" (the best-scoring window; not significant)" if no_window else "") + ".")
+        caption="Aalen-Johansen cumulative incidence (death, or relapse for non-relapse mortality, as competing "
+        "events) below, inside and above the window, with 95% pointwise bands (log(-log))"
+        + (" (the best-scoring window; not significant)" if no_window else "") + ".")
+    if sim and getattr(data.cohort.meta, "truth", None):
+        bundle.update(RunBundle.RESULTS, **{f"{prefix}truth": dict(data.cohort.meta.truth)})
+    if win.floor is not None and win.ceiling is not None:
+        _side_figures(bundle, data, experiment, res, prefix=prefix, label=label)
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _truth_bounds(data):
+    """A simulated cohort's true floor and ceiling (None for a side without effect), or None."""
+    truth = getattr(data.cohort.meta, "truth", None) if data.cohort.meta.simulated else None
+    if not truth or truth.get("effect") in (None, "none"):
+        return None
+    return (truth.get("floor", truth.get("lower")), truth.get("ceiling", truth.get("upper")))
+
+
+def _side_cuts(win) -> dict[str, tuple]:
+    """The exposure groups each side's incidences are read in: the window when one was found; else
+    each side's own best cut (both when they do not cross; one per side when they do)."""
+    if win.finding == "window":
+        return {"floor": (win.lower, win.upper), "ceiling": (win.lower, win.upper)}
+    f, c = win.floor.value, win.ceiling.value
+    if f is not None and c is not None and f < c:
+        return {"floor": (f, c), "ceiling": (f, c)}
+    return {"floor": (f, None), "ceiling": (None, c)}
+
+
+def _side_figures(bundle: RunBundle, data, experiment, res, prefix: str = "", label: str = "") -> None:
+    """Per side: the side's profile (one-sided statistic along exposure against its permutation
+    critical value), its endpoint's cumulative incidence below / inside / above with bands and numbers
+    at risk, and those incidences at the side's horizon (``results.json`` -> ``side_incidences``)."""
+    from ml.window import window_incidences
+    from ml.window._describe import endpoint_label
+
+    win, search = res.window, res.search
+    alpha = experiment.promotion.alpha
+    null = getattr(search, "null_statistics_", np.empty((0, 3)))
+    crit = {side: (float(np.quantile(null[:, k], 1 - alpha)) if len(null) else None)
+            for k, side in ((1, "floor"), (2, "ceiling"))}
+    bundle.save_figure(f"{prefix}side_profiles", F.side_profiles_figure(
+        search.side_scan_, critical=crit, floor=win.floor.value, ceiling=win.ceiling.value,
+        evidenced={"floor": win.floor.evidenced, "ceiling": win.ceiling.evidenced},
+        labels={s: endpoint_label(getattr(win, s).endpoints) for s in ("floor", "ceiling")}, alpha=alpha,
+        unit=win.unit), section=f"{prefix}window", title=f"{label}The two sides along exposure",
+        caption="One-sided standardised statistic of every candidate cut: top, the floor (the floor endpoint is more "
+        "frequent below the cut); bottom, the ceiling (the ceiling endpoint is more frequent at or above it). Dashed: "
+        f"each side's permutation critical value at alpha = {alpha:g} (the {1 - alpha:.0%} quantile of that side's "
+        "maximum over the whole search under permutation). Vertical lines: the reported bounds.")
+    cuts = _side_cuts(win)
+    out = {}
+    for side in ("floor", "ceiling"):
+        ev = getattr(win, side)
+        endpoint = res.search.composite(side)
+        lower, upper = cuts[side]
+        horizon = ev.horizon_days if ev.horizon_days is not None else experiment.endpoint.incidence_horizon_days
+        inc = window_incidences(data.x, data.cohort.outcomes, lower, upper, [endpoint], horizon)
+        out[side] = {"endpoint": endpoint, "label": endpoint_label(ev.endpoints), "horizon_days": horizon,
+                     "lower": lower, "upper": upper, "incidences": [i.__dict__ for i in inc]}
+        curves = _steps.incidence_curves(data.x, data.cohort.outcomes, lower, upper, [endpoint])
+        xmax = max(2.0 * horizon, 365.0)
+        times = np.arange(0.0, xmax + 1e-9, 60.0 if xmax <= 400 else 120.0)
+        at_risk = _steps.at_risk_table(data.x, data.cohort.outcomes, lower, upper, endpoint, times)
+        bundle.write_table(f"{prefix}{side}_at_risk", at_risk)
+        evidenced = "" if ev.evidenced else " (not evidenced at alpha: groups of the best-scoring cut, for the record)"
+        bundle.save_figure(f"{prefix}{side}_incidence", F.side_incidence_figure(
+            curves, at_risk, title=f"{endpoint_label(ev.endpoints)} ({side})", horizon=horizon, lower=lower,
+            upper=upper, unit=win.unit, xmax=xmax), section=f"{prefix}incidence",
+            title=f"{label}{_sentence_case(endpoint_label(ev.endpoints))}, the {side} endpoint, by exposure group",
+            caption=f"Aalen-Johansen cumulative incidence of {endpoint_label(ev.endpoints)} (death without it "
+            f"competes) below, inside and above [{_fmt(lower)}, {_fmt(upper)}) {win.unit}, 95% pointwise bands "
+            f"(log(-log)); numbers at risk below; dotted line: day {horizon:g}, the {side}'s horizon{evidenced}.")
+    bundle.update(RunBundle.RESULTS, **{f"{prefix}side_incidences": out})
+
+
+def _explain_note(s) -> str:
+    parts = []
+    for name, e in s.sides.items():
+        if e.bound is not None:
+            b = e.bound
+            parts.append(f"SHAP {name} {'open' if b.open else f'{b.value:.0f}'}"
+                         + ("" if e.agrees is None else (" (in the scan's CI)" if e.agrees else " (outside the scan's CI)")))
+        elif e.window is not None:
+            parts.append(f"SHAP window [{e.window.lower:.0f}, {e.window.upper:.0f}]")
+    return "; ".join(parts)
 
 
 def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dict):
-    from ml.models import (risk_curves_figure, shap_beeswarm_figure, shap_dependence_figure,
-                           shap_waterfall_figure)
+    from ml.models import risk_curves_figure, shap_bound_figure, shap_dependence_figure
+    from ml.window._describe import endpoint_label
 
     s = _steps.explain(models, data, experiment, win.window)
     w = win.window
-    bundle.write_table("shap_importance", s.importance)
+    exposure = experiment.features.exposure
     bundle.write_table("risk_curves", s.curves)
     if s.roles is not None:
         bundle.write_table("bound_setters", s.roles)
-    sw = s.shap_window
-    metrics.update({k: float(v) for k, v in sw.to_dict().items()})
+    payload = {}
+    for name, e in s.sides.items():
+        fit = models.fits[name]
+        p = fit.prefix
+        what = _side_title(fit)
+        bundle.write_table(f"{p}shap_importance", e.importance)
+        payload[name] = e.to_dict()
+        chance = (" The model is at chance (its Harrell's C interval covers 0.5): these contributions describe "
+                  "noise, not risk." if e.at_chance else "")
+        bundle.save_figure(f"{p}shap_importance", F.importance_figure(e.importance), section="shap",
+                           title=f"SHAP importance, {what}", caption="Mean |SHAP value| per encoded feature "
+                           f"(log-hazard units) of the tuned XGBoost model of {endpoint_label(fit.endpoint)}." + chance)
+        if e.bound is not None:
+            b = e.bound
+            metrics.update({k: float(v) for k, v in b.to_dict(prefix=p).items()})
+            if e.agrees is not None:
+                metrics[f"{p}shap_bound_in_scan_ci"] = float(e.agrees)
+            word = "stops falling" if name == "floor" else "starts rising"
+            bundle.save_figure(f"{p}shap_dependence", shap_bound_figure(
+                b, scan_bound=e.scan_bound, scan_ci=e.scan_ci, exposure_unit=w.unit,
+                title=f"Exposure's contribution to the hazard of {endpoint_label(fit.endpoint)}"), section="shap",
+                title=f"SHAP {name} vs the scan's {name}",
+                caption=f"Mean SHAP value of {exposure} (log-hazard of {endpoint_label(fit.endpoint)}) in 20 "
+                f"equal-count exposure bins (aggregate: no patient points), its monotone fit, and the SHAP {name}: "
+                f"where the contribution {word} (crosses halfway between its highest and lowest level). Orange: the "
+                f"scan's {name} with its 95% interval." + chance)
+        else:
+            sw = e.window
+            metrics.update({k: float(v) for k, v in sw.to_dict().items()})
+            x = data.x[data.keep]
+            scan = (w.lower if w.lower is not None else float(np.min(x)),
+                    w.upper if w.upper is not None else float(np.max(x)))
+            bundle.save_figure("shap_dependence", shap_dependence_figure(
+                e.explanation, exposure, color=e.partner, window=sw, scan_window=scan, exposure_unit=w.unit),
+                section="shap", title="SHAP dependence on exposure, SHAP window vs scan window",
+                caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
+                f"({e.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
+                + (" (best-scoring, not significant)" if w.status == "no-window" else "") + "." + chance)
     bundle.update(RunBundle.RESULTS, shap={
-        **sw.to_dict(), "partner": s.partner, "top_features": s.importance.head(10).to_dict("records"),
-        "scan_window": [w.lower, w.upper], "scan_status": w.status,
+        "sides": payload, "scan_window": [w.lower, w.upper], "scan_status": w.status, "finding": w.finding,
         "roles": None if s.roles is None else s.roles.to_dict("records")})
-    exposure = experiment.features.exposure
-    bundle.save_figure("shap_importance", F.importance_figure(s.importance), section="shap",
-                       title="SHAP importance", caption="Mean |SHAP value| per encoded feature (log-hazard units) "
-                       "of the tuned XGBoost model of the composite endpoint.")
-    bundle.save_figure("shap_beeswarm", shap_beeswarm_figure(s.explanation), section="shap",
-                       title="SHAP beeswarm", caption="One dot per patient and feature, coloured by the feature's value.")
-    x = data.x[data.keep]
-    scan = (w.lower if w.lower is not None else float(np.min(x)), w.upper if w.upper is not None else float(np.max(x)))
-    bundle.save_figure("shap_dependence", shap_dependence_figure(
-        s.explanation, exposure, color=s.partner, window=sw, scan_window=scan, exposure_unit=w.unit),
-        section="shap", title="SHAP dependence on exposure, SHAP window vs scan window",
-        caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
-        f"({s.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
-        + (" (best-scoring, not significant)" if w.status == "no-window" else "") + ".")
-    bundle.save_figure("shap_waterfall", shap_waterfall_figure(
-        s.explanation, s.waterfall_index, title="Patient at the median predicted risk"), section="shap",
-        title="SHAP waterfall", caption="One patient's log-hazard (the patient at the median predicted risk): "
-        "base value plus each feature's contribution.")
     window = (w.lower, w.upper) if (w.lower is not None and w.upper is not None and w.status != "no-window") else None
-    bundle.save_figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit),
+    labels = {o: endpoint_label(o) for o in s.curves["endpoint"].unique()}
+    bundle.save_figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit, labels=labels),
                        section="risk", title="Risk versus exposure per outcome",
                        caption=f"Cox model with a restricted cubic spline on AUC, one per outcome (cause-specific, "
                        f"day {experiment.endpoint.incidence_horizon_days:g}); log hazard ratio vs the window's "

@@ -1,10 +1,12 @@
 """The steps of a run, each a plain function of explicit inputs (no MLflow, no global state).
 
 ``cohort -> exposure -> models (tuning + repeated CV) -> window search -> explanations (SHAP,
-risk curves) -> transport``. The window search calls exactly the functions ``atgwin discover``
-calls (``WindowSearch``, ``window_incidences``, ``exposure_window``); the models the public
-API of :mod:`ml.models`. Results come back as small dataclasses; the pipeline writes them to
-the run folder.
+risk curves) -> transport``. The window search calls exactly what ``atgwin discover`` calls
+(:func:`ml.window.discover`); the models the public API of :mod:`ml.models`. In a benefit-harm
+run the models are fitted per side (the floor endpoint(s), the ceiling endpoint(s)), and each
+side's SHAP bound is checked against the scan's bound of that side; a composite run keeps one
+model of its endpoint. Results come back as small dataclasses; the pipeline writes them to the
+run folder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 
 __all__ = [
     "CohortData",
+    "EndpointModels",
+    "EndpointShap",
     "ModelsResult",
     "ShapResult",
     "TransportResult",
@@ -26,7 +30,9 @@ __all__ = [
     "cohort_summary",
     "explain",
     "fit_models",
+    "at_risk_table",
     "incidence_curves",
+    "model_endpoints",
     "prepare_data",
     "search_window",
     "transport",
@@ -226,60 +232,142 @@ class _TrialBar:
 
 
 @dataclass
-class ModelsResult:
-    """Tuned XGBoost survival model, Cox spline reference, their repeated-CV metrics.
+class EndpointModels:
+    """Tuned XGBoost survival model and Cox spline reference of one endpoint, with their repeated-CV
+    metrics.
 
     Attributes
     ----------
+    name : {"floor", "ceiling", "composite"}
+        Which side of a benefit-harm window the endpoint speaks to (or the composite endpoint).
+    endpoint : str
+        The endpoint the models predict, e.g. ``"agvhd2"`` or ``"cmv|ebv"`` (first event among a
+        side's endpoints; death without the event censors, cause-specific).
+    horizon_days : float
+        Days: survival target truncation and CV horizon.
     tuning : ml.models.TuningResult
         Optuna study (all trials) and the refitted best model.
     xgb : XGBSurvival
         Tuned model, fitted on all patients with exposure.
     xgb_cv, cox_cv : ml.models.SurvivalCVResult
     cox : CoxSplineModel
-        Reference model (unfitted template; fitted per outcome for the risk curves).
-    X_tree, X_cox : DataFrame
-        Encoded features (trees: raw numeric; Cox: standardised, reference-coded).
+        Reference model (unfitted template).
     y : structured array
-        Survival target of the endpoint at ``models.horizon_days``.
+        Survival target.
     """
 
+    name: str
+    endpoint: str
+    horizon_days: float
     tuning: object
     xgb: object
     xgb_cv: object
     cox_cv: object
     cox: object
-    X_tree: pd.DataFrame
-    X_cox: pd.DataFrame
     y: np.ndarray
 
+    @property
+    def prefix(self) -> str:
+        """Prefix of this endpoint's metric, parameter and figure names (``"floor_"``; none for the
+        composite, whose names are unchanged)."""
+        return "" if self.name == "composite" else f"{self.name}_"
+
+    @property
+    def at_chance(self) -> bool:
+        """The tuned model's Harrell's C interval covers 0.5."""
+        return self.xgb_cv.at_chance("harrell_c")
+
     def metrics_table(self) -> pd.DataFrame:
-        """``model, metric, mean, sd, n_repeats`` for both models."""
+        """``side, endpoint, model, metric, mean, sd, se, ci_low, ci_high, n_repeats`` for both models."""
         rows = []
         for model, cv in (("XGBoost (tuned)", self.xgb_cv), ("Cox RCS spline", self.cox_cv)):
+            ci = cv.intervals()
             for metric, r in cv.summary.iterrows():
-                rows.append({"model": model, "metric": metric, "mean": float(r["mean"]),
-                             "sd": float(r["sd"]), "n_repeats": int(r["n_repeats"])})
+                rows.append({"side": self.name, "endpoint": self.endpoint, "model": model, "metric": metric,
+                             "mean": float(r["mean"]), "sd": float(r["sd"]), "se": float(ci.loc[metric, "se"]),
+                             "ci_low": float(ci.loc[metric, "ci_low"]), "ci_high": float(ci.loc[metric, "ci_high"]),
+                             "n_repeats": int(r["n_repeats"])})
         return pd.DataFrame(rows)
 
 
-def model_endpoint(experiment) -> str:
-    """The endpoint the models predict: the composite endpoint, or for a benefit-harm search the
-    first event of either side (floor and ceiling endpoints together)."""
+@dataclass
+class ModelsResult:
+    """The models of a run: one :class:`EndpointModels` per side of a benefit-harm window (floor
+    endpoint(s), ceiling endpoint(s)), or one for a composite search.
+
+    Attributes
+    ----------
+    kind : {"benefit-harm", "composite"}
+    fits : dict of str to EndpointModels
+        ``{"floor": ..., "ceiling": ...}`` or ``{"composite": ...}``.
+    X_tree, X_cox : DataFrame
+        Encoded features (trees: raw numeric; Cox: standardised, reference-coded), shared.
+    study : optuna.Study
+        Every tuning trial of every endpoint (each trial's ``side`` user attribute says whose),
+        for the tracking server's nested runs.
+    """
+
+    kind: str
+    fits: dict
+    X_tree: pd.DataFrame
+    X_cox: pd.DataFrame
+    study: object
+
+    @property
+    def primary(self) -> EndpointModels:
+        """The first endpoint's models (the floor, or the composite)."""
+        return next(iter(self.fits.values()))
+
+    def metrics_table(self) -> pd.DataFrame:
+        """Every endpoint's :meth:`EndpointModels.metrics_table`, stacked."""
+        return pd.concat([f.metrics_table() for f in self.fits.values()], ignore_index=True)
+
+
+def model_endpoints(experiment) -> dict[str, tuple[str, float]]:
+    """The endpoints the models predict and their horizons (days).
+
+    A benefit-harm experiment gets one per side (``"floor"``: first event among the floor
+    endpoints, at the floor horizon; ``"ceiling"`` likewise); a composite experiment one,
+    ``"composite"``, at ``[models] horizon_days``. A side without a horizon uses that one too.
+    """
     from ml.window import BenefitHarmSearch
 
-    ep = experiment.endpoint
-    if ep.name is not None:
-        return ep.name
+    ep, m = experiment.endpoint, experiment.models
+    if ep.kind == "composite":
+        return {"composite": (ep.name, float(m.horizon_days))}
     search = BenefitHarmSearch(ep.floor, ep.ceiling)
-    parts = []
+    out = {}
     for side in ("floor", "ceiling"):
-        parts.extend(p for p in search.composite(side).split("|") if p not in parts)
-    return "|".join(parts)
+        _, horizon = ep.side(side)
+        out[side] = (search.composite(side), float(m.horizon_days if horizon is None else horizon))
+    return out
+
+
+def _merged_study(studies: dict, name: str):
+    """One in-memory study holding every endpoint's trials (user attribute ``side``), in order."""
+    import optuna
+
+    if len(studies) == 1:
+        return next(iter(studies.values()))
+    merged = optuna.create_study(direction="maximize", study_name=name)
+    for side, study in studies.items():
+        for t in study.trials:
+            if not t.state.is_finished():
+                continue
+            merged.add_trial(optuna.trial.create_trial(
+                state=t.state, value=t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
+                params=t.params, distributions=t.distributions, user_attrs={**t.user_attrs, "side": side},
+                intermediate_values=t.intermediate_values))
+    return merged
 
 
 def fit_models(data: CohortData, experiment, *, random_state: int, progress: bool = False) -> ModelsResult:
-    """Tune XGBoost survival hyperparameters by Optuna, then cross-validate it and the Cox reference.
+    """Tune XGBoost survival hyperparameters by Optuna, then cross-validate it and the Cox reference,
+    once per endpoint of :func:`model_endpoints` (each side of a benefit-harm window, or the
+    composite).
+
+    Every endpoint gets the experiment's full ``[models] n_trials`` (measured on the default
+    experiment: about 9 s per side on the 2-core reference machine).
 
     Parameters
     ----------
@@ -299,25 +387,32 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
     frame = data.frame.loc[data.keep]
     X_tree = make_preprocessor(cols).fit_transform(frame)
     X_cox = make_preprocessor(cols, scale_numeric=True, drop_first=True, min_frequency=10).fit_transform(frame)
-    y = survival_target(data.outcomes, model_endpoint(experiment), horizon=m.horizon_days)
-    template = XGBSurvival(objective=m.objective, monotone_exposure=m.monotone_exposure,
-                           exposure_feature=experiment.features.exposure, n_jobs=1)
-    bar = _TrialBar(m.n_trials) if progress else None
-    try:
-        with quiet_optuna():
-            tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials, n_splits=m.tuning_folds,
-                                       callbacks=[bar] if bar else (), random_state=random_state,
-                                       study_name=f"{experiment.name}-xgb")
-    finally:
-        if bar:
-            bar.close()
-    tuned = tuning.best_estimator
-    cv_kw = dict(horizon=m.horizon_days, n_splits=m.cv_folds, n_repeats=m.cv_repeats, random_state=random_state)
-    xgb_cv = cross_validate_survival(tuned, X_tree, y, **cv_kw)
-    cox = CoxSplineModel(exposure=experiment.features.exposure)
-    cox_cv = cross_validate_survival(cox, X_cox, y, **cv_kw)
-    return ModelsResult(tuning=tuning, xgb=tuned, xgb_cv=xgb_cv, cox_cv=cox_cv, cox=cox, X_tree=X_tree,
-                        X_cox=X_cox, y=y)
+    fits = {}
+    for name, (endpoint, horizon) in model_endpoints(experiment).items():
+        y = survival_target(data.outcomes, endpoint, horizon=horizon)
+        template = XGBSurvival(objective=m.objective, monotone_exposure=m.monotone_exposure,
+                               exposure_feature=experiment.features.exposure, n_jobs=1)
+        bar = _TrialBar(m.n_trials) if progress else None
+        suffix = "" if name == "composite" else f"-{name}"
+        try:
+            with quiet_optuna():
+                tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials,
+                                           n_splits=m.tuning_folds, callbacks=[bar] if bar else (),
+                                           random_state=random_state, study_name=f"{experiment.name}-xgb{suffix}")
+        finally:
+            if bar:
+                bar.close()
+        tuned = tuning.best_estimator
+        cv_kw = dict(horizon=horizon, n_splits=m.cv_folds, n_repeats=m.cv_repeats, random_state=random_state)
+        xgb_cv = cross_validate_survival(tuned, X_tree, y, **cv_kw)
+        cox = CoxSplineModel(exposure=experiment.features.exposure)
+        cox_cv = cross_validate_survival(cox, X_cox, y, **cv_kw)
+        fits[name] = EndpointModels(name=name, endpoint=endpoint, horizon_days=horizon, tuning=tuning, xgb=tuned,
+                                    xgb_cv=xgb_cv, cox_cv=cox_cv, cox=cox, y=y)
+    kind = "composite" if "composite" in fits else "benefit-harm"
+    with quiet_optuna():
+        study = _merged_study({k: f.tuning.study for k, f in fits.items()}, f"{experiment.name}-xgb")
+    return ModelsResult(kind=kind, fits=fits, X_tree=X_tree, X_cox=X_cox, study=study)
 
 
 # ----------------------------------------------------------------------------------------- window
@@ -387,7 +482,14 @@ def search_window(data: CohortData, experiment, *, random_state: int, run_id: st
     return WindowResult(search=found.search, window=found.window, incidences=found.incidences)
 
 
-def incidence_curves(x, outcomes: pd.DataFrame, lower, upper, endpoints) -> pd.DataFrame:
+def _window_groups(x: np.ndarray, lower, upper) -> dict[str, np.ndarray]:
+    ok = np.isfinite(x)
+    lo = -np.inf if lower is None else lower
+    hi = np.inf if upper is None else upper
+    return {"below": ok & (x < lo), "inside": ok & (x >= lo) & (x < hi), "above": ok & (x >= hi)}
+
+
+def incidence_curves(x, outcomes: pd.DataFrame, lower, upper, endpoints, level: float = 0.95) -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence curves below / inside / above a window, per endpoint.
 
     Parameters
@@ -398,67 +500,151 @@ def incidence_curves(x, outcomes: pd.DataFrame, lower, upper, endpoints) -> pd.D
     lower, upper : float or None
         The window (None = open).
     endpoints : iterable of str
+    level : float
+        Level of the pointwise bands (log(-log) scale, as :func:`ml.window.incidence_at`).
 
     Returns
     -------
     DataFrame
-        ``outcome, group, n, time, incidence`` step points (time 0 included), aggregated per
-        group (event times and the group's incidence; no patient identifiers).
+        ``outcome, group, n, time, incidence, ci_low, ci_high`` step points (time 0 included),
+        aggregated per group (event times and the group's incidence; no patient identifiers).
     """
+    from scipy import stats
+
     from ml.features import check_competing_target, competing_target
     from ml.window import aalen_johansen
 
     x = np.asarray(x, dtype=float)
-    ok = np.isfinite(x)
-    lo = -np.inf if lower is None else lower
-    hi = np.inf if upper is None else upper
-    groups = {"below": ok & (x < lo), "inside": ok & (x >= lo) & (x < hi), "above": ok & (x >= hi)}
+    z = stats.norm.ppf(0.5 + level / 2)
     frames = []
     for endpoint in endpoints:
         codes, time = check_competing_target(competing_target(outcomes, endpoint))
-        for g, mask in groups.items():
+        for g, mask in _window_groups(x, lower, upper).items():
             if not mask.any():
                 continue
-            t, f, _ = aalen_johansen(time[mask], codes[mask])
+            t, f, v = aalen_johansen(time[mask], codes[mask])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = z * np.sqrt(v) / (f * np.log(f))
+                a, b = f ** np.exp(w), f ** np.exp(-w)
+            good = (f > 0) & (f < 1) & (v > 0)
+            lo = np.where(good, np.minimum(a, b), f)
+            hi = np.where(good, np.maximum(a, b), f)
             end = float(time[mask].max())
+            last = lambda arr: [arr[-1] if arr.size else 0.0]  # noqa: E731
             frames.append(pd.DataFrame({"outcome": endpoint, "group": g, "n": int(mask.sum()),
                                         "time": np.concatenate([[0.0], t, [end]]),
-                                        "incidence": np.concatenate([[0.0], f, [f[-1] if f.size else 0.0]])}))
+                                        "incidence": np.concatenate([[0.0], f, last(f)]),
+                                        "ci_low": np.concatenate([[0.0], lo, last(lo)]),
+                                        "ci_high": np.concatenate([[0.0], hi, last(hi)])}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["outcome", "group", "n", "time", "incidence"])
+        columns=["outcome", "group", "n", "time", "incidence", "ci_low", "ci_high"])
+
+
+def at_risk_table(x, outcomes: pd.DataFrame, lower, upper, endpoint: str, times) -> pd.DataFrame:
+    """Numbers at risk (neither the endpoint, nor its competing event, nor censoring yet) per
+    window group at given days, as printed under a cumulative incidence plot.
+
+    Returns
+    -------
+    DataFrame
+        ``group, time, at_risk`` (aggregate counts; no patient identifiers).
+    """
+    from ml.features import check_competing_target, competing_target
+
+    x = np.asarray(x, dtype=float)
+    _, time = check_competing_target(competing_target(outcomes, endpoint))
+    rows = [{"group": g, "time": float(t), "at_risk": int(np.sum(time[mask] >= t))}
+            for g, mask in _window_groups(x, lower, upper).items() if mask.any() for t in times]
+    return pd.DataFrame(rows, columns=["group", "time", "at_risk"])
 
 
 # --------------------------------------------------------------------------------- explanations
 @dataclass
-class ShapResult:
-    """SHAP explanation of the tuned model, the SHAP window and the risk curves per outcome.
+class EndpointShap:
+    """SHAP explanation of one endpoint's tuned model and its exposure bound(s) beside the scan's.
 
     Attributes
     ----------
+    name : {"floor", "ceiling", "composite"}
+    endpoint : str
     explanation : shap.Explanation
     importance : DataFrame
-    partner : str
+    partner : str or None
         Feature with the strongest SHAP interaction with exposure.
-    shap_window : ml.models.ShapWindow
+    bound : ml.models.ShapBound or None
+        One-sided SHAP bound (a side's model): where exposure's contribution stops falling
+        (floor) or starts rising (ceiling).
+    window : ml.models.ShapWindow or None
+        Two-sided SHAP window (the composite model).
+    scan_bound : float or None
+        The scan's bound of the same side (exposure unit).
+    scan_ci : (float or None, float or None) or None
+        Its interval (as the window artefact reports it).
+    agrees : bool or None
+        The SHAP bound lies inside the scan bound's interval (None: open SHAP bound or no interval).
+    at_chance : bool
+        The model's Harrell's C interval covers 0.5: its explanations describe noise.
+    """
+
+    name: str
+    endpoint: str
+    explanation: object
+    importance: pd.DataFrame
+    partner: str | None
+    bound: object = None
+    window: object = None
+    scan_bound: float | None = None
+    scan_ci: tuple | None = None
+    agrees: bool | None = None
+    at_chance: bool = False
+
+    def to_dict(self) -> dict:
+        """Scalars for ``results.json`` (no patient-level values)."""
+        out = {"name": self.name, "endpoint": self.endpoint, "partner": self.partner, "at_chance": self.at_chance,
+               "top_features": self.importance.head(10).to_dict("records"), "scan_bound": self.scan_bound,
+               "scan_ci": None if self.scan_ci is None else list(self.scan_ci), "agrees": self.agrees}
+        if self.bound is not None:
+            out.update({"side": self.bound.side, "shap_bound": self.bound.value, "tolerance": self.bound.tolerance,
+                        "drop": self.bound.drop, "open": self.bound.open})
+        if self.window is not None:
+            out.update(self.window.to_dict())
+        return out
+
+
+@dataclass
+class ShapResult:
+    """SHAP explanation of every endpoint's tuned model, and the Cox risk curves per outcome.
+
+    Attributes
+    ----------
+    sides : dict of str to EndpointShap
+        ``{"floor": ..., "ceiling": ...}`` or ``{"composite": ...}``.
     curves : DataFrame
         Cox-spline risk curves per outcome (log HR vs the window's target exposure).
     roles : DataFrame or None
         Which outcome sets which bound (:func:`ml.models.bound_setters`).
-    waterfall_index : int
-        Row explained in the waterfall (the patient at the median predicted risk).
     """
 
-    explanation: object
-    importance: pd.DataFrame
-    partner: str
-    shap_window: object
+    sides: dict
     curves: pd.DataFrame
     roles: pd.DataFrame | None
-    waterfall_index: int
+
+
+def _ci_tuple(ci):
+    if ci is None:
+        return None
+    vals = tuple(None if v is None or not np.isfinite(v) else float(v) for v in ci)
+    return None if all(v is None for v in vals) else vals
 
 
 def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapResult:
-    """SHAP values, importance, strongest interaction, SHAP window; Cox risk curves per outcome.
+    """SHAP values, importance, strongest interaction and the SHAP bound(s) of every endpoint's
+    model; Cox risk curves per outcome.
+
+    A side's model gets a one-sided :func:`ml.models.shap_bound` (floor: where exposure's
+    contribution to the floor endpoint's log-hazard stops falling; ceiling: where it starts
+    rising), compared with the scan's bound of that side and its interval. The composite model
+    gets the two-sided :func:`ml.models.shap_window`.
 
     Parameters
     ----------
@@ -469,32 +655,41 @@ def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapR
         Its target is the reference exposure of the risk curves (log HR = 0 there).
     """
     from ml.features import survival_target
-    from ml.models import (bound_setters, risk_curves, shap_explanation, shap_importance, shap_window,
+    from ml.models import (bound_setters, risk_curves, shap_bound, shap_explanation, shap_importance, shap_window,
                            strongest_interaction)
 
     exposure = experiment.features.exposure
-    expl = shap_explanation(models.xgb, models.X_tree)
-    importance = shap_importance(expl)
-    try:
-        partner = strongest_interaction(models.xgb, models.X_tree, exposure)
-    except (ValueError, IndexError):
-        partner = None
-    sw = shap_window(expl, exposure, tolerance=experiment.models.shap_tolerance)
-    risk = np.asarray(models.xgb.predict(models.X_tree), dtype=float)
-    waterfall_index = int(np.argsort(risk, kind="mergesort")[len(risk) // 2])
+    tol = experiment.models.shap_tolerance
+    sides = {}
+    for name, fit in models.fits.items():
+        expl = shap_explanation(fit.xgb, models.X_tree)
+        try:
+            partner = strongest_interaction(fit.xgb, models.X_tree, exposure)
+        except (ValueError, IndexError):
+            partner = None
+        common = dict(name=name, endpoint=fit.endpoint, explanation=expl, importance=shap_importance(expl),
+                      partner=partner, at_chance=fit.at_chance)
+        if name == "composite":
+            sides[name] = EndpointShap(window=shap_window(expl, exposure, tolerance=tol), **common)
+            continue
+        bound = shap_bound(expl, exposure, side=name, tolerance=tol)
+        ev = getattr(window, name, None)
+        scan_bound = None if ev is None else ev.value
+        scan_ci = None if ev is None else _ci_tuple(ev.ci)
+        sides[name] = EndpointShap(bound=bound, scan_bound=scan_bound, scan_ci=scan_ci,
+                                   agrees=bound.within(scan_ci), **common)
     targets = {o: survival_target(data.outcomes, o, horizon=experiment.endpoint.incidence_horizon_days)
                for o in experiment.endpoint.outcomes}
     x = data.x[data.keep]
     grid = np.linspace(*np.quantile(x, [0.025, 0.975]), 60)
-    curves = risk_curves(models.X_cox, targets, grid, model=models.cox, reference=float(window.target))
+    curves = risk_curves(models.X_cox, targets, grid, model=models.primary.cox, reference=float(window.target))
     roles = None
     if window.lower is not None and window.upper is not None and window.status != "no-window":
         try:
             roles = bound_setters(curves, (window.lower, window.upper))
         except ValueError:
             roles = None
-    return ShapResult(explanation=expl, importance=importance, partner=partner, shap_window=sw, curves=curves,
-                      roles=roles, waterfall_index=waterfall_index)
+    return ShapResult(sides=sides, curves=curves, roles=roles)
 
 
 # ------------------------------------------------------------------------------------ transport

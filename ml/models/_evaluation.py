@@ -197,12 +197,60 @@ class SurvivalCVResult:
     horizon: float
     times: np.ndarray = field(repr=False)
 
+    def intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Approximate confidence interval of each metric's cross-validated mean.
+
+        ``mean +/- z * se``, where ``se`` is the SD of the per-fold values (pooled over repeats,
+        about each repeat's mean) divided by sqrt(folds); for the per-repeat calibration
+        metrics, the SD across repeats. It treats folds as independent, which they are not: no unbiased
+        estimator of the variance of K-fold CV exists (Bengio & Grandvalet 2004, JMLR 5), so the
+        interval is a guide to sampling noise, not an exact coverage statement. The SD across
+        repeats (``summary["sd"]``) is much smaller: it measures only the choice of folds.
+
+        Parameters
+        ----------
+        level : float, default 0.95
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per metric (same index as ``summary``): ``mean``, ``se``, ``ci_low``, ``ci_high``.
+        """
+        from scipy import stats
+
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        rows = {}
+        for metric in self.summary.index:
+            d = self.scores[self.scores["metric"] == metric]
+            folds = d[d["fold"] >= 0]
+            folds = folds[folds["value"].notna()]
+            if len(folds) > folds["repeat"].nunique():
+                # pooled within-repeat SD of the fold values (ddof: one mean per repeat), over sqrt(folds)
+                dev = folds["value"] - folds.groupby("repeat")["value"].transform("mean")
+                sd = float(np.sqrt(np.sum(dev ** 2) / (len(folds) - folds["repeat"].nunique())))
+                se = sd / np.sqrt(len(folds) / folds["repeat"].nunique())
+            else:
+                se = float(d["value"].std(ddof=1)) if len(d) > 1 else float("nan")
+            mean = float(self.summary.loc[metric, "mean"])
+            rows[metric] = {"mean": mean, "se": se, "ci_low": mean - z * se, "ci_high": mean + z * se}
+        return pd.DataFrame.from_dict(rows, orient="index").reindex(self.summary.index)
+
+    def at_chance(self, metric: str = "harrell_c", level: float = 0.95) -> bool:
+        """True when the interval of a concordance metric covers 0.5 (no better than chance)."""
+        row = self.intervals(level).loc[metric]
+        return bool(row["ci_low"] <= 0.5)
+
     def to_dict(self, prefix: str = "") -> dict[str, float]:
-        """Flat metric dict, e.g. ``{"harrell_c_mean": 0.71, "harrell_c_sd": 0.01, ...}``."""
+        """Flat metric dict, e.g. ``{"harrell_c_mean": 0.71, "harrell_c_sd": 0.01,
+        "harrell_c_ci_low": 0.66, "harrell_c_ci_high": 0.76, ...}`` (95% intervals of
+        :meth:`intervals`)."""
         out = {}
+        ci = self.intervals()
         for metric, row in self.summary.iterrows():
             out[f"{prefix}{metric}_mean"] = float(row["mean"])
             out[f"{prefix}{metric}_sd"] = float(row["sd"])
+            out[f"{prefix}{metric}_ci_low"] = float(ci.loc[metric, "ci_low"])
+            out[f"{prefix}{metric}_ci_high"] = float(ci.loc[metric, "ci_high"])
         return out
 
     def calibration_figure(self, title: str | None = None) -> Figure:

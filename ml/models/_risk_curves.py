@@ -153,46 +153,71 @@ def bound_setters(curves: pd.DataFrame, window: tuple[float, float]) -> pd.DataF
 
 def risk_curves_figure(curves: pd.DataFrame, *, window: tuple[float, float] | None = None,
                        exposure_unit: str = "UE*day/mL", title: str | None = None,
-                       figsize=(7.5, 4.5)) -> Figure:
-    """Risk-versus-exposure curves of several endpoints on one plot.
+                       figsize=None, ncols: int = 3, labels: dict | None = None) -> Figure:
+    """Risk-versus-exposure curves, one panel per endpoint (shared axes), the window shaded.
 
     Parameters
     ----------
     curves : DataFrame
         From :func:`risk_curves` (or stacked :func:`risk_curve` outputs).
     window : (lower, upper), optional
-        Shaded (UE*day/mL); with it, legend entries say which bound each endpoint sets
+        Shaded (UE*day/mL); with it, panel titles say which bound each endpoint sets
         (see :func:`bound_setters`), provided the reference lies inside the window.
     exposure_unit : str
     title : str, optional
-    figsize : tuple
+    figsize : tuple, optional
+        Default: 4.3 x 3.2 inches per panel.
+    ncols : int, default 3
+    labels : dict, optional
+        Display names of the endpoints (e.g. clinical names); default the endpoint codes.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Not attached to pyplot (headless; save with ``fig.savefig``).
+        Not attached to pyplot (headless; save with ``fig.savefig``). Each panel's legend names
+        its endpoint (with the bound it sets, e.g. ``"agvhd2 - rises below"``).
     """
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
+    import math
+
+    labels = labels or {}
+    names = list(dict.fromkeys(curves["endpoint"]))
+    n = max(1, len(names))
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=figsize or (4.3 * ncols, 3.2 * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True)).ravel()
     roles = {}
     if window is not None:
-        ax.axvspan(*window, color="0.85", zorder=0, label=f"window [{window[0]:g}, {window[1]:g})")
         try:
             roles = bound_setters(curves, window).set_index("endpoint")["sets"].to_dict()
         except ValueError:
             roles = {}
     note = {"lower": " - rises below", "upper": " - rises above", "both": " - rises both sides",
             "neither": ""}
-    for name, c in curves.groupby("endpoint", sort=False):
-        (line,) = ax.plot(c["exposure"], c["log_hr"], lw=2,
-                          label=f"{name}{note.get(roles.get(name, 'neither'), '')}")
-        ax.fill_between(c["exposure"], c["lower"], c["upper"], color=line.get_color(), alpha=0.15)
-    ax.axhline(0.0, color="k", lw=0.8)
+    colours = [f"C{k}" for k in range(10)]
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        c = curves[curves["endpoint"] == name]
+        if window is not None:
+            ax.axvspan(*window, color="0.88", zorder=0)
+        colour = colours[k % len(colours)]
+        ax.plot(c["exposure"], c["log_hr"], lw=2, color=colour,
+                label=f"{name}{note.get(roles.get(name, 'neither'), '')}")
+        ax.fill_between(c["exposure"], c["lower"], c["upper"], color=colour, alpha=0.2)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_title(labels.get(name, name), fontsize="medium")
+        ax.legend(fontsize="small", loc="upper center")
+        ax.grid(alpha=0.25)
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    for k, ax in enumerate(axes[:len(names)]):
+        if k + ncols >= len(names):  # the lowest panel of its column carries the axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(f"total active-ATG AUC ({exposure_unit})")
+    for ax in axes[::ncols]:
+        ax.set_ylabel("log hazard ratio vs reference")
     refs = curves["reference"].unique()
-    if len(refs) == 1:
-        ax.axvline(refs[0], color="k", lw=0.8, ls=":", label=f"reference {refs[0]:.0f}")
-    ax.set_xlabel(f"total active-ATG AUC ({exposure_unit})")
-    ax.set_ylabel("log hazard ratio vs reference")
-    ax.set_title(title or "Risk versus exposure (Cox, restricted cubic spline; 95% CI)")
-    ax.legend(fontsize="small", loc="best")
+    ref = f"; reference {refs[0]:.0f}" if len(refs) == 1 else ""
+    shade = f"; shaded: window [{window[0]:.0f}, {window[1]:.0f})" if window is not None else ""
+    fig.suptitle(title or f"Risk versus exposure (Cox, restricted cubic spline; 95% CI{ref}{shade})",
+                 fontsize="medium")
     return fig

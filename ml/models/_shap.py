@@ -8,7 +8,9 @@ The SHAP window is a cross-check beside the scan's window: exposure's SHAP contr
 (composite-endpoint) log-hazard is smoothed along AUC, and the window is the contiguous
 exposure range around the smoothed minimum where the curve stays within ``tolerance``
 (log-hazard units; 0.1 means hazards within about 10 % of the lowest; by default half the
-range of the smoothed curve) of that minimum.
+range of the smoothed curve) of that minimum. For a model of one side's endpoint (a benefit-harm
+window) the one-sided :func:`shap_bound` is the cross-check instead: where the contribution to
+the floor endpoint's log-hazard stops falling, or to the ceiling endpoint's starts rising.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (Agg, never shown). SHAP's own
 plots (beeswarm, waterfall) draw through pyplot; the figure is detached from pyplot's registry
@@ -278,6 +280,22 @@ def _crossing(x0, y0, x1, y1, level) -> float:
     return float(x0 + (level - y0) * (x1 - x0) / (y1 - y0))
 
 
+def _smoothed(explanation, feature: str, tolerance, include: Sequence[str], smoother) -> pd.DataFrame:
+    """Exposure's SHAP contribution (plus ``include`` columns), smoothed along exposure."""
+    if tolerance is not None and not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0 (log-hazard units), got {tolerance!r}")
+    names = list(explanation.feature_names)
+    cols = [feature, *include]
+    missing = [c for c in cols if c not in names]
+    if missing:
+        raise ValueError(f"feature(s) {missing} not in the explanation's features {names}")
+    idx = [names.index(c) for c in cols]
+    x = np.asarray(explanation.data)[:, idx[0]].astype(float)
+    s = np.asarray(explanation.values)[:, idx].sum(axis=1)
+    ok = np.isfinite(x)
+    return (BinnedMeans() if smoother is None else smoother).smooth(x[ok], s[ok]).copy()
+
+
 def shap_window(explanation: shap.Explanation, feature: str = "auc_total", *,
                 tolerance: float | None = None, include: Sequence[str] = (),
                 smoother=None) -> ShapWindow:
@@ -305,18 +323,7 @@ def shap_window(explanation: shap.Explanation, feature: str = "auc_total", *,
     -------
     ShapWindow
     """
-    if tolerance is not None and not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0 (log-hazard units), got {tolerance!r}")
-    names = list(explanation.feature_names)
-    cols = [feature, *include]
-    missing = [c for c in cols if c not in names]
-    if missing:
-        raise ValueError(f"feature(s) {missing} not in the explanation's features {names}")
-    idx = [names.index(c) for c in cols]
-    x = np.asarray(explanation.data)[:, idx[0]].astype(float)
-    s = np.asarray(explanation.values)[:, idx].sum(axis=1)
-    ok = np.isfinite(x)
-    curve = (BinnedMeans() if smoother is None else smoother).smooth(x[ok], s[ok]).copy()
+    curve = _smoothed(explanation, feature, tolerance, include, smoother)
     y = curve["shap"].to_numpy()
     xs = curve["exposure"].to_numpy()
     i_min = int(np.argmin(y))
@@ -343,6 +350,170 @@ def shap_window(explanation: shap.Explanation, feature: str = "auc_total", *,
                       minimum=float(y[i_min]), argmin=float(xs[i_min]),
                       open_lower=i0 == 0, open_upper=i1 == len(y) - 1, feature=feature,
                       curve=curve)
+
+
+SHAP_SIDES = ("floor", "ceiling")
+
+
+@dataclass(frozen=True)
+class ShapBound:
+    """One-sided SHAP bound of a model of one side's endpoint(s).
+
+    For a model of the under-exposure endpoint (``side="floor"``, e.g. acute GVHD) the bound is
+    where exposure's contribution to the log-hazard stops falling; for a model of the
+    over-exposure endpoint (``side="ceiling"``, e.g. CMV or EBV reactivation) where it starts
+    rising. The smoothed contribution is made monotone (pool-adjacent-violators: non-increasing
+    for a floor, non-decreasing for a ceiling, weighted by bin sizes) and the bound is where it
+    crosses ``minimum + tolerance``: by default halfway between its highest and lowest level, the
+    location of a smoothed step (as :func:`shap_window`).
+
+    Attributes
+    ----------
+    side : {"floor", "ceiling"}
+    value : float
+        The bound (exposure unit, UE*day/mL). With ``open`` it is the observed data limit.
+    tolerance : float
+        Log-hazard units above the monotone curve's minimum.
+    level : float
+        ``minimum + tolerance`` (log-hazard).
+    drop : float
+        Range of the monotone curve (log-hazard): how much exposure moves the side's hazard
+        across the observed exposures (0: no fall / rise at all).
+    open : bool
+        No fall (floor) or rise (ceiling) within the observed exposure: ``value`` is a data limit.
+    feature : str
+    curve : DataFrame
+        The smoothed curve (``exposure``, ``shap``, ...), ``monotone`` and ``harmed`` (the
+        points on the harmed side of the bound).
+    """
+
+    side: str
+    value: float
+    tolerance: float
+    level: float
+    drop: float
+    open: bool
+    feature: str
+    curve: pd.DataFrame = field(repr=False)
+
+    def within(self, interval) -> bool | None:
+        """True when ``value`` lies in ``interval`` (low, high; None = unbounded); None when
+        the bound is open or there is no interval."""
+        if self.open or interval is None:
+            return None
+        lo, hi = interval
+        lo = -np.inf if lo is None or not np.isfinite(lo) else lo
+        hi = np.inf if hi is None or not np.isfinite(hi) else hi
+        if not (np.isfinite(lo) or np.isfinite(hi)):
+            return None
+        return bool(lo <= self.value <= hi)
+
+    def to_dict(self, prefix: str = "") -> dict:
+        """Scalars only, e.g. ``{"floor_shap_bound": 104.2, ...}`` with ``prefix="floor_"``."""
+        return {f"{prefix}shap_bound": self.value, f"{prefix}shap_bound_tolerance": self.tolerance,
+                f"{prefix}shap_bound_drop": self.drop, f"{prefix}shap_bound_open": float(self.open)}
+
+
+def shap_bound(explanation: shap.Explanation, feature: str = "auc_total", *, side: str,
+               tolerance: float | None = None, include: Sequence[str] = (), smoother=None) -> ShapBound:
+    """One-sided SHAP bound: where exposure's contribution stops falling (floor) or starts rising
+    (ceiling).
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        From :func:`shap_explanation` of a model of one side's endpoint(s).
+    feature : str, default "auc_total"
+    side : {"floor", "ceiling"}
+        ``"floor"``: the hypothesis is that risk falls with exposure up to the bound;
+        ``"ceiling"``: that it rises from the bound on.
+    tolerance : float, optional
+        Log-hazard units above the monotone curve's minimum (default: half its range).
+    include : sequence of str
+        Further exposure columns whose SHAP values are added.
+    smoother : object with ``smooth(x, s) -> DataFrame``, default ``BinnedMeans(20)``
+        With bins the bound is a bin edge; otherwise it is interpolated.
+
+    Returns
+    -------
+    ShapBound
+    """
+    from sklearn.isotonic import isotonic_regression
+
+    if side not in SHAP_SIDES:
+        raise ValueError(f"side must be one of {SHAP_SIDES}, got {side!r}")
+    curve = _smoothed(explanation, feature, tolerance, include, smoother)
+    y = curve["shap"].to_numpy(dtype=float)
+    xs = curve["exposure"].to_numpy(dtype=float)
+    w = curve["n"].to_numpy(dtype=float) if "n" in curve else np.ones_like(y)
+    mono = isotonic_regression(y, sample_weight=w, increasing=side == "ceiling")
+    curve["monotone"] = mono
+    drop = float(mono.max() - mono.min())
+    if tolerance is None:
+        tolerance = 0.5 * drop
+    level = float(mono.min() + tolerance)
+    binned = {"lo", "hi"} <= set(curve.columns)
+    low = mono <= level + 1e-12
+    harmed = np.zeros(len(y), dtype=bool)
+    if drop <= 0 or low.all():
+        is_open = True
+        value = float(curve["lo"].iloc[0] if binned else xs[0]) if side == "floor" else \
+            float(curve["hi"].iloc[-1] if binned else xs[-1])
+    elif side == "floor":
+        i = int(np.argmax(low))  # first point at the low plateau
+        is_open = i == 0
+        harmed[:i] = True
+        value = float(curve["lo"].iloc[i]) if binned else _crossing(xs[i - 1], mono[i - 1], xs[i], mono[i], level)
+    else:
+        j = int(len(low) - 1 - np.argmax(low[::-1]))  # last point at the low plateau
+        is_open = j == len(y) - 1
+        harmed[j + 1:] = True
+        value = float(curve["hi"].iloc[j]) if binned else (
+            float(xs[-1]) if is_open else _crossing(xs[j], mono[j], xs[j + 1], mono[j + 1], level))
+    curve["harmed"] = harmed
+    return ShapBound(side=side, value=value, tolerance=float(tolerance), level=level, drop=drop,
+                     open=bool(is_open), feature=feature, curve=curve)
+
+
+def shap_bound_figure(bound: ShapBound, *, scan_bound=None, scan_ci=None, exposure_unit: str = "UE*day/mL",
+                      title: str | None = None, simulated: bool = False, figsize=(6.4, 4.0)) -> Figure:
+    """Aggregate SHAP dependence of one side's model: the binned mean contribution of exposure,
+    its monotone fit and the SHAP bound, beside the scan's bound and interval (no patient points).
+
+    Parameters
+    ----------
+    bound : ShapBound
+    scan_bound : float, optional
+        The scan's bound of the same side (exposure unit).
+    scan_ci : (low, high), optional
+        Its interval (None inside = unbounded).
+    exposure_unit : str
+    title : str, optional
+    simulated : bool
+        Marks the figure "SIMULATED".
+    """
+    c = bound.curve
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    if scan_ci is not None:
+        lo = c["exposure"].min() if scan_ci[0] is None else scan_ci[0]
+        hi = c["exposure"].max() if scan_ci[1] is None else scan_ci[1]
+        ax.axvspan(lo, hi, color="tab:orange", alpha=0.18, label="scan bound, 95% CI")
+    ax.plot(c["exposure"], c["shap"], "o", color="0.45", ms=5,
+            label="mean SHAP value per exposure bin" if "n" in c else "smoothed SHAP value")
+    ax.step(c["exposure"], c["monotone"], where="mid", color="k", lw=1.8,
+            label="monotone fit (" + ("non-increasing" if bound.side == "floor" else "non-decreasing") + ")")
+    ax.axhline(bound.level, color="tab:green", lw=0.8, ls=":")
+    ax.axvline(bound.value, color="tab:green", lw=2,
+               label=f"SHAP {bound.side} {bound.value:.0f}" + (" (open: data limit)" if bound.open else ""))
+    if scan_bound is not None and np.isfinite(scan_bound):
+        ax.axvline(scan_bound, color="tab:red", ls="--", lw=1.5, label=f"scan {bound.side} {scan_bound:.0f}")
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set_xlabel(f"{bound.feature} ({exposure_unit})")
+    ax.set_ylabel(f"SHAP value of {bound.feature} (log-hazard)")
+    ax.set_title(("SIMULATED: " if simulated else "") + (title or f"SHAP {bound.side}"), fontsize="medium")
+    ax.legend(fontsize="small")
+    return fig
 
 
 def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_total", *,

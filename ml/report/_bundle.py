@@ -120,10 +120,16 @@ class RunBundle:
                     dpi: int = 96) -> Path:
         """Save a matplotlib Figure as ``figures/<name>.png`` and index its title and caption.
 
-        Figures are closed (detached) after saving so long runs do not accumulate them.
+        Figures are closed (detached) after saving so long runs do not accumulate them. When the
+        manifest says the run is simulated, every figure is stamped "SIMULATED" in its corner.
         """
         p = self.path(f"figures/{name}.png")
         p.parent.mkdir(parents=True, exist_ok=True)
+        if self.manifest().get("simulated"):
+            # every figure of a simulated run says so, wherever it ends up
+            # above the top edge: the tight bounding box grows to hold it, so it never covers a title
+            fig.text(1.0, 1.0, "SIMULATED DATA", ha="right", va="bottom", color="#b00020", fontsize=10,
+                     fontweight="bold")
         fig.savefig(p, dpi=dpi, bbox_inches="tight", facecolor="white")
         try:
             import matplotlib.pyplot as plt

@@ -18,6 +18,8 @@ __all__ = [
     "exposure_figure",
     "importance_figure",
     "incidence_curves_figure",
+    "side_incidence_figure",
+    "side_profiles_figure",
     "statistic_map_figure",
     "transport_figure",
 ]
@@ -40,7 +42,7 @@ def _shade(ax, lower, upper, lo_edge, hi_edge, label=None):
 
 
 def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, unit="UE*day/mL",
-                    simulated=False, no_window=False, figsize=(7.5, 3.6)) -> Figure:
+                    simulated=False, no_window=False, truth=None, figsize=(7.5, 3.6)) -> Figure:
     """Histogram of exposure with the window shaded and the bounds' intervals as bands.
 
     Parameters
@@ -56,6 +58,9 @@ def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, 
         Adds "SIMULATED" to the title.
     no_window : bool
         The search found no window: the best-scoring window is drawn hatched, for the record.
+    truth : (lower, upper), optional
+        A simulated cohort's true bounds (None or non-finite = no such bound), drawn dashed and
+        labelled beside the estimate.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -79,6 +84,10 @@ def exposure_figure(x, *, lower=None, upper=None, lower_ci=None, upper_ci=None, 
             for b in (lower, upper):
                 if _finite(b):
                     ax.axvline(b, color="tab:green", lw=1.5)
+    if truth is not None:
+        marks = [b for b in truth if _finite(b)]
+        for k, b in enumerate(marks):
+            ax.axvline(b, color="k", ls="--", lw=1.3, label="simulator's truth" if k == 0 else None)
     ax.set_xlabel(f"total active-ATG AUC ({unit})")
     ax.set_ylabel("patients")
     ax.set_title(("SIMULATED cohort: " if simulated else "") + f"exposure distribution (n={x.size})",
@@ -211,15 +220,35 @@ def bootstrap_figure(boot, *, lower=None, upper=None, lower_ci=None, upper_ci=No
     return fig
 
 
+def _label(endpoint: str) -> str:
+    from ml.window._describe import endpoint_label
+
+    return endpoint_label(endpoint)
+
+
+def _group_names(lower, upper) -> dict[str, str]:
+    return {"below": f"below {_fmt(lower)}", "inside": f"[{_fmt(lower)}, {_fmt(upper)})",
+            "above": f"{_fmt(upper)} and above"}
+
+
+def _draw_incidence(ax, c: pd.DataFrame, names: dict, bands: bool = True) -> None:
+    for group, g in c.groupby("group", sort=False):
+        colour = GROUP_COLOURS.get(group, "k")
+        ax.step(g["time"], g["incidence"], where="post", color=colour, lw=1.8,
+                label=f"{names.get(group, group)} (n={int(g['n'].iloc[0])})")
+        if bands and {"ci_low", "ci_high"} <= set(g.columns):
+            ax.fill_between(g["time"], g["ci_low"], g["ci_high"], step="post", color=colour, alpha=0.15, lw=0)
+
+
 def incidence_curves_figure(curves: pd.DataFrame, *, horizon: float, lower=None, upper=None,
-                            unit="UE*day/mL", ncols: int = 4) -> Figure:
+                            unit="UE*day/mL", ncols: int = 3) -> Figure:
     """Cumulative incidence (Aalen-Johansen, competing risks) by window group, one panel per outcome.
 
     Parameters
     ----------
     curves : DataFrame
-        ``outcome, group, time, incidence`` step-function points (from
-        :func:`ml.experiments.incidence_curves`).
+        ``outcome, group, time, incidence`` step-function points, optionally ``ci_low`` /
+        ``ci_high`` pointwise bands (from :func:`ml.experiments.incidence_curves`).
     horizon : float
         Day marked on every panel (where the table's incidences are read).
     lower, upper : float or None
@@ -229,26 +258,128 @@ def incidence_curves_figure(curves: pd.DataFrame, *, horizon: float, lower=None,
     n = max(1, len(outcomes))
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(3.3 * ncols, 2.8 * nrows + 0.4), layout="constrained")
+    fig = Figure(figsize=(4.6 * ncols, 3.7 * nrows + 0.5), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True)).ravel()
-    names = {"below": f"below {_fmt(lower)}", "inside": f"inside [{_fmt(lower)}, {_fmt(upper)})",
-             "above": f"above {_fmt(upper)}"}
+    names = _group_names(lower, upper)
     for ax, outcome in zip(axes, outcomes):
         c = curves[curves["outcome"] == outcome]
-        for group, g in c.groupby("group", sort=False):
-            ax.step(g["time"], g["incidence"], where="post", color=GROUP_COLOURS.get(group, "k"),
-                    lw=1.6, label=f"{names.get(group, group)} (n={int(g['n'].iloc[0])})")
+        _draw_incidence(ax, c, names)
         ax.axvline(horizon, color="0.4", ls=":", lw=1)
         ax.set_xlim(0, max(2 * horizon, 365.0))
-        ax.set_title(outcome, fontsize="medium")
-        ax.set_ylim(0, max(0.05, min(1.0, float(c["incidence"].max()) * 1.15 if len(c) else 1.0)))
-        ax.set_xlabel("days from transplant")
+        ax.set_title(_label(outcome), fontsize="large")
+        top = float(c[["incidence"] + (["ci_high"] if "ci_high" in c else [])].max().max()) if len(c) else 1.0
+        ax.set_ylim(0, max(0.05, min(1.0, top * 1.1)))
         ax.set_ylabel("cumulative incidence")
-        ax.legend(fontsize="xx-small", loc="upper left")
+        ax.legend(fontsize="small", loc="upper left", title=unit, title_fontsize="small")
+    for k, ax in enumerate(axes[:len(outcomes)]):
+        if k + ncols >= len(outcomes):  # the lowest panel of its column carries the axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("days from transplant")
     for ax in axes[len(outcomes):]:
         ax.set_axis_off()
-    fig.suptitle(f"Cumulative incidence by exposure group ({unit}); dotted line: day {horizon:g}",
+    fig.suptitle(f"Cumulative incidence by exposure group; shaded: 95% pointwise band; dotted line: day {horizon:g}",
                  fontsize="medium")
+    return fig
+
+
+def side_incidence_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, *, title: str, horizon: float,
+                          lower=None, upper=None, unit="UE*day/mL", simulated: bool = False,
+                          xmax: float | None = None, figsize=(7.2, 5.6)) -> Figure:
+    """One endpoint's cumulative incidence by exposure group, with bands and numbers at risk.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        ``group, n, time, incidence, ci_low, ci_high`` of one outcome.
+    at_risk : DataFrame
+        ``group, time, at_risk`` (:func:`ml.experiments.at_risk_table`); its times are the ticks.
+    title : str
+        Clinical name of the endpoint (e.g. "acute GVHD grade II-IV").
+    horizon : float
+        Day marked (where the side's incidences are read).
+    lower, upper : float or None
+        The groups' cuts (None = open).
+    simulated : bool
+        Marks the title "SIMULATED".
+    xmax : float, optional
+        Last day shown (default: twice the horizon, at least 365).
+    """
+    xmax = float(xmax if xmax is not None else max(2 * horizon, 365.0))
+    fig = Figure(figsize=figsize, layout="constrained")
+    gs = fig.add_gridspec(2, 1, height_ratios=[4.2, 1.0])
+    ax = fig.add_subplot(gs[0])
+    names = _group_names(lower, upper)
+    _draw_incidence(ax, curves, names)
+    ax.axvline(horizon, color="0.4", ls=":", lw=1.2)
+    ax.set_xlim(-0.04 * xmax, xmax * 1.02)  # room for the first column of numbers at risk
+    top = float(curves[["incidence", "ci_high"]].max().max()) if len(curves) else 1.0
+    ax.set_ylim(0, max(0.05, min(1.0, top * 1.1)))
+    ax.set_ylabel("cumulative incidence")
+    ax.set_title(("SIMULATED: " if simulated else "") + title, fontsize="large")
+    ax.legend(fontsize="medium", loc="upper left", title=f"total active-ATG AUC ({unit})", title_fontsize="small")
+    ax.grid(alpha=0.25)
+    times = sorted(at_risk["time"].unique()) if len(at_risk) else []
+    ax.set_xticks(times)
+    ax.set_xlabel("days from transplant")
+    tab = fig.add_subplot(gs[1], sharex=ax)
+    groups = [g for g in ("below", "inside", "above") if g in set(at_risk["group"])]
+    for k, g in enumerate(groups):
+        row = at_risk[at_risk["group"] == g]
+        y = len(groups) - 1 - k
+        for t, n in zip(row["time"], row["at_risk"]):
+            tab.text(t, y, str(int(n)), ha="center", va="center", fontsize="small", color=GROUP_COLOURS[g])
+    tab.set_ylim(-0.6, len(groups) - 0.4)
+    tab.set_yticks(range(len(groups)), [names[g] for g in groups[::-1]], fontsize="small")
+    tab.tick_params(axis="x", labelbottom=False, length=0)
+    for side in ("top", "right", "bottom"):
+        tab.spines[side].set_visible(False)
+    tab.set_title("numbers at risk", fontsize="small", loc="left")
+    return fig
+
+
+def side_profiles_figure(side_scan: pd.DataFrame, *, critical: dict, floor=None, ceiling=None,
+                         evidenced: dict | None = None, labels: dict | None = None, alpha: float = 0.05,
+                         unit="UE*day/mL", simulated: bool = False, figsize=(8.0, 5.6)) -> Figure:
+    """The two sides of a benefit-harm search along exposure, each against its critical value.
+
+    Parameters
+    ----------
+    side_scan : DataFrame
+        ``BenefitHarmSearch.side_scan_``: ``cut``, ``z_floor``, ``z_ceiling``.
+    critical : dict
+        ``{"floor": c_f, "ceiling": c_c}``: each side's permutation critical value at ``alpha``
+        (the ``1 - alpha`` quantile of its maximum over the search; None without permutations).
+    floor, ceiling : float or None
+        The reported (or best) bounds, marked.
+    evidenced : dict, optional
+        ``{"floor": bool, "ceiling": bool}`` (for the legend).
+    labels : dict, optional
+        Clinical names of each side's endpoint(s).
+    """
+    evidenced = evidenced or {}
+    labels = labels or {}
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True)
+    x = side_scan["cut"].to_numpy(dtype=float)
+    for ax, side, colour, bound in ((axes[0], "floor", "tab:blue", floor), (axes[1], "ceiling", "tab:red", ceiling)):
+        z = side_scan[f"z_{side}"].to_numpy(dtype=float)
+        ax.plot(x, z, "-o", ms=3, color=colour, label=f"{side} statistic")
+        c = critical.get(side)
+        if c is not None and np.isfinite(c):
+            ax.axhline(c, color="k", ls="--", lw=1, label=f"critical value at alpha = {alpha:g} ({c:.2f})")
+        if _finite(bound):
+            ax.axvline(bound, color=colour, lw=2, alpha=0.6,
+                       label=f"{side} {bound:.0f}" + ("" if evidenced.get(side, True) else " (not evidenced)"))
+        ax.axhline(0, color="0.6", lw=0.6)
+        who = labels.get(side, side)
+        where = "below the cut" if side == "floor" else "at or above the cut"
+        ax.set_ylabel("standardised statistic")
+        ax.set_title(f"{side.capitalize()}: {who} more frequent {where}", fontsize="medium")
+        ax.legend(fontsize="small", loc="best")
+        ax.grid(alpha=0.25)
+    axes[1].set_xlabel(f"candidate cut, total active-ATG AUC ({unit})")
+    if simulated:
+        fig.suptitle("SIMULATED cohort", color="#b00020", fontsize="medium", fontweight="bold")
     return fig
 
 

@@ -6,7 +6,8 @@ PNG. No network access, no script: the file opens anywhere, is archived with the
 rendered again from the run's artefacts (``atgwin report RUN_ID``).
 
 Sections carry stable ids (``cohort``, ``exposure``, ``window``, ``statistic-map``,
-``bootstrap``, ``incidence``, ``risk``, ``models``, ``shap``, ``transport``, ``provenance``) and
+``bootstrap``, ``sides`` (benefit-harm windows: which outcome sets which bound), ``incidence``,
+``risk``, ``models``, ``shap``, ``transport``, ``provenance``) and
 figures ``<figure id="fig-NAME">`` so tests and readers can find them.
 """
 
@@ -19,6 +20,12 @@ from pathlib import Path
 
 from ml.report._bundle import RunBundle
 
+
+def _label(endpoint) -> str:
+    from ml.window._describe import endpoint_label
+
+    return endpoint_label(endpoint)
+
 __all__ = ["render_report", "write_report"]
 
 CSS = """
@@ -26,7 +33,10 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;colo
 main{max-width:1180px;margin:0 auto;padding:18px 28px 60px;background:#fff}
 h1{font-size:1.6em;margin:.2em 0 .1em}h2{border-bottom:2px solid #dde3ea;padding-bottom:.2em;margin-top:1.8em}
 h3{margin-bottom:.3em}.sub{color:#5b6b7b;margin-top:0}
-.banner{background:#b00020;color:#fff;font-weight:700;padding:12px 18px;font-size:1.15em;letter-spacing:.02em}
+.banner{background:#b00020;color:#fff;font-weight:700;padding:12px 18px;font-size:1.15em;letter-spacing:.02em;
+position:sticky;top:0;z-index:10}
+.chance{background:#fff3e0;border-left:5px solid #c77700;padding:8px 14px;margin:10px 0}
+.sentence{font-size:1.15em;margin:10px 0 4px}
 .failed{background:#fff0f0;border:2px solid #b00020;padding:10px 16px;margin:14px 0}
 .nowin{background:#fff8e1;border:2px solid #c77700;padding:10px 16px;margin:14px 0;font-size:1.1em}
 .result{background:#edf7ee;border:2px solid #2e7d32;padding:10px 16px;margin:14px 0;font-size:1.1em}
@@ -42,7 +52,8 @@ code,.mono{font-family:SFMono-Regular,Consolas,monospace;font-size:.9em}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 """
 
-SECTIONS = [("cohort", "Cohort"), ("poppk", "PK model"), ("exposure", "Exposure"), ("window", "Window"), ("incidence", "Incidence"),
+SECTIONS = [("cohort", "Cohort"), ("poppk", "PK model"), ("exposure", "Exposure"), ("window", "Window"),
+            ("sides", "Floor and ceiling"), ("incidence", "Incidence"),
             ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("transport", "Transport"),
             ("provenance", "Provenance")]
 
@@ -77,6 +88,19 @@ def _ci(ci) -> str:
     lo = "&minus;&infin;" if ci[0] is None else f"{ci[0]:.1f}"
     hi = "+&infin;" if ci[1] is None else f"{ci[1]:.1f}"
     return f"[{lo}, {hi}]"
+
+
+def _holm(pvalues: list) -> list:
+    """Holm's step-down adjusted p-values (None stays None), in the input order."""
+    idx = [k for k, p in enumerate(pvalues) if p is not None]
+    order = sorted(idx, key=lambda k: pvalues[k])
+    m = len(order)
+    out: list = [None] * len(pvalues)
+    running = 0.0
+    for rank, k in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[k]))
+        out[k] = running
+    return out
 
 
 def _table(rows: list[list], header: list[str], numeric: set[int] = frozenset()) -> str:
@@ -115,6 +139,36 @@ class _Renderer:
     def simulated(self) -> bool:
         return bool(self.r.get("cohort", {}).get("simulated", self.m.get("simulated", False)))
 
+    def has_section(self, key: str) -> bool:
+        """Whether the report renders section ``key`` (the navigation links only those)."""
+        if key == "transport":
+            return bool(self.r.get("transport")) or "transport" in [s["name"] for s in self.m.get("steps", [])] \
+                or self.m.get("failed_step") == "transport"
+        if key == "sides":
+            return ((self.r.get("window") or {}).get("artefact") or {}).get("search_kind") == "benefit-harm"
+        return True
+
+    def artefact(self, key: str = "window"):
+        """The window artefact of ``results.json`` as an :class:`ml.window.ExposureWindow` (None if absent)."""
+        from ml.window import ExposureWindow
+
+        w = self.r.get(key) if key == "window" else ((self.r.get("transport") or {}).get("rederived"))
+        if not w or not w.get("artefact"):
+            return None
+        try:
+            return ExposureWindow.from_dict(w["artefact"])
+        except Exception:  # noqa: BLE001 - a report of an old or hand-made folder still renders
+            return None
+
+    def sentence(self) -> str:
+        """What the window means and how sure we are, in one sentence (as ``atgwin discover`` says it)."""
+        from ml.window._describe import window_sentence
+
+        win = self.artefact()
+        if win is None:
+            return ""
+        return f"<p class='sentence' id='window-sentence'>{_e(window_sentence(win))}</p>"
+
     # --------------------------------------------------------------------------- sections
     def header(self) -> str:
         m = self.m
@@ -131,7 +185,8 @@ class _Renderer:
                    f"{_e(m.get('created_at', ''))}</p>")
         if m.get("description"):
             out.append(f"<p>{_e(m['description'])}</p>")
-        out.append("<nav>" + "".join(f"<a href='#{k}'>{_e(v)}</a>" for k, v in SECTIONS) + "</nav>")
+        out.append("<nav>" + "".join(f"<a href='#{k}'>{_e(v)}</a>" for k, v in SECTIONS if self.has_section(k))
+                   + "</nav>")
         if status != "FINISHED":
             details = self.b.read_text(RunBundle.ERRORS) or m.get("error") or ""
             violations = self.r.get("validation", {}).get("violations") or []
@@ -144,8 +199,25 @@ class _Renderer:
             else:
                 out.append(f"<pre class='mono'>{_e(details.strip()[:4000])}</pre>")
             out.append("</div>")
+        out.append(self.sentence())
         out.append(self.verdict())
         return "\n".join(out)
+
+    def truth(self, key: str = "truth") -> str:
+        """The simulator's true bounds, labelled, for a simulated run ('' otherwise)."""
+        t = self.r.get(key)
+        if not t or not self.simulated:
+            return ""
+        parts = []
+        for name, what in (("floor", "floor"), ("ceiling", "ceiling")):
+            if t.get(name) is not None:
+                parts.append(f"{what} {_num(t[name])}")
+        if not parts:
+            parts.append("no effect of exposure" if t.get("effect") in (None, "none") else
+                         f"window [{_bound(t.get('lower'))}, {_bound(t.get('upper'))})")
+        overlap = " (the harms overlap: no exposure avoids both)" if t.get("overlap") else ""
+        return (f"<span class='truth'>Simulator's truth (known only because the cohort is SIMULATED; on the true "
+                f"AUC): {', '.join(parts)}{overlap}.</span>")
 
     def verdict(self) -> str:
         w = self.r.get("window")
@@ -153,21 +225,33 @@ class _Renderer:
             return ""
         art = w["artefact"]
         unit = art["unit"]
+        truth = self.truth()
+        finding = w.get("finding") or art.get("finding")
+        reg = self.m.get("registry") or {}
+        where = (f" Registered as <span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span> "
+                 f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b> (registry state when this report was "
+                 f"written, {_e(self.m.get('finished_at', ''))}; `atgwin report` renders it again)."
+                 if reg.get("version") else "")
+        nothing = " Nothing is registered." if w["status"] == "no-window" else ""
+        if finding in ("floor-only", "ceiling-only", "overlap"):
+            what = {"floor-only": "Only a floor", "ceiling-only": "Only a ceiling",
+                    "overlap": "The harms overlap"}[finding]
+            return (f"<div class='nowin' id='verdict'><b>{what}: not a window to dose.</b> Joint adjusted p = "
+                    f"{_p(w['p_value'])}; each side's evidence is in <a href='#sides'>Floor and ceiling</a>. Status "
+                    f"<b>{_e(w['status'])}</b>.{where or nothing} {truth}</div>")
         if w["status"] == "no-window":
             return (f"<div class='nowin' id='verdict'><b>No exposure window.</b> The adjusted p-value "
                     f"{_p(w['p_value'])} (maximum over the whole search, {w['n_permutations']} permutations) is not "
                     f"below alpha = {art['search'].get('alpha', 0.05):g}. The best-scoring window "
                     f"[{_bound(w['lower'])}, {_bound(w['upper'])}) {_e(unit)} is shown for the record only; "
-                    f"nothing is registered.</div>")
-        reg = self.m.get("registry") or {}
-        where = (f" Registered as <span class='mono'>models:/{_e(reg['name'])}/{_e(reg['version'])}</span> "
-                 f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b>." if reg.get("version") else "")
+                    f"nothing is registered. {truth}</div>")
         e = w.get("effect") or {}
         eff = (f" Cross-fitted hazard ratio inside vs outside {_num(e.get('hr'), 2)} "
                f"[{_num(e.get('ci_low'), 2)}, {_num(e.get('ci_high'), 2)}]." if e.get("hr") is not None else "")
         return (f"<div class='result' id='verdict'><b>Window [{_bound(w['lower'])}, {_bound(w['upper'])}) {_e(unit)}</b>, "
                 f"target {_num(w['target'])}; lower bound 95% CI {_ci(w['lower_ci'])}, upper bound 95% CI "
-                f"{_ci(w['upper_ci'])}; adjusted p = {_p(w['p_value'])}.{eff} Status <b>{_e(w['status'])}</b>.{where}</div>")
+                f"{_ci(w['upper_ci'])}; adjusted p = {_p(w['p_value'])}.{eff} Status <b>{_e(w['status'])}</b>.{where}"
+                f" {truth}</div>")
 
     def cohort(self) -> str:
         out = ["<section id='cohort'><h2>Cohort</h2>"]
@@ -289,7 +373,8 @@ class _Renderer:
                                    f"outside &mdash; {_e(e.get('method', ''))}") if e.get("hr") is not None else "&ndash;"),
             ]
             out.append(_kv(rows))
-            out.append(self.sides(art))
+            if prefix:
+                out.append(self.sides(art))
             if not prefix:
                 out.append("<div id='statistic-map'>" + self.figure("statistic_map") + "</div>")
                 out.append("<div id='bootstrap'>" + self.figure("bootstrap") + "</div>")
@@ -317,6 +402,108 @@ class _Renderer:
                 + _table(rows, ["side", "endpoints", "horizon (days)", f"bound ({unit})", "95% CI", "adjusted p",
                                 "events", "cross-fitted HR (harmed vs protected)", "evidence"]) + "</div>")
 
+    def _model_cell(self, side: str) -> str:
+        fit = ((self.r.get("models") or {}).get("fits") or {}).get(side)
+        if not fit:
+            return "&ndash;"
+        out = []
+        for key, name in (("xgb", "tuned XGBoost"), ("cox", "Cox spline")):
+            c = (fit.get(key) or {}).get("harrell_c")
+            if c:
+                out.append(f"{name}: Harrell's C {_num(c['mean'], 3)} [{_num(c['ci_low'], 3)}, {_num(c['ci_high'], 3)}]")
+        if fit.get("at_chance"):
+            out.append("<span class='badge warn'>at chance</span>")
+        return "<br>".join(out)
+
+    def _shap_cell(self, side: str, unit: str) -> str:
+        e = (((self.r.get("shap") or {}).get("sides")) or {}).get(side)
+        if not e or e.get("shap_bound") is None:
+            return "&ndash;"
+        word = "stops falling" if side == "floor" else "starts rising"
+        val = "open (no " + ("fall" if side == "floor" else "rise") + " within the observed exposure)" if e["open"] \
+            else f"{_num(e['shap_bound'])} {_e(unit)}"
+        agree = {True: "<span class='badge ok'>inside the scan bound's 95% CI</span>",
+                 False: "<span class='badge bad'>outside the scan bound's 95% CI</span>",
+                 None: "<span class='badge warn'>not comparable</span>"}[e.get("agrees")]
+        chance = " (model at chance: not evidence)" if e.get("at_chance") else ""
+        return f"where exposure's contribution {word}: {val} &nbsp;{agree}{chance}"
+
+    @staticmethod
+    def _incidence_cell(incs: list[dict], group: str) -> str:
+        i = next((i for i in incs if i["group"] == group), None)
+        if i is None:
+            return "&ndash;"
+        return (f"{100 * i['incidence']:.1f}% [{100 * i['ci_low']:.1f}, {100 * i['ci_high']:.1f}]"
+                f"<br><small>n={i['n']}, events={i['events']}</small>")
+
+    def sides_section(self) -> str:
+        """Which outcome sets which bound (benefit-harm windows): evidence, incidences, models, SHAP."""
+        w = self.r.get("window") or {}
+        art = w.get("artefact") or {}
+        if art.get("search_kind") != "benefit-harm":
+            return ""
+        unit = art["unit"]
+        truth = self.r.get("truth") if self.simulated else None
+        si = self.r.get("side_incidences") or {}
+        out = ["<section id='sides'><h2>Floor and ceiling: which outcome sets which bound</h2>",
+               f"<p>Finding: <b>{_e(art.get('finding', ''))}</b>. The floor is the lowest exposure that protects "
+               "against the under-exposure harm; the ceiling the highest that does not yet raise the over-exposure "
+               "harm. Each side is tested one-sided, on its own endpoint(s); the joint permutation test and the "
+               "closed test per side are in the window table above.</p>"]
+        header = ["", "floor", "ceiling"]
+        rows: dict[str, list[str]] = {}
+
+        def add(label, fn):
+            rows[label] = [fn(side, art.get(side) or {}) for side in ("floor", "ceiling")]
+
+        add("outcome", lambda s, b: f"<b>{_e(_label(b.get('endpoints', ())))}</b>"
+            f"<br><small class='mono'>{_e(' + '.join(b.get('endpoints', ())))}</small>")
+        add("horizon", lambda s, b: f"day {_num(b.get('horizon_days'), 0)}")
+        add(f"bound ({unit}), 95% CI", lambda s, b: f"<b>{_bound(b.get('value'))}</b> {_ci(b.get('ci'))}"
+            + ("" if b.get("evidenced") else " <span class='badge warn'>not evidenced: the bound stays open</span>"))
+        if truth:
+            add("simulator's truth (SIMULATED)", lambda s, b: _num(truth.get(s)) if truth.get(s) is not None
+                else "no effect on this side")
+        add("adjusted p (closed test)", lambda s, b: _p(b.get("p_value")))
+        add("events by the horizon", lambda s, b: str(b.get("events", "&ndash;")))
+        add("effect (cross-fitted HR, harmed vs protected side)", lambda s, b: (
+            f"{_num((b.get('effect') or {}).get('hr'), 2)} [{_num((b.get('effect') or {}).get('ci_low'), 2)}, "
+            f"{_num((b.get('effect') or {}).get('ci_high'), 2)}]") if b.get("effect") else "&ndash;")
+        for group, name in (("below", "below"), ("inside", "inside"), ("above", "above")):
+            add(f"cumulative incidence at the horizon, {name}", lambda s, b, g=group: self._incidence_cell(
+                (si.get(s) or {}).get("incidences") or [], g))
+        add("the model's view (cross-validated, 95% CI)", lambda s, b: self._model_cell(s))
+        add("SHAP bound vs the scan", lambda s, b: self._shap_cell(s, unit))
+        add("why", lambda s, b: _e(b.get("reason", "")))
+        out.append(_table([[f"<b>{_e(k)}</b>", *v] for k, v in rows.items()], header))
+        groups = {s: (si.get(s) or {}) for s in ("floor", "ceiling")}
+        if groups["floor"]:
+            g = groups["floor"]
+            out.append(f"<p class='sub'>Groups: below / inside / above [{_bound(g.get('lower'))}, "
+                       f"{_bound(g.get('upper'))}) {_e(unit)}"
+                       + ("" if art.get("finding") == "window" else
+                          " (no window was found: the groups are the sides' own best cuts, for the record)")
+                       + ". Incidences: Aalen-Johansen, death without the event competing; 95% log(-log) intervals."
+                       "</p>")
+        chance = [s for s in ("floor", "ceiling")
+                  if (((self.r.get("models") or {}).get("fits") or {}).get(s) or {}).get("at_chance")]
+        if chance:
+            out.append(self.chance_warning(chance))
+        out.append(self.figure("side_profiles"))
+        out.append("<div class='grid2'>" + self.figure("floor_incidence") + self.figure("ceiling_incidence") + "</div>")
+        out.append("</section>")
+        return "\n".join(out)
+
+    def chance_warning(self, sides: list[str]) -> str:
+        names = " and ".join(f"the {s} model" for s in sides)
+        return (f"<div class='chance' id='chance-warning'><b>Warning: {names} "
+                f"{'is' if len(sides) == 1 else 'are'} at chance.</b> The cross-validated Harrell's C interval covers "
+                "0.5: the model ranks patients' risk no better than a coin. Its SHAP values may then describe "
+                "noise: do not read its explanations (importance, dependence, SHAP bound) as evidence, even where "
+                "the SHAP bound agrees with the scan. The window rests on the scan and its permutation test, not on "
+                "the model. (A window effect on part of the cohort can be real and still discriminate poorly: the "
+                "C-index measures ranking of all patients, not a step in risk.)</div>")
+
     def incidence_table(self, incidences: list[dict]) -> str:
         if not incidences:
             return ""
@@ -324,6 +511,8 @@ class _Renderer:
         for i in incidences:
             by.setdefault(i["outcome"], {})[i["group"]] = i
         groups = ("below", "inside", "above", "outside")
+        holm = _holm([i.get("p_value") for i in incidences])
+        adj = {(i["outcome"], i["group"]): a for i, a in zip(incidences, holm)}
         rows = []
         for outcome, g in by.items():
             cells = [f"<b>{_e(outcome)}</b>"]
@@ -332,11 +521,16 @@ class _Renderer:
                 cells.append("&ndash;" if i is None else
                              f"{100 * i['incidence']:.1f}% [{100 * i['ci_low']:.1f}, {100 * i['ci_high']:.1f}]"
                              f"<br><small>n={i['n']}, events={i['events']}"
-                             + ("" if i.get("p_value") is None else f", p={_p(i['p_value'])}") + "</small>")
+                             + ("" if i.get("p_value") is None else
+                                f", p={_p(i['p_value'])}, Holm {_p(adj[(outcome, name)])}") + "</small>")
             rows.append(cells)
         h = incidences[0]["horizon_days"]
+        k = sum(p is not None for p in holm)
         return (f"<p>Cumulative incidence at day {h:g} (Aalen-Johansen, competing risks; 95% CI; p compares each "
-                "group with the patients inside the window).</p>" + _table(rows, ["outcome", *groups]))
+                f"group with the patients inside the window, two-sided Wald test). These are {k} comparisons: the raw p "
+                "is unadjusted and descriptive; <b>Holm</b> is adjusted for all of them (Holm 1979). The window's own "
+                "evidence is the permutation-adjusted p above, not these.</p>"
+                + _table(rows, ["outcome", *groups]))
 
     def incidence(self) -> str:
         out = ["<section id='incidence'><h2>Cumulative incidence by window group</h2>"]
@@ -368,6 +562,14 @@ class _Renderer:
         out.append("</section>")
         return "\n".join(out)
 
+    def _fits(self) -> dict:
+        """Per endpoint (``floor``, ``ceiling`` or ``composite``) the models' summary; older run folders
+        (one model, no ``fits``) read as one composite."""
+        mm = self.r.get("models") or {}
+        if "fits" in mm:
+            return mm["fits"]
+        return {"composite": mm} if mm else {}
+
     def models(self) -> str:
         out = ["<section id='models'><h2>Models</h2>"]
         mm = self.r.get("models")
@@ -376,29 +578,59 @@ class _Renderer:
             out.append(self.missing("Model metrics"))
             out.append("</section>")
             return "\n".join(out)
-        out.append(f"<p>Endpoint <b>{_e(mm['endpoint'])}</b> at day {_num(mm['horizon_days'], 0)}: {mm['n']} patients, "
-                   f"{mm['events']} events. Repeated, event-stratified cross-validation "
-                   f"({mm['cv']['folds']} folds &times; {mm['cv']['repeats']} repeats); spread = SD of the per-repeat "
-                   "means. The XGBoost hyperparameters were tuned on the same patients (Optuna), so its scores are "
-                   "optimistic; the Cox spline model is the transparent reference.</p>")
+        if "side" not in table:
+            table = table.assign(side="composite")
+        fits = self._fits()
+        per_side = len(fits) > 1 or "composite" not in fits
+        what = ("One tuned XGBoost survival model and one Cox spline reference per side, each fitted to that "
+                "side&rsquo;s endpoint(s) at its horizon (death without the event censors)." if per_side else
+                "A tuned XGBoost survival model and a Cox spline reference of the composite endpoint.")
+        out.append(f"<p>{what} {mm['n']} patients. Repeated, event-stratified cross-validation ({mm['cv']['folds']} folds "
+                   f"&times; {mm['cv']['repeats']} repeats). Shown: mean over repeats &plusmn; SD across repeats (the "
+                   "choice of folds), and an approximate 95% CI (mean &plusmn; 1.96 &times; SD of the fold values / "
+                   "&radic;folds; folds are not independent, so it is a guide, not an exact interval). The XGBoost "
+                   "hyperparameters were tuned on the same patients (Optuna), so its scores are optimistic; the Cox "
+                   "spline model is the transparent reference.</p>")
         names = {"harrell_c": "Harrell's C", "uno_c": "Uno's C", "mean_auc": "time-dependent AUC (mean)",
                  "ibs": "integrated Brier score (lower is better)", "calib_error": "calibration |obs - pred| (lower is better)",
                  "calib_oe": "observed / expected events"}
-        wide = table.pivot_table(index="metric", columns="model", values=["mean", "sd"], sort=False)
-        models = list(dict.fromkeys(table["model"]))
-        rows = []
-        for metric in dict.fromkeys(table["metric"]):
-            rows.append([_e(names.get(metric, metric))] + [
-                f"{wide.loc[metric, ('mean', mo)]:.3f} &plusmn; {wide.loc[metric, ('sd', mo)]:.3f}" for mo in models])
-        out.append("<div id='model-metrics'>" + _table(rows, ["metric", *models], set(range(1, len(models) + 1))) + "</div>")
-        t = mm["tuning"]
-        out.append(f"<p>Optuna (seeded TPE, median pruning): {int(t['tuning_n_trials'])} trials, "
-                   f"{int(t['tuning_n_complete'])} complete, {int(t['tuning_n_pruned'])} pruned; best CV Harrell's C "
-                   f"{t['tuning_best_score']:.3f}. Best parameters: <span class='mono'>"
-                   + ", ".join(f"{_e(k)}={_e(round(v, 4) if isinstance(v, float) else v)}"
-                               for k, v in mm["best_params"].items()) + "</span>. Each trial is a nested MLflow run.</p>")
-        out.append(self.figure("calibration_xgb"))
-        out.append("</section>")
+        chance = [s for s, f in fits.items() if f.get("at_chance")]
+        if chance:
+            out.append(self.chance_warning(chance))
+        out.append("<div id='model-metrics'>")
+        for side, fit in fits.items():
+            t = table[table["side"] == side]
+            if not len(t):
+                continue
+            title = ("Composite endpoint" if side == "composite" else side.capitalize()) + ": " + \
+                _e(_label(fit.get("endpoint", ""))) + f", day {_num(fit.get('horizon_days'), 0)}"
+            out.append(f"<div id='models-{_e(side)}'><h3>{title}</h3>")
+            out.append(f"<p class='sub'>Endpoint <span class='mono'>{_e(fit.get('endpoint', ''))}</span>: "
+                       f"{fit.get('events', '?')} events by the horizon."
+                       + (" <span class='badge warn'>at chance</span>" if fit.get("at_chance") else "") + "</p>")
+            models = list(dict.fromkeys(t["model"]))
+            rows = []
+            for metric in dict.fromkeys(t["metric"]):
+                cells = [_e(names.get(metric, metric))]
+                for mo in models:
+                    r = t[(t["metric"] == metric) & (t["model"] == mo)].iloc[0]
+                    ci = (f"<br><small>95% CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}]</small>"
+                          if "ci_low" in r and r["ci_low"] == r["ci_low"] else "")
+                    cells.append(f"{r['mean']:.3f} &plusmn; {r['sd']:.3f}{ci}")
+                rows.append(cells)
+            out.append(_table(rows, ["metric", *models], set(range(1, len(models) + 1))))
+            tu = fit.get("tuning") or {}
+            if tu:
+                out.append(f"<p>Optuna (seeded TPE, median pruning): {int(tu['tuning_n_trials'])} trials, "
+                           f"{int(tu['tuning_n_complete'])} complete, {int(tu['tuning_n_pruned'])} pruned; best CV "
+                           f"Harrell's C {tu['tuning_best_score']:.3f}. Best parameters: <span class='mono'>"
+                           + ", ".join(f"{_e(k)}={_e(round(v, 4) if isinstance(v, float) else v)}"
+                                       for k, v in (fit.get("best_params") or {}).items())
+                           + "</span>. Each trial is a nested MLflow run.</p>")
+            prefix = "" if side == "composite" else f"{side}_"
+            out.append(self.figure(f"{prefix}calibration_xgb"))
+            out.append("</div>")
+        out.append("</div></section>")
         return "\n".join(out)
 
     def shap(self) -> str:
@@ -409,21 +641,49 @@ class _Renderer:
             out.append("</section>")
             return "\n".join(out)
         w = self.r.get("window") or {}
-        unit = (w.get("artefact") or {}).get("unit", "")
-        scan_note = " (best-scoring, not significant)" if s.get("scan_status") == "no-window" else ""
-        out.append("<div id='shap-vs-scan'>" + _table([
-            ["SHAP window", _num(s["shap_window_lower"]), _num(s["shap_window_upper"]),
-             f"contribution of exposure within {s['shap_window_tolerance']:.2f} log-hazard of its minimum"
-             + (" (reaches the lowest exposure)" if s["shap_window_open_lower"] else "")
-             + (" (reaches the highest exposure)" if s["shap_window_open_upper"] else "")],
-            ["scan window" + scan_note, _bound(s["scan_window"][0]), _bound(s["scan_window"][1]),
-             "two-cut score scan, permutation-adjusted"],
-        ], ["", f"lower ({unit})", f"upper ({unit})", "definition"], {1, 2}) + "</div>")
-        out.append(f"<p>Strongest interaction with exposure: <b>{_e(s.get('partner'))}</b>.</p>")
-        out.append("<div class='grid2'>" + self.figure("shap_importance") + self.figure("shap_waterfall") + "</div>")
-        out.append(self.figure("shap_beeswarm"))
-        out.append(self.figure("shap_dependence"))
-        out.append("</section>")
+        art = w.get("artefact") or {}
+        unit = art.get("unit", "")
+        sides = s.get("sides") or {"composite": s}  # older run folders: one composite explanation
+        out.append("<p>SHAP values of each tuned XGBoost model on its log-hazard scale. Only aggregate views are in "
+                   "this shared report (mean SHAP values per exposure bin, mean |SHAP| per feature): per-patient "
+                   "views (waterfall, beeswarm, patient points) would expose quasi-identifiers of a real cohort.</p>")
+        out.append("<div id='shap-vs-scan'>")
+        for side, e in sides.items():
+            prefix = "" if side == "composite" else f"{side}_"
+            title = "Composite endpoint" if side == "composite" else f"{side.capitalize()} model"
+            out.append(f"<div id='shap-{_e(side)}'><h3>{title}: {_e(_label(e.get('endpoint', art.get('endpoint', ''))))}</h3>")
+            if e.get("at_chance"):
+                out.append(f"<div class='chance'><b>This model is at chance</b> (its Harrell's C interval covers 0.5). "
+                           "Its SHAP values explain a model that ranks patients no better than a coin: the dependence "
+                           "on exposure and the importance of features below may describe noise, and the SHAP "
+                           f"{'bound' if side != 'composite' else 'window'} is no independent cross-check of the scan, "
+                           "even where the two agree.</div>")
+            if e.get("shap_bound") is not None:
+                ci = e.get("scan_ci")
+                agree = {True: "inside", False: "outside", None: "not comparable with"}[e.get("agrees")]
+                out.append(_table([[f"SHAP {side}", "open" if e["open"] else _num(e["shap_bound"]),
+                                    f"where exposure's contribution {'stops falling' if side == 'floor' else 'starts rising'}"
+                                    f" (monotone fit crosses halfway, {e['tolerance']:.2f} log-hazard above its minimum; "
+                                    f"total change {e['drop']:.2f})"],
+                                   [f"scan {side}", _bound(e.get("scan_bound")), f"95% CI {_ci(ci)}"]],
+                                  ["", f"bound ({_e(unit)})", "definition"], {1}))
+                out.append(f"<p>The SHAP {side} lies <b>{agree}</b> the scan {side}'s 95% interval.</p>")
+            elif e.get("shap_window_lower") is not None:
+                scan_note = " (best-scoring, not significant)" if s.get("scan_status") == "no-window" else ""
+                out.append(_table([
+                    ["SHAP window", _num(e["shap_window_lower"]), _num(e["shap_window_upper"]),
+                     f"contribution of exposure within {e['shap_window_tolerance']:.2f} log-hazard of its minimum"
+                     + (" (reaches the lowest exposure)" if e["shap_window_open_lower"] else "")
+                     + (" (reaches the highest exposure)" if e["shap_window_open_upper"] else "")],
+                    ["scan window" + scan_note, _bound(s["scan_window"][0]), _bound(s["scan_window"][1]),
+                     "two-cut score scan, permutation-adjusted"],
+                ], ["", f"lower ({unit})", f"upper ({unit})", "definition"], {1, 2}))
+            if e.get("partner"):
+                out.append(f"<p>Strongest interaction with exposure: <b>{_e(e.get('partner'))}</b>.</p>")
+            out.append("<div class='grid2'>" + self.figure(f"{prefix}shap_dependence")
+                       + self.figure(f"{prefix}shap_importance") + "</div>")
+            out.append("</div>")
+        out.append("</div></section>")
         return "\n".join(out)
 
     def transport(self) -> str:
@@ -466,7 +726,10 @@ class _Renderer:
         out.append(self.incidence_table(t.get("incidences") or []))
         out.append(self.window(prefix="transport_", title=f"{tgt} window, re-derived"))
         out.append(self.figure("transport_statistic_map"))
+        out.append(self.figure("transport_side_profiles"))
         out.append(self.figure("transport_bootstrap"))
+        out.append("<div class='grid2'>" + self.figure("transport_floor_incidence")
+                   + self.figure("transport_ceiling_incidence") + "</div>")
         out.append(self.figure("transport_incidence_curves"))
         out.append("</section>")
         return "\n".join(out)
@@ -501,7 +764,8 @@ class _Renderer:
 
     def render(self) -> str:
         title = f"ATG window report: {self.m.get('run_name', '')}"
-        parts = [self.header(), self.cohort(), self.poppk(), self.exposure(), self.window(), self.incidence(), self.risk(),
+        parts = [self.header(), self.cohort(), self.poppk(), self.exposure(), self.window(), self.sides_section(),
+                 self.incidence(), self.risk(),
                  self.models(), self.shap(), self.transport(), self.provenance(), "</main>"]
         return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"

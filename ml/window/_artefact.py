@@ -53,6 +53,15 @@ def _num(v):
     return None if v is None else float(v)
 
 
+def _check_hazard_ratio(hr, ci_low, ci_high) -> None:
+    """A hazard ratio and its interval: finite, positive, ``ci_low <= hr <= ci_high``."""
+    if not all(_finite(v) and v > 0 for v in (hr, ci_low, ci_high)):
+        raise ValueError(f"`effect.hr`, `effect.ci_low`, `effect.ci_high` must be finite and > 0, "
+                         f"got {hr!r}, {ci_low!r}, {ci_high!r}")
+    if not ci_low <= hr <= ci_high:
+        raise ValueError(f"`effect.ci_low <= effect.hr <= effect.ci_high` must hold, got {ci_low}, {hr}, {ci_high}")
+
+
 @dataclass(frozen=True)
 class Population:
     """Who the window was learned on.
@@ -118,12 +127,7 @@ class Effect:
     events_outside: int | None = None
 
     def __post_init__(self):
-        if not all(_finite(v) and v > 0 for v in (self.hr, self.ci_low, self.ci_high)):
-            raise ValueError(f"`effect.hr`, `effect.ci_low`, `effect.ci_high` must be finite and > 0, "
-                             f"got {self.hr!r}, {self.ci_low!r}, {self.ci_high!r}")
-        if not self.ci_low <= self.hr <= self.ci_high:
-            raise ValueError(f"`effect.ci_low <= effect.hr <= effect.ci_high` must hold, "
-                             f"got {self.ci_low}, {self.hr}, {self.ci_high}")
+        _check_hazard_ratio(self.hr, self.ci_low, self.ci_high)
 
 
 @dataclass(frozen=True)
@@ -192,12 +196,7 @@ class SideEffect:
     events_reference: int | None = None
 
     def __post_init__(self):
-        if not all(_finite(v) and v > 0 for v in (self.hr, self.ci_low, self.ci_high)):
-            raise ValueError(f"`effect.hr`, `effect.ci_low`, `effect.ci_high` must be finite and > 0, "
-                             f"got {self.hr!r}, {self.ci_low!r}, {self.ci_high!r}")
-        if not self.ci_low <= self.hr <= self.ci_high:
-            raise ValueError(f"`effect.ci_low <= effect.hr <= effect.ci_high` must hold, "
-                             f"got {self.ci_low}, {self.hr}, {self.ci_high}")
+        _check_hazard_ratio(self.hr, self.ci_low, self.ci_high)
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,9 @@ class BenefitHarmSearch(BaseEstimator):
         ``window``: both sides evidenced, and a window [floor, ceiling) whose bounds are each
         evidenced exists. ``floor-only`` / ``ceiling-only``: one side has no evidence at ``alpha``
         and its bound stays open. ``overlap``: both harms are evidenced but the best floor lies at
-        or above the best ceiling (or too close below it for an admissible window): no exposure
-        avoids both harms. ``no-window``: the global null is not rejected.
+        or above the best ceiling (judged on the bootstrap estimates of each side's best cut), or
+        too close below it for an admissible window: no exposure avoids both harms.
+        ``no-window``: the global null is not rejected.
     lower_, upper_ : float
         The window [lower_, upper_) in exposure units; -inf / +inf for a bound left open.
     target_ : float
@@ -404,8 +405,7 @@ class BenefitHarmSearch(BaseEstimator):
         both = (p_floor[scan.pair_i] < a) & (p_ceiling[scan.pair_j] < a) if self.n_permutations else \
             np.ones(scan.joint.size, dtype=bool)
         self._evidenced = {"floor": floor_ok, "ceiling": ceiling_ok}
-        crossed = scan.positions[best_f] >= scan.positions[best_c]
-        if floor_ok and ceiling_ok and not crossed and both.any():
+        if floor_ok and ceiling_ok and not self._crossed(scan) and both.any():
             pair = int(np.flatnonzero(both)[np.argmax(scan.joint[both])])
             self.finding_ = "window"
             return {"pair": pair, "floor": scan.pair_i[pair], "ceiling": scan.pair_j[pair]}
@@ -422,6 +422,20 @@ class BenefitHarmSearch(BaseEstimator):
         else:
             self.finding_ = "no-window"
         return {"pair": scan.best_pair if self.finding_ == "no-window" else None, "floor": best_f, "ceiling": best_c}
+
+    def _crossed(self, scan: SideScan) -> bool:
+        """Does the best floor lie at or above the best ceiling?
+
+        Judged on the bootstrap estimates of each side's best cut (their mean or median, as
+        ``estimate``), which are far less variable than the single best cuts; without bootstrap,
+        on the best cuts themselves.
+        """
+        boot = self.bootstrap_bounds_
+        if self.estimate != "argmax" and len(boot):
+            f, c = (_nanmean if self.estimate == "smoothed" else _nanmedian)(boot[:, 2:])
+            if np.isfinite(f) and np.isfinite(c):
+                return bool(f >= c)
+        return bool(scan.positions[scan.best_floor] >= scan.positions[scan.best_ceiling])
 
     def _set_bounds(self, scan: SideScan, xs: np.ndarray, pick: dict) -> None:
         cuts = bounds_of(xs, scan.positions)

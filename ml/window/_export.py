@@ -85,7 +85,6 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
                         p_value=eff.get("p_value"), n_inside=eff.get("n_inside"), n_outside=eff.get("n_outside"),
                         events_inside=eff.get("events_inside"), events_outside=eff.get("events_outside"))
     kind = "single-cut" if search.single_cut else "two-cut"
-    params = search.get_params(deep=False)
     return ExposureWindow(
         exposure=exposure,
         exposure_definition=exposure_definition,
@@ -113,21 +112,27 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
         status=status,
         mlflow_run_id=mlflow_run_id,
         pk_model=pk_model,
-        search={
-            "scores": repr(search.scores) if search.scores is not None else "LogRankScores()",
-            "grid": repr(search.grid) if search.grid is not None else "QuantileGrid()",
-            "single_cut": bool(search.single_cut),
-            "estimate": str(search.estimate),
-            "argmax_bounds": [_bound(v) for v in search.argmax_bounds_],
-            "n_permutations": int(params["n_permutations"]),
-            "n_bootstraps": int(params["n_bootstraps"]),
-            "n_folds": int(params["n_folds"]),
-            "random_state": params["random_state"] if isinstance(params["random_state"], (int, type(None))) else repr(params["random_state"]),
-            "alpha": float(alpha),
-            "naive_p_value": float(search.naive_p_value_),
-            "n_excluded_missing_exposure": int(search.n_excluded_),
-        },
+        search=_search_record(search, alpha=float(alpha), single_cut=bool(search.single_cut),
+                              naive_p_value=float(search.naive_p_value_)),
     )
+
+
+def _search_record(search, **extra) -> dict:
+    """The search's settings for the artefact's ``search`` record (strategies as their repr)."""
+    params = search.get_params(deep=False)
+    seed = params["random_state"]
+    return {
+        "scores": repr(getattr(search, "scores_", None) or search.scores or "LogRankScores()"),
+        "grid": repr(getattr(search, "grid_", None) or search.grid or "QuantileGrid()"),
+        "estimate": str(search.estimate),
+        "argmax_bounds": [_bound(v) for v in search.argmax_bounds_],
+        "n_permutations": int(params["n_permutations"]),
+        "n_bootstraps": int(params["n_bootstraps"]),
+        "n_folds": int(params["n_folds"]),
+        "random_state": seed if isinstance(seed, (int, type(None))) else repr(seed),
+        "n_excluded_missing_exposure": int(search.n_excluded_),
+        **extra,
+    }
 
 
 def population_of(cohort, n: int, events: int) -> Population:
@@ -221,7 +226,6 @@ def benefit_harm_window(search, *, unit: str, population: Population, dataset_di
     target = float(search.target_)
     if lower is not None and upper is not None and not lower <= target < upper:
         target = (lower + upper) / 2
-    params = search.get_params(deep=False)
     horizons = {floor.horizon_days, ceiling.horizon_days}
     return ExposureWindow(
         exposure=exposure,
@@ -255,17 +259,5 @@ def benefit_harm_window(search, *, unit: str, population: Population, dataset_di
         floor=_evidence(floor, finding, float(search.alpha), unit),
         ceiling=_evidence(ceiling, finding, float(search.alpha), unit),
         pk_model=pk_model,
-        search={
-            "scores": repr(search.scores) if search.scores is not None else "LogRankScores()",
-            "grid": repr(search.grid) if search.grid is not None else "QuantileGrid(minprop=0.1)",
-            "estimate": str(search.estimate),
-            "argmax_bounds": [_bound(v) for v in search.argmax_bounds_],
-            "n_permutations": int(params["n_permutations"]),
-            "n_bootstraps": int(params["n_bootstraps"]),
-            "n_folds": int(params["n_folds"]),
-            "random_state": params["random_state"] if isinstance(params["random_state"], (int, type(None)))
-            else repr(params["random_state"]),
-            "alpha": float(search.alpha),
-            "n_excluded_missing_exposure": int(search.n_excluded_),
-        },
+        search=_search_record(search, alpha=float(search.alpha), ci_method=str(search.ci_method)),
     )
