@@ -51,10 +51,11 @@ def test_exposure_by_map_and_its_option_errors(tmp_path):
     runner.invoke(main, ["simulate", "--n", "30", "--seed", "2", "--out", str(out)])
     res = runner.invoke(main, ["exposure", str(out), "--exposure-method", "map", "--out", str(tmp_path / "a.csv")])
     assert res.exit_code == 0, res.output
-    assert "MAP Bayesian, population model default" in res.output
+    assert "MAP Bayesian, M3 for levels below the LLOQ; population PK model atg-2cmt-linear-mm" in res.output
+    assert "30 with an AUC, 0 excluded" in res.output
     table = pd.read_csv(tmp_path / "a.csv")
     assert (table["method"] == "map").all() and table["auc_total"].notna().all()
-    res = runner.invoke(main, ["exposure", str(out), "--pk-model", "pyproject.toml"])
+    res = runner.invoke(main, ["exposure", str(out), "--exposure-method", "nca", "--pk-model", "pyproject.toml"])
     assert res.exit_code == 2 and "--pk-model only applies to --exposure-method map" in res.output
     bad = tmp_path / "bad.toml"
     bad.write_text("[typical]\nCL = 1\n")

@@ -111,11 +111,14 @@ def test_pipeline_data_step_uses_the_configured_exposure_method(noisy, tmp_path)
 
     model_file = tmp_path / "model.toml"
     PopPKModel.default().to_toml(model_file)
-    nca = prepare_data(noisy.cohort)
+    nca = prepare_data(noisy.cohort, "auc_total", "nca")
     mp = prepare_data(noisy.cohort, "auc_total", "map", str(model_file))
+    assert "MAP Bayesian" in prepare_data(noisy.cohort).definition  # the default is model-based
     assert nca.definition.endswith("by NCA of measured levels")
-    assert "MAP Bayesian" in mp.definition and str(model_file) in mp.definition
+    assert "MAP Bayesian" in mp.definition and str(model_file.resolve()) in mp.definition
     assert mp.keep.all()
+    assert mp.pk_model == {"name": "atg-2cmt-linear-mm", "digest": PopPKModel.default().digest,
+                           "source": str(model_file.resolve())} and nca.pk_model is None
     expected = exposure_table(noisy.cohort, method="map").set_index("patient_id")["auc_total"]
     np.testing.assert_allclose(mp.x, expected.loc[noisy.cohort.outcomes["patient_id"].astype(str)].to_numpy())
 

@@ -24,6 +24,15 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert (e.endpoint.floor_horizon_days, e.endpoint.ceiling_horizon_days, e.endpoint.horizon_days) == (180, 180, 180)
     assert e.model_name == "atg-window-urd" and e.transport is None
     assert e.promotion.gates().max_ci_width == 30.0
+    # exposure: MAP + M3 under a population model fitted to the cohort first ([poppk] budget)
+    assert e.features.exposure_method == "map" and e.features.pk_model is None
+    assert (e.poppk.n_explore, e.poppk.n_smooth) == (100, 50) and e.poppk.vpc_sims > 0
+    assert parse_experiment('name = "d"\n').poppk.n_explore is None  # without [poppk]: PopPKFit's defaults
+    from ml.pk import MAPExposure, NCAExposure
+
+    assert isinstance(e.features.strategy(), MAPExposure)
+    assert isinstance(parse_experiment('name = "n"\n[features]\nexposure_method = "nca"\n').features.strategy(),
+                      NCAExposure)
 
 
 def test_transport_experiment_derives_on_haplo_and_transports_to_urd():
@@ -79,10 +88,14 @@ def test_strings_become_strategy_objects_once():
     ('name = "x"\n[registry]\nmodel_name = "a/b"\n', "registry.model_name: must be a non-empty name without '/' or '@'"),
     ('name = "x"\n[window]\npermutation = 10\n', "[window]: unknown key(s) ['permutation']"),
     ('name = "x"\n[windows]\n', "[windows]: unknown section"),
-    ('name = "x"\n[features]\nexposure_method = "auc"\n', "features.exposure_method: must be nca or map, got 'auc'"),
-    ('name = "x"\n[features]\npk_model = "no/such/model.toml"\n', "features.pk_model: must be an existing file"),
-    ('name = "x"\n[features]\npk_model = "pyproject.toml"\n',
+    ('name = "x"\n[features]\nexposure_method = "auc"\n', "features.exposure_method: must be map or nca, got 'auc'"),
+    ('name = "x"\n[features]\npk_model = "no/such/model.toml"\n',
+     'features.pk_model: must be an existing model file or "shipped"'),
+    ('name = "x"\n[features]\nexposure_method = "nca"\npk_model = "shipped"\n',
      '[features].pk_model: only applies to exposure_method = "map"'),
+    ('name = "x"\n[features]\npk_model = "pyproject.toml"\n', "features.pk_model: pyproject.toml is not a population PK model"),
+    ('name = "x"\n[poppk]\nn_explore = 5\n', "poppk.n_explore: must be >= 20, got 5"),
+    ('name = "x"\n[poppk]\nvpc_sims = 3\n', "poppk.vpc_sims: must be 0 (skip) or >= 20, got 3"),
     ('[window]\n', "name: required"),
     ('name = "x"\n[window\n', "not valid TOML"),
 ])

@@ -34,6 +34,13 @@ n_trials = 4
 tuning_folds = 3
 cv_folds = 3
 cv_repeats = 2
+[features]
+{features}
+[poppk]
+n_explore = 40
+n_smooth = 10
+vpc_sims = 20
+max_drift = 1.0
 [promotion]
 alpha = {alpha}
 max_ci_width = 1.5
@@ -43,8 +50,13 @@ model_name = "{model}"
 {extra}"""
 
 
-def quick_toml(path, *, name, model, scenario="urd", n=324, seed=0, alpha=0.05, extra=""):
-    path.write_text(QUICK.format(name=name, model=model, scenario=scenario, n=n, seed=seed, alpha=alpha, extra=extra))
+#: the shipped population PK model, no fit (fast); the tests of the popPK step pass ``features=""`` (fit it)
+SHIPPED = 'pk_model = "shipped"'
+
+
+def quick_toml(path, *, name, model, scenario="urd", n=324, seed=0, alpha=0.05, extra="", features=SHIPPED):
+    path.write_text(QUICK.format(name=name, model=model, scenario=scenario, n=n, seed=seed, alpha=alpha, extra=extra,
+                                 features=features))
     return path
 
 
@@ -83,13 +95,13 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     from ml.dosing import load_window
     from ml.window import ExposureWindow
 
-    toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test")
+    toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test", features="")
     result = run(store, toml, "good")
     assert result.exit_code == 0, result.output
 
     # progress: one line per step with its seconds; where the report is; how to open the UI
-    for k, step in enumerate(["cohort", "exposure", "models", "window", "explain", "report"], start=1):
-        assert f"[{k}/6] {step}" in result.output
+    for k, step in enumerate(["cohort", "poppk", "exposure", "models", "window", "explain", "report"], start=1):
+        assert f"[{k}/7] {step}" in result.output
     assert "[+] track" in result.output and " s  " in result.output
     assert "SIMULATED DATA" in result.output
     assert "Report: " in result.output and "report.html" in result.output and "atgwin ui" in result.output
@@ -161,6 +173,48 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     manifest = json.loads((folder / "run.json").read_text())
     assert manifest["registry"]["version"] == str(mv.version) and manifest["status"] == "FINISHED"
 
+    # the population PK model: fitted first, exposures under it, diagnostics in the run, registered beside the window
+    from ml.pk import PopPKModel
+
+    results = json.loads((folder / "results.json").read_text())
+    pk = results["poppk"]
+    assert pk["status"] == "fitted" and pk["model"]["source"] == "pk_model.toml", pk
+    fitted = PopPKModel.from_file(folder / "window" / "pk_model.toml")
+    assert fitted.digest == pk["model"]["digest"] and fitted.status == "fitted"
+    assert local.pk_model == pk["model"] and fitted.digest[:12] in local.exposure_definition
+    assert "MAP Bayesian, M3" in local.exposure_definition
+    assert results["exposure"]["pk_model"] == pk["model"] and results["exposure"]["n_not_estimable"] == 0
+    assert "poppk_rse_typical_CL" in m and "poppk_shrinkage_CL" in m and m["poppk_fallback"] == 0.0
+    assert p["poppk.model_digest"] == fitted.digest and t["atgwin.pk_model_digest"] == fitted.digest
+    assert "poppk_vpc.png" in figures and "poppk_estimates.csv" in tables
+    assert mv.tags["pk_model_digest"] == fitted.digest
+    html = (folder / "report.html").read_text()
+    assert "id='poppk-status'" in html and fitted.digest in html and "id='fig-poppk_vpc'" in html
+    assert target.pk_model == pk["model"]
+
+    # dosing from the registry brings that model along (no --model); another model is a warning in every recommendation
+    from test_dosing_support import virtual_patients
+
+    patients, _ = virtual_patients(2, seed=4)
+    pfile = tmp_path / "patients.json"
+    pfile.write_text(json.dumps(patients))
+    override = ["--override-by", "test", "--override-reason", "candidate window in a test", "--draws", "16"]
+    dose = atgwin(store, "dose", "--window", "models:/atg-window-test@candidate", "--patient", pfile,
+                  "--out", tmp_path / "rec.json", *override)
+    assert dose.exit_code == 0, dose.output
+    assert f"population PK model: {fitted.name} (digest {fitted.digest[:12]}), the window's" in dose.output
+    recs = json.loads((tmp_path / "rec.json").read_text())["recommendations"]
+    assert len(recs) == 2 and all(r["model_name"] == fitted.name for r in recs)
+    assert not any("mismatch" in w for r in recs for w in r["warnings"])
+    shipped = tmp_path / "shipped.toml"
+    PopPKModel.default().to_toml(shipped)
+    dose = atgwin(store, "dose", "--window", "models:/atg-window-test@candidate", "--patient", pfile,
+                  "--model", shipped, "--out", tmp_path / "rec2.json", *override)
+    assert dose.exit_code == 0, dose.output
+    recs = json.loads((tmp_path / "rec2.json").read_text())["recommendations"]
+    assert all(any("population PK model mismatch" in w and fitted.digest[:12] in w for w in r["warnings"])
+               for r in recs)
+
     # the report again, from the run's artefacts (by id and by name)
     out = tmp_path / "report.html"
     again = atgwin(store, "report", r.info.run_id, "--out", out)
@@ -193,7 +247,7 @@ def test_refused_cohort_fails_the_run_lists_every_violation_and_registers_nothin
     assert result.exit_code == 1
     assert "patients.age_years" in result.output and "rows [3]" in result.output
     assert "patients.sex" in result.output and "rows [5]" in result.output
-    assert "[1/6] cohort    FAILED" in result.output
+    assert "[1/7] cohort    FAILED" in result.output
 
     r = the_run(store, "refused")
     assert r.info.status == "FAILED" and r.data.tags["atgwin.failed_step"] == "cohort"
@@ -231,6 +285,31 @@ def test_unreachable_tracking_server_keeps_every_result_locally(store, tmp_path)
     assert "every result is in" in result.output
 
 
+def test_a_failed_pk_fit_falls_back_to_the_shipped_model_and_says_so(store, tmp_path, monkeypatch):
+    from ml.pk import PopPKModel
+    from ml.poppk import PopPKFit
+
+    def broken(self, cohort, y=None):
+        raise ValueError("the fit blew up (test)")
+
+    monkeypatch.setattr(PopPKFit, "fit", broken)
+    toml = quick_toml(tmp_path / "fallback.toml", name="fallback", model="atg-window-fallback", n=120, features="")
+    result = atgwin(store, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "fallback", "--no-tracking")
+    assert result.exit_code == 0, result.output
+    assert "poppk" in result.output and "WARNING: the population PK fit failed" in result.output
+    folder = tmp_path / "runs" / "fallback"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["poppk"]["status"] == "fallback"
+    assert results["poppk"]["model"] == {"name": "atg-2cmt-linear-mm", "digest": PopPKModel.default().digest,
+                                         "source": "shipped"}
+    manifest = json.loads((folder / "run.json").read_text())
+    assert any("the fit blew up (test)" in w for w in manifest["warnings"])
+    assert not (folder / "window" / "pk_model.toml").exists()
+    assert "source shipped" in results["exposure"]["definition"]
+    html = (folder / "report.html").read_text()
+    assert "id='poppk-warning'" in html and "the fit blew up (test)" in html
+
+
 def test_bad_experiment_file_is_a_usage_error(store, tmp_path):
     toml = tmp_path / "bad.toml"
     toml.write_text('name = "x"\n[window]\nscores = "magic"\npermutations = -1\n')
@@ -245,7 +324,7 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
                       scenario="haplo", n=106, extra=extra)
     result = atgwin(store, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "transport", "--no-tracking")
     assert result.exit_code == 0, result.output
-    assert "[6/7] transport" in result.output
+    assert "[7/8] transport" in result.output
     folder = tmp_path / "runs" / "transport"
     results = json.loads((folder / "results.json").read_text())
     t = results["transport"]
@@ -267,11 +346,11 @@ def test_transport_experiment_puts_both_windows_side_by_side(store, tmp_path):
 
 
 def test_a_failing_middle_step_fails_the_run_and_registers_nothing(store, tmp_path):
-    extra = '[features]\ncovariates = ["age_years", "blood_group"]\n'
-    toml = quick_toml(tmp_path / "broken.toml", name="broken", model="atg-window-broken", extra=extra)
+    features = f'covariates = ["age_years", "blood_group"]\n{SHIPPED}'
+    toml = quick_toml(tmp_path / "broken.toml", name="broken", model="atg-window-broken", features=features)
     result = run(store, toml, "broken")
     assert result.exit_code == 1
-    assert "[3/6] models    FAILED" in result.output and "Run FAILED at step 'models'" in result.output
+    assert "[4/7] models    FAILED" in result.output and "Run FAILED at step 'models'" in result.output
     assert "blood_group" in result.output
     r = the_run(store, "broken")
     assert r.info.status == "FAILED" and r.data.tags["atgwin.failed_step"] == "models"

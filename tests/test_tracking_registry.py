@@ -13,7 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from ml.cli import main
+from ml.pk import PopPKModel
 from ml.window import ExposureWindow, Population
+
+#: the population PK model that defined the candidate's exposure (a file beside the window, as `atgwin run` writes it)
+PK = PopPKModel.default().with_typical(CL=0.61)
 
 
 def candidate_window(run_id: str) -> ExposureWindow:
@@ -23,7 +27,8 @@ def candidate_window(run_id: str) -> ExposureWindow:
         endpoint="cmv|ebv|agvhd2|death", horizon_days=180.0, lower=100.0, upper=140.0, target=120.0,
         lower_ci=(95.0, 105.0), upper_ci=(135.0, 145.0), ci_method="bootstrap percentile", p_value=0.001,
         p_value_method="permutation (999)", statistic=4.2, dataset_digest="d" * 64, simulated=True,
-        code_version="atg-window test", mlflow_run_id=run_id)
+        code_version="atg-window test", mlflow_run_id=run_id,
+        pk_model={"name": PK.name, "digest": PK.digest, "source": "pk_model.toml"})
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,7 @@ def registry(tmp_path_factory):
     run_id = tracker.start_run("registry-test", "derive")
     path = root / "window.json"
     candidate_window(run_id).to_json(path)
+    PK.to_toml(root / "pk_model.toml")
     reg = register_window(tracker, run_id, path, "atg-window-reg",
                           tags={"gate.alpha": 0.05, "gate.max_ci_width": 8.0, "gate.min_events": 50})
     tracker.end_run(run_id, "FINISHED")
@@ -81,6 +87,13 @@ def test_passing_gates_register_a_new_validated_version_with_who_and_why(registr
     assert load_window("models:/atg-window-reg@validated").status == "validated"
     assert load_window(f"models:/atg-window-reg/{cand.version}").status == "candidate"
     assert str(client.get_model_version_by_alias("atg-window-reg", "candidate").version) == cand.version
+    # the population PK model travels with the window, also into the promoted version
+    from ml.dosing._window import window_pk_model
+
+    for ref in (f"models:/atg-window-reg/{cand.version}", "models:/atg-window-reg@validated"):
+        assert window_pk_model(load_window(ref)).digest == PK.digest
+    assert v.tags["pk_model_digest"] == PK.digest == client.get_model_version("atg-window-reg", cand.version).tags[
+        "pk_model_digest"]
 
 
 def test_library_promotion_and_unknown_references(registry):

@@ -37,14 +37,24 @@ def exposure_options(command):
         help="Population PK model (TOML or JSON, e.g. from `atgwin poppk fit`) for --exposure-method map "
              "(default: the shipped assumption set).")(command)
     return click.option(
-        "--exposure-method", type=click.Choice(["nca", "map"]), default="nca", show_default=True,
-        help="AUC from the levels: model-free NCA, or the individual curve fitted by MAP Bayesian "
-             "estimation under a population PK model (see docs/benchmarks.md, foundation).")(command)
+        "--exposure-method", type=click.Choice(["map", "nca"]), default="map", show_default=True,
+        help="AUC from the levels: the individual curve fitted by MAP Bayesian estimation under a population "
+             "PK model (M3 for levels below the LLOQ: every patient with a dose and a level gets an AUC), or "
+             "model-free NCA (loses the patients whose terminal slope cannot be estimated, typically the "
+             "low-exposure tail; see docs/benchmarks.md, foundation).")(command)
 
 
-def cohort_exposure(cohort, method: str = "nca", pk_model: str | None = None):
-    """Per-patient AUC table and its plain-text definition; a bad model file exits with its error."""
-    from ml.pk import PopPKModel, exposure_definition, exposure_table
+def exposure_from_options(method: str = "map", pk_model: str | None = None):
+    """The exposure strategy named on the command line (names become objects here, once).
+
+    Raises
+    ------
+    click.UsageError
+        ``--pk-model`` with ``--exposure-method nca``.
+    click.ClickException
+        A model file that cannot be read.
+    """
+    from ml.pk import PopPKModel, exposure_strategy
 
     if method == "nca" and pk_model:
         raise click.UsageError("--pk-model only applies to --exposure-method map")
@@ -54,5 +64,48 @@ def cohort_exposure(cohort, method: str = "nca", pk_model: str | None = None):
             model = PopPKModel.from_file(pk_model)
         except (OSError, ValueError, KeyError) as exc:
             raise click.ClickException(f"{pk_model}: not a population PK model: {exc}") from None
-    table = exposure_table(cohort, method=method, model=model)
-    return table, exposure_definition(method, None if model is None else f"{model.name} ({pk_model})")
+    # an absolute path: a window records it, and dosing resolves a relative one against the window's folder
+    from pathlib import Path
+
+    return exposure_strategy(method, model, source=str(Path(pk_model).resolve()) if pk_model else None)
+
+
+def cohort_exposure(cohort, method: str = "map", pk_model: str | None = None, *, strategy=None,
+                    with_model: bool = False, echo: bool = True):
+    """Per-patient AUC table and its plain-text definition; a bad model file exits with its error.
+
+    Every exclusion is counted on stderr, and under NCA the patients without an estimable AUC are
+    compared with the others (``ml.pk.exposure_missingness``) with a warning that their absence
+    is informative.
+
+    Parameters
+    ----------
+    cohort : ml.cohort.Cohort
+    method : {"map", "nca"}
+    pk_model : str, optional
+        Model file for ``"map"`` (default: the shipped prior).
+    strategy : object, optional
+        An exposure strategy (``ml.pk.MAPExposure``, ``ml.pk.NCAExposure``) instead of
+        ``method``/``pk_model``.
+    with_model : bool
+        Also return the model record ``{"name", "digest", "source"}`` (None under NCA).
+    echo : bool
+        Print the exclusion counts and warnings to stderr.
+
+    Returns
+    -------
+    (table, definition) or (table, definition, pk_model)
+    """
+    from ml.pk import exposure_missingness
+
+    strategy = strategy if strategy is not None else exposure_from_options(method, pk_model)
+    table = strategy.table(cohort)
+    missing = exposure_missingness(cohort, table)
+    table.attrs["missingness"] = missing
+    if echo:
+        for w in missing.warnings:
+            click.echo(f"warning: {w}", err=True)
+    definition = table.attrs["definition"]
+    if with_model:
+        return table, definition, table.attrs["pk_model"]
+    return table, definition

@@ -18,12 +18,30 @@ import click
 from ml.cli._common import load_cohort_or_exit
 
 
-def _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
-    from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
+def _model(model_path, window, tracking_uri):
+    """``--model`` if given, else the model the window names (registry or file beside it), else the shipped one."""
+    from ml.dosing import DosingRefused
+    from ml.dosing._window import window_pk_model
     from ml.pk import PopPKModel
 
+    if model_path:
+        try:
+            return PopPKModel.from_file(model_path), f"--model {model_path}"
+        except (ValueError, OSError, KeyError) as exc:
+            raise click.ClickException(f"{model_path}: not a population PK model: {exc}") from None
     try:
-        model = PopPKModel.from_file(model_path) if model_path else PopPKModel.default()
+        model = window_pk_model(window, tracking_uri)
+    except DosingRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+    if model is not None:
+        return model, f"the window's ({window.pk_model['source']})"
+    return PopPKModel.default(), "shipped (the window names no model)"
+
+
+def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
+    from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
+
+    try:
         caps = DoseCaps(mg_per_kg_per_day=cap_mg_per_kg, mg_per_day=cap_mg, min_mg_per_day=min_mg,
                         vial_mg=vial_mg, course_mg_per_kg=course_cap)
         schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)
@@ -77,7 +95,9 @@ def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> Non
 @click.option("--override-by", default=None, help="Who authorises dosing into a window that is not validated.")
 @click.option("--override-reason", default=None, help="Why (recorded in every recommendation).")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
-              help="Population PK model TOML (default: the shipped assumption set).")
+              help="Population PK model file (TOML or JSON). Default: the model that defined the window's exposure "
+                   "(registered with it, or named by the window file), else the shipped assumption set. A model "
+                   "other than the window's is a warning in every recommendation.")
 @click.option("--cap-mg-per-kg", default=5.0, show_default=True, help="Daily cap, mg/kg.")
 @click.option("--cap-mg", default=500.0, show_default=True, help="Daily cap, mg.")
 @click.option("--min-mg", default=0.0, show_default=True, help="Daily minimum, mg.")
@@ -118,12 +138,6 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     from ml.tracking import resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri()
-    engine = _engine(model_path, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
-                     infusion_hours, draws, seed)
-    _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
-    if register and (floor_weight is not None or ceiling_weight is not None):
-        raise click.ClickException("--register logs the engine with the default objective (most probable in "
-                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
     try:
         if window_ref.startswith(("models:/", "runs:/")):
             from ml.dosing.serving import load_registered_window
@@ -133,6 +147,13 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
             window = load_window(window_ref)
     except DosingRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
+    model, model_origin = _model(model_path, window, tracking_uri)
+    engine = _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
+                     infusion_hours, draws, seed)
+    _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
+    if register and (floor_weight is not None or ceiling_weight is not None):
+        raise click.ClickException("--register logs the engine with the default objective (most probable in "
+                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
 
     if register:
         if window_ref.startswith(("models:/", "runs:/")):
@@ -182,6 +203,7 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
         click.echo("SIMULATED: the window was derived from a virtual cohort; not for clinical use.", err=True)
     click.echo(f"window [{window.lower}, {window.upper}) {window.unit}, target {window.target}, "
                f"status {window.status}{' (OVERRIDE by ' + override.by + ')' if recs and recs[0].override else ''}")
+    click.echo(f"population PK model: {engine.model.name} (digest {engine.model.digest[:12]}), {model_origin}")
     click.echo(f"objective: {engine.objective.describe()}")
     if dropped is not None and (dropped["doses"] or dropped["levels"]):
         click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "

@@ -12,7 +12,7 @@ from ml.cli._common import exposure_options
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
 @exposure_options
 def exposure(cohort_dir, out, exposure_method, pk_model):
-    """Per-patient active-ATG AUC (pre, post, total) from the measured levels (NCA or MAP)."""
+    """Per-patient active-ATG AUC (pre, post, total) from the measured levels (MAP by default, or NCA)."""
     import numpy as np
 
     from ml.cli._common import cohort_exposure, load_cohort_or_exit
@@ -20,6 +20,7 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
     cohort = load_cohort_or_exit(cohort_dir)
     table, definition = cohort_exposure(cohort, exposure_method, pk_model)
     unit = table.attrs["unit"]
+    miss = table.attrs["missingness"]
     table = table.assign(unit=unit, simulated=cohort.meta.simulated)
     total = table["auc_total"].to_numpy(float)
     missing = np.isnan(total)
@@ -27,11 +28,10 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
     click.echo(f"{cohort.meta.name}: {cohort.n} patients, exposure unit {unit}")
     click.echo(f"definition: {definition}")
     click.echo("auc_total percentiles  10%: {:.1f}  25%: {:.1f}  50%: {:.1f}  75%: {:.1f}  90%: {:.1f}".format(*q))
-    if missing.any():
-        ids = table.loc[missing, "patient_id"].head(5).tolist()
-        why = "terminal slope not estimable" if exposure_method == "nca" else "no dose or quantified level, or MAP fit did not converge"
-        click.echo(f"warning: no AUC for {int(missing.sum())} patients ({why}), "
-                   f"e.g. {ids}; they are left empty, not imputed", err=True)
+    ex = miss.excluded
+    click.echo(f"{miss.n_with_auc} with an AUC, {miss.n_excluded} excluded (no dose {ex['no_dose']}, no level "
+               f"{ex['no_level']}, terminal slope not estimable {ex['no_terminal_slope']}); excluded rows are left "
+               "empty, never imputed")
     if out:
         table.to_csv(out, index=False, float_format="%.4f", lineterminator="\n")
         click.echo(f"wrote {out}")

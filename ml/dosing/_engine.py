@@ -29,7 +29,7 @@ from ._objective import MostProbableInWindow
 from ._patient import PatientData
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
-from ._window import WindowOverride, WindowTarget, check_status, check_units
+from ._window import WindowOverride, WindowTarget, check_status, check_units, model_mismatch
 
 __all__ = ["DosingEngine", "Thresholds"]
 
@@ -476,6 +476,9 @@ class DosingEngine:
             w.append(f"the recommended doses raise P(below floor) from {fixed.p_below_floor:.2f} (fixed regimen) "
                      f"to {forecast.p_below_floor:.2f} (+{rise:.2f}, more than the margin "
                      f"{th.max_floor_increase:.2f}): more risk of under-exposure than fixed dosing")
+        mismatch = model_mismatch(window, self.model)
+        if mismatch:
+            w.append(mismatch)
         return tuple(w)
 
     def _caveats(self, window: WindowTarget, override: WindowOverride | None) -> tuple[str, ...]:
@@ -485,6 +488,9 @@ class DosingEngine:
                      "are not fitted to patient data")
         if window.simulated:
             c.append("the window was derived from simulated data (a virtual cohort): not for clinical use")
+        if window.pk_model is None:
+            c.append(f"the window does not name the population PK model that defined its exposure; the doses are "
+                     f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
             c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
         return tuple(c)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ml.cohort._model import exposure_unit
@@ -18,7 +18,8 @@ from ml.cohort._model import exposure_unit
 from ._errors import DosingRefused
 from ._gates import check_dosable
 
-__all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window"]
+__all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
+           "model_mismatch", "window_pk_model"]
 
 _STATUSES = ("candidate", "validated", "no-window")
 
@@ -76,6 +77,12 @@ class WindowTarget:
     finding : str or None
         What the benefit-harm search found (``window``, ``floor-only``, ...; None = not recorded);
         only ``window`` can be dosed into (:func:`ml.dosing._gates.check_dosable`).
+    pk_model : dict or None
+        ``{"name", "digest", "source"}`` of the population PK model that defined the window's
+        exposure (None: the window does not say, e.g. NCA or an older window).
+    model_file : str
+        Where that model's file was found when the window was loaded (a local path; "" when
+        none). Not part of :meth:`to_dict`.
     """
 
     lower: float | None
@@ -88,6 +95,8 @@ class WindowTarget:
     simulated: bool = False
     exposure: str = "auc_total"
     finding: str | None = None
+    pk_model: dict | None = None
+    model_file: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -130,12 +139,14 @@ class WindowTarget:
     def to_dict(self) -> dict:
         return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
                 "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
-                "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding}
+                "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding,
+                "pk_model": None if self.pk_model is None else dict(self.pk_model)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowTarget":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
-                                           "dataset_digest", "simulated", "exposure", "finding") if k in data})
+                                           "dataset_digest", "simulated", "exposure", "finding", "pk_model")
+                      if k in data})
 
     @classmethod
     def from_artefact(cls, window, source: str = "") -> "WindowTarget":
@@ -157,7 +168,8 @@ class WindowTarget:
                    dataset_digest=str(data.get("dataset_digest", "")),
                    simulated=bool(data.get("simulated", False)),
                    exposure=str(data.get("exposure", "auc_total")),
-                   finding=data.get("finding"))
+                   finding=data.get("finding"),
+                   pk_model=_pk_record(data.get("pk_model")))
 
 
 def load_window(source: str | Path) -> WindowTarget:
@@ -184,7 +196,93 @@ def load_window(source: str | Path) -> WindowTarget:
         raise DosingRefused(f"cannot read window file {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise DosingRefused(f"window file {path} is not valid JSON: {exc}") from exc
-    return window_from_dict(data, str(path))
+    return with_model_file(window_from_dict(data, str(path)), path.parent)
+
+
+def _pk_record(value) -> dict | None:
+    if value is None:
+        return None
+    if not (isinstance(value, dict) and all(isinstance(value.get(k), str) and value.get(k)
+                                            for k in ("name", "digest", "source"))):
+        raise DosingRefused(f"invalid window: `pk_model` must be an object with non-empty name, digest and source, "
+                            f"got {value!r}")
+    return {k: value[k] for k in ("name", "digest", "source")}
+
+
+def with_model_file(window: WindowTarget, folder: Path) -> WindowTarget:
+    """The window with ``model_file`` set: its ``pk_model.source`` resolved against ``folder`` (the
+    window file's folder) when it names a file."""
+    rec = window.pk_model
+    if rec is None or rec["source"] == "shipped" or ":/" in rec["source"]:
+        return window
+    path = Path(rec["source"])
+    path = path if path.is_absolute() else Path(folder) / path
+    return replace(window, model_file=str(path))
+
+
+def window_pk_model(window: WindowTarget, tracking_uri: str | None = None):
+    """The population PK model that defined the window's exposure (None when the window names none).
+
+    Parameters
+    ----------
+    window : WindowTarget
+        Loaded by :func:`load_window` (file; the model file is found relative to it) or from the
+        registry (the model travels in the same model version).
+    tracking_uri : str, optional
+        For a model named by a ``models:/`` URI.
+
+    Returns
+    -------
+    ml.pk.PopPKModel or None
+
+    Raises
+    ------
+    DosingRefused
+        The window names a model that cannot be found or read, or whose content digest is not
+        the one the window recorded (the file was changed): give ``--model`` to choose one.
+    """
+    from ml.pk import PopPKModel
+
+    rec = window.pk_model
+    if rec is None:
+        return None
+    src = rec["source"]
+    where = f"window {window.source or '(given)'} names population PK model {rec['name']!r} ({src})"
+    try:
+        if src == "shipped":
+            model = PopPKModel.default()
+        elif ":/" in src:
+            from .serving import load_registered_pk_model
+
+            model = load_registered_pk_model(src, tracking_uri)
+        else:
+            if not window.model_file or not Path(window.model_file).is_file():
+                raise DosingRefused(f"{where} but the file is not found"
+                                    + (f" at {window.model_file}" if window.model_file else "")
+                                    + "; give the model with --model")
+            model = PopPKModel.from_file(window.model_file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DosingRefused(f"{where} but it cannot be read: {exc}; give the model with --model") from exc
+    if model.digest != rec["digest"]:
+        raise DosingRefused(f"{where} with digest {rec['digest'][:12]}, but the file found has digest "
+                            f"{model.digest[:12]} (it was changed); give the model with --model")
+    return model
+
+
+def model_mismatch(window: WindowTarget, model) -> str | None:
+    """The warning when dosing uses another population model than the one that defined the window's exposure.
+
+    Returns
+    -------
+    str or None
+        None when the window names no model, or the digests agree.
+    """
+    rec = window.pk_model
+    if rec is None or rec["digest"] == model.digest:
+        return None
+    return (f"population PK model mismatch: the window's exposure was defined under {rec['name']!r} (digest "
+            f"{rec['digest'][:12]}) but the doses are forecast under {model.name!r} (digest {model.digest[:12]}); "
+            "the forecast AUC may not be on the scale of the window's bounds")
 
 
 def window_from_dict(data: dict, source: str) -> WindowTarget:

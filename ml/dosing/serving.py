@@ -36,9 +36,11 @@ from ._engine import DosingEngine
 from ._errors import DosingRefused
 from ._patient import PatientData
 from ._regimen import AdjustmentSchedule, DoseCaps
-from ._window import WindowOverride, WindowTarget, admit_window, load_window, window_from_dict
+from ._window import (WindowOverride, WindowTarget, admit_window, load_window, window_from_dict, window_pk_model,
+                      with_model_file)
 
-__all__ = ["DosingPyfunc", "load_registered_window", "log_dosing_model", "pyfunc_signature", "write_artifacts"]
+__all__ = ["DosingPyfunc", "load_registered_pk_model", "load_registered_window", "log_dosing_model",
+           "pyfunc_signature", "write_artifacts"]
 
 REGISTERED_NAME = "atg-dosing"
 #: the request format, stored with the model as its input example (a 70 kg patient, days -5/-4 levels)
@@ -160,7 +162,8 @@ def log_dosing_model(window: str | Path, *, model: PopPKModel | None = None, cap
     window : str or Path
         ``ExposureWindow`` JSON file.
     model : PopPKModel, optional
-        Population PK model (default: the shipped one); logged as its TOML file.
+        Population PK model (default: the model that defined the window's exposure, which the
+        window names, else the shipped one); logged as its TOML file.
     caps, schedule : optional
         Engine configuration (defaults of :class:`DoseCaps` / :class:`AdjustmentSchedule`).
     n_samples, random_state : int
@@ -261,10 +264,10 @@ def write_artifacts(directory: str | Path, window: str | Path, *, model: PopPKMo
         The window would be refused (``no-window``, not validated without an override, a unit
         other than the population model's).
     """
-    model = model or PopPKModel.default()
     caps = caps or DoseCaps()
     schedule = schedule or AdjustmentSchedule()
     target = load_window(window)
+    model = model or window_pk_model(target) or PopPKModel.default()
     recorded = admit_window(target, model.concentration_unit, model.concentration_unit, override)
     config = {"caps": caps.to_dict(), "schedule": schedule.to_dict(), "n_samples": int(n_samples),
               "random_state": int(random_state), "override": None if recorded is None else recorded.to_dict()}
@@ -301,4 +304,24 @@ def load_registered_window(uri: str, tracking_uri: str | None = None) -> WindowT
             found.append((f, data))
     if len(found) != 1:
         raise DosingRefused(f"{uri} must hold exactly one ExposureWindow JSON, found {len(found)}")
-    return window_from_dict(found[0][1], uri)
+    # the population PK model registered with the window sits beside its JSON (ml.tracking.register_window)
+    return with_model_file(window_from_dict(found[0][1], uri), found[0][0].parent)
+
+
+def load_registered_pk_model(uri: str, tracking_uri: str | None = None) -> PopPKModel:
+    """The population PK model file (``*.toml``) behind an MLflow URI (exactly one).
+
+    Raises
+    ------
+    DosingRefused
+        Unreadable URI, or not exactly one model file.
+    """
+    try:
+        with _store(tracking_uri):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as exc:  # noqa: BLE001
+        raise DosingRefused(f"cannot read population PK model {uri}: {exc}") from exc
+    files = [local] if local.is_file() else sorted(local.rglob("*.toml"))
+    if len(files) != 1:
+        raise DosingRefused(f"{uri} must hold exactly one population PK model file (.toml), found {len(files)}")
+    return PopPKModel.from_file(files[0])

@@ -28,6 +28,7 @@ __all__ = [
     "ExperimentError",
     "FeatureSpec",
     "ModelSpec",
+    "PopPKSpec",
     "PromotionSpec",
     "WindowSpec",
     "load_experiment",
@@ -138,23 +139,68 @@ class FeatureSpec:
         Exposure column (``auc_total``, UE*day/mL).
     covariates : tuple of str
         Covariates (contract columns or derived ones such as ``cmv_serostatus``).
-    exposure_method : str
-        How AUCs come from the levels: ``"nca"`` (model-free) or ``"map"`` (individual curves
-        fitted under a population PK model; see ``ml.pk.exposure_table``).
+    exposure_method : {"map", "nca"}
+        How AUCs come from the levels: ``"map"`` (default: individual curves fitted under the
+        population PK model, M3 for levels below the LLOQ; ``ml.pk.MAPExposure``) or ``"nca"``
+        (model-free; ``ml.pk.NCAExposure``). Turned into a strategy by :meth:`strategy`.
     pk_model : str or None
-        Population PK model file (TOML/JSON) for ``"map"``; None: the shipped assumption set.
+        The population PK model of ``"map"``: None (default) fits it to the cohort's own levels
+        first (``ml.poppk.PopPKFit``, settings in :class:`PopPKSpec`); a model file (TOML/JSON,
+        e.g. from ``atgwin poppk fit``) or ``"shipped"`` (the shipped assumption set) uses that
+        model without fitting.
     """
 
     exposure: str = "auc_total"
     covariates: tuple[str, ...] = ("age_years", "sex", "weight_kg", "diagnosis", "disease_status",
                                    "conditioning", "hla_mismatches", "cmv_serostatus", "alc_pre_atg")
-    exposure_method: str = "nca"
+    exposure_method: str = "map"
     pk_model: str | None = None
+
+    def strategy(self, model=None, source: str | None = None):
+        """The exposure strategy (``ml.pk.exposure_strategy``) under ``model`` (MAP) or NCA."""
+        from ml.pk import exposure_strategy
+
+        return exposure_strategy(self.exposure_method, model if self.exposure_method == "map" else None, source)
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Exposure first, then the covariates."""
         return (self.exposure, *self.covariates)
+
+
+@dataclass(frozen=True)
+class PopPKSpec:
+    """The population PK fit that ``atgwin run`` does before the exposure (``[poppk]``).
+
+    Used when ``exposure_method = "map"`` and no ``pk_model`` is named. The fit is
+    ``ml.poppk.PopPKFit`` on the cohort's own doses and levels, from the shipped assumption set;
+    when it fails or does not converge (:func:`ml.experiments.check_pk_fit`) the run falls back
+    to the shipped model with a recorded warning.
+
+    Attributes
+    ----------
+    n_explore, n_smooth : int or None
+        SAEM iterations (the fit's budget: time grows linearly with their sum); None: the
+        defaults of ``PopPKFit``.
+    n_importance : int
+        Importance samples per patient for the fit's -2LL (0 skips it).
+    vpc_sims : int
+        Simulated replicates of the design for the visual predictive check (0 skips it).
+    max_rse : float
+        Percent: largest relative standard error of typical CL, V1, Q, V2 and of the omegas for
+        the fit to count as converged (Vmax and Km, weakly determined by the design, are not
+        checked; docs/benchmarks.md, population PK fit).
+    max_drift : float
+        Largest change (fraction) of the typical CL, V1, Q, V2 between the last two quarters of
+        the exploration iterations: more means SAEM had not reached its stationary phase.
+    """
+
+    n_explore: int | None = None
+    n_smooth: int | None = None
+    n_importance: int = 0
+    vpc_sims: int = 100
+    max_rse: float = 50.0
+    max_drift: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -264,6 +310,8 @@ class Experiment:
     window : WindowSpec
     models : ModelSpec
     promotion : PromotionSpec
+    poppk : PopPKSpec
+        The population PK fit before the exposure.
     model_name : str
         Registered model name of the window (e.g. ``atg-window-urd``).
     transport : CohortSpec or None
@@ -285,6 +333,7 @@ class Experiment:
     description: str = ""
     seed: int = 0
     transport: CohortSpec | None = None
+    poppk: PopPKSpec = field(default_factory=PopPKSpec)
     source: str = ""
     text: str = field(default="", repr=False)
 
@@ -304,7 +353,7 @@ class Experiment:
         out = {"experiment.name": self.name, "experiment.seed": str(self.seed),
                "experiment.model_name": self.model_name, "cohort.source": self.cohort.describe()}
         for prefix, spec in (("endpoint", self.endpoint), ("features", self.features),
-                             ("models", self.models), ("promotion", self.promotion)):
+                             ("models", self.models), ("promotion", self.promotion), ("poppk", self.poppk)):
             for k, v in vars(spec).items():
                 out[f"{prefix}.{k}"] = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
         for k, v in vars(self.window).items():
@@ -424,7 +473,8 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     except tomllib.TOMLDecodeError as exc:
         raise ExperimentError([f"not valid TOML: {exc}"], source) from None
     problems: list[str] = []
-    sections = ("cohort", "endpoint", "features", "window", "models", "promotion", "registry", "transport")
+    sections = ("cohort", "endpoint", "features", "window", "models", "promotion", "registry", "transport",
+                "poppk")
     top = _Section(doc, "", problems, ("name", "description", "seed", *sections))
     for k, v in doc.items():
         if isinstance(v, dict) and k not in sections:
@@ -463,12 +513,32 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     fd = FeatureSpec()
     exposure = f.get("exposure", fd.exposure, str, lambda v: v in ("auc_total", "auc_pre", "auc_post"),
                      "must be auc_total, auc_pre or auc_post")
-    method = f.get("exposure_method", fd.exposure_method, str, lambda v: v in ("nca", "map"), "must be nca or map")
-    pk_model = f.get("pk_model", fd.pk_model, str, lambda v: Path(v).is_file(), "must be an existing file")
+    method = f.get("exposure_method", fd.exposure_method, str, lambda v: v in ("map", "nca"), "must be map or nca")
+    pk_model = f.get("pk_model", fd.pk_model, str, lambda v: v == "shipped" or Path(v).is_file(),
+                     "must be an existing model file or \"shipped\"")
     if pk_model is not None and method != "map":
         problems.append("[features].pk_model: only applies to exposure_method = \"map\"")
+    if pk_model not in (None, "shipped"):
+        from ml.pk import PopPKModel
+
+        try:
+            PopPKModel.from_file(pk_model)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"features.pk_model: {pk_model} is not a population PK model: {exc}")
     features = FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates),
                            exposure_method=method, pk_model=pk_model)
+
+    k = _Section(doc, "poppk", problems, ("n_explore", "n_smooth", "n_importance", "vpc_sims", "max_rse",
+                                           "max_drift"))
+    kd = PopPKSpec()
+    poppk = PopPKSpec(
+        n_explore=k.get("n_explore", kd.n_explore, int, lambda v: v >= 20, "must be >= 20"),
+        n_smooth=k.get("n_smooth", kd.n_smooth, int, lambda v: v >= 1, "must be >= 1"),
+        n_importance=k.get("n_importance", kd.n_importance, int, lambda v: v >= 0, "must be >= 0"),
+        vpc_sims=k.get("vpc_sims", kd.vpc_sims, int, lambda v: v == 0 or v >= 20, "must be 0 (skip) or >= 20"),
+        max_rse=k.get("max_rse", kd.max_rse, float, lambda v: v > 0, "must be > 0 (percent)"),
+        max_drift=k.get("max_drift", kd.max_drift, float, lambda v: v > 0, "must be > 0 (fraction)"),
+    )
 
     w = _Section(doc, "window", problems, ("scores", "covariates", "floor_covariates", "ceiling_covariates",
                                             "grid_k", "minprop", "permutations", "bootstraps", "folds", "ci_method",
@@ -550,7 +620,7 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         raise ExperimentError(problems, source)
     return Experiment(name=name, description=top.get("description", "", str), seed=seed, cohort=cohort,
                       endpoint=endpoint, features=features, window=window, models=models,
-                      promotion=promotion, model_name=model_name, transport=transport, source=source,
+                      promotion=promotion, model_name=model_name, transport=transport, poppk=poppk, source=source,
                       text=text)
 
 

@@ -130,7 +130,7 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
 
     bundle = RunBundle(out_dir)
     bundle.root.mkdir(parents=True, exist_ok=True)
-    names = ["cohort", "exposure", "models", "window", "explain"]
+    names = ["cohort", "poppk", "exposure", "models", "window", "explain"]
     if experiment.transport is not None:
         names.append("transport")
     names.append("report")
@@ -149,8 +149,10 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
     metrics: dict[str, float] = {}
     try:
         cohort = steps.run("cohort", _cohort_step, experiment, bundle, note=_cohort_note)
-        data = steps.run("exposure", _exposure_step, experiment, cohort, bundle, metrics,
-                         note=lambda d: f"n={int(d.keep.sum())} with an AUC, {d.n_excluded} not estimable (excluded)")
+        pk = steps.run("poppk", _poppk_step, experiment, cohort, bundle, params, metrics, seed, note=_poppk_note)
+        data = steps.run("exposure", _exposure_step, experiment, cohort, bundle, metrics, pk,
+                         note=lambda d: f"{getattr(d.strategy, 'name', '?').upper()}: n={int(d.keep.sum())} with an "
+                                        f"AUC, {d.n_excluded} excluded (no dose, no level or not estimable)")
         models = steps.run("models", _models_step, experiment, data, bundle, params, metrics, seed, progress,
                            note=_models_note)
         outcome.study = models.study
@@ -161,7 +163,7 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
                   note=_explain_note)
         if experiment.transport is not None:
             steps.run("transport", _transport_step, experiment, win.window, bundle, metrics, seed, progress,
-                      note=lambda t: f"re-derived [{_fmt(t.rederived.window.lower)}, {_fmt(t.rederived.window.upper)})")
+                      strategy=data.strategy, note=lambda t: f"re-derived [{_fmt(t.rederived.window.lower)}, {_fmt(t.rederived.window.upper)})")
         outcome.status = "FINISHED"
     except StepFailed as exc:
         outcome.status, outcome.failed_step, outcome.error = "FAILED", exc.step, str(exc)
@@ -225,15 +227,66 @@ def _cohort_note(c) -> str:
         f", {len(c.warnings)} warning(s)" if c.warnings else "")
 
 
-def _exposure_step(experiment, cohort, bundle: RunBundle, metrics: dict) -> _steps.CohortData:
-    data = _steps.prepare_data(cohort, experiment.features.exposure, experiment.features.exposure_method,
-                                experiment.features.pk_model)
+def _poppk_note(pk) -> str:
+    if pk.status == "fitted":
+        return f"fitted to the cohort's levels in {pk.seconds:.1f} s (converged), digest {pk.model.digest[:12]}"
+    if pk.status == "fallback":
+        return f"WARNING: {pk.warnings[0]}"
+    return f"{pk.status}: {pk.origin}"
+
+
+def _poppk_step(experiment, cohort, bundle: RunBundle, params: dict, metrics: dict, seed: int):
+    """Fit the population PK model to the cohort (or take the named one); diagnostics to the run folder."""
+    from ml.experiments import _pk
+
+    pk = _pk.population_model(cohort, experiment.features, experiment.poppk, random_state=seed)
+    if pk.model is not None and pk.status in ("fitted", "given"):
+        bundle.write_text(f"window/{_pk.MODEL_FILE}", pk.model.to_toml_string())
+    bundle.update(RunBundle.RESULTS, poppk=pk.summary())
+    if pk.warnings:
+        bundle.update(RunBundle.MANIFEST, warnings=[*bundle.manifest().get("warnings", []), *pk.warnings])
+    params.update({"poppk.status": pk.status, "poppk.model": "" if pk.model is None else pk.model.name,
+                   "poppk.model_digest": "" if pk.model is None else pk.model.digest})
+    metrics["poppk_fallback"] = float(pk.status == "fallback")
+    metrics["poppk_fit_seconds"] = float(pk.seconds)
+    est = pk.estimator
+    if est is not None and hasattr(est, "result_"):
+        import pandas as pd
+
+        r = est.result_
+        rse = r.rse()
+        est_values = pk.summary()["fit"]["estimates"]
+        bundle.write_table("poppk_estimates", pd.DataFrame([
+            {"parameter": k, "estimate": v, "se": r.se.get(k), "rse_percent": rse.get(k)}
+            for k, v in est_values.items()]))
+        metrics.update({f"poppk_rse_{k.replace('.', '_')}": float(v) for k, v in rse.items() if np.isfinite(v)})
+        metrics.update({f"poppk_shrinkage_{k}": float(v) for k, v in r.shrinkage.items() if np.isfinite(v)})
+        if experiment.poppk.vpc_sims:
+            from ml.poppk import plot_vpc
+
+            fitted = "the fitted model" + (" (NOT used: the fit did not converge)" if pk.status == "fallback" else "")
+            bundle.save_figure("poppk_vpc", plot_vpc(est.vpc(n_sim=experiment.poppk.vpc_sims, random_state=seed)),
+                               section="poppk", title="Visual predictive check of the population PK model",
+                               caption=f"Observed 5th, 50th and 95th percentiles of the levels by time bin against "
+                               f"the 90% intervals of the same percentiles in {experiment.poppk.vpc_sims} designs "
+                               f"simulated from {fitted}; below-LLOQ fractions checked separately.")
+    return pk
+
+
+def _exposure_step(experiment, cohort, bundle: RunBundle, metrics: dict, pk=None) -> _steps.CohortData:
+    model, source = (None, None) if pk is None else (pk.model, pk.source)
+    data = _steps.prepare_data(cohort, experiment.features.exposure,
+                               strategy=experiment.features.strategy(model, source))
     summary = _steps.exposure_summary(data)
     bundle.update(RunBundle.RESULTS, exposure=summary)
     dataset = bundle.manifest().get("dataset", {})
     dataset["schema"] = {str(c): str(t) for c, t in data.frame.reset_index().dtypes.items()}
     bundle.update(RunBundle.MANIFEST, dataset=dataset)
+    if summary.get("warnings"):
+        bundle.update(RunBundle.MANIFEST, warnings=[*bundle.manifest().get("warnings", []), *summary["warnings"]])
     metrics["exposure_n_not_estimable"] = float(summary["n_not_estimable"])
+    for reason, n in (summary.get("excluded") or {}).items():
+        metrics[f"exposure_excluded_{reason}"] = float(n)
     metrics["exposure_median"] = float(summary["median"])
     return data
 
@@ -567,7 +620,7 @@ def _explain_step(experiment, models, data, win, bundle: RunBundle, metrics: dic
     return s
 
 
-def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: int, progress: bool):
+def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: int, progress: bool, strategy=None):
     from ml.cohort import CohortValidationError
 
     spec = experiment.transport
@@ -576,8 +629,9 @@ def _transport_step(experiment, window, bundle: RunBundle, metrics: dict, seed: 
     except CohortValidationError as exc:
         messages = [v.message for v in exc.violations]
         raise StepFailed("transport", f"the transport cohort was refused: {len(messages)} violation(s)", messages) from None
-    target = _steps.prepare_data(cohort, experiment.features.exposure, experiment.features.exposure_method,
-                                experiment.features.pk_model)
+    # the target's exposure is computed the way the window's was (same strategy, same population model)
+    target = _steps.prepare_data(cohort, experiment.features.exposure,
+                                 strategy=strategy if strategy is not None else experiment.features.strategy())
     t = _steps.transport(window, experiment, target, random_state=seed, progress=progress)
     rw, ev = t.rederived.window, t.evaluation
     bundle.write_text("transport/target_window.json", rw.to_json())

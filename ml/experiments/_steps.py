@@ -132,7 +132,14 @@ class CohortData:
     unit : str
         Exposure unit (e.g. ``"UE*day/mL"``).
     definition : str
-        How the exposure was computed (``ml.pk.exposure_definition``), recorded in the window.
+        How the exposure was computed (the strategy's ``definition``), recorded in the window.
+    pk_model : dict or None
+        ``{"name", "digest", "source"}`` of the population PK model the exposure was computed
+        under (None under NCA or without levels), recorded in the window.
+    missingness : ml.pk.ExposureMissingness or None
+        Exclusions by reason and, under NCA, the comparison of the patients it could not estimate.
+    strategy : object or None
+        The exposure strategy (``ml.pk.MAPExposure`` / ``NCAExposure``), reused for a transport cohort.
     """
 
     cohort: object
@@ -142,6 +149,9 @@ class CohortData:
     keep: np.ndarray
     unit: str
     definition: str
+    pk_model: dict | None = None
+    missingness: object | None = None
+    strategy: object | None = None
 
     @property
     def n_excluded(self) -> int:
@@ -153,39 +163,55 @@ class CohortData:
         return self.cohort.outcomes.loc[self.keep].reset_index(drop=True)
 
 
-def prepare_data(cohort, exposure_column: str = "auc_total", method: str = "nca",
-                 pk_model: str | None = None) -> CohortData:
-    """Exposure (NCA or MAP) and the feature frame of a cohort.
+def prepare_data(cohort, exposure_column: str = "auc_total", method: str = "map",
+                 pk_model=None, *, strategy=None) -> CohortData:
+    """Exposure (MAP or NCA) and the feature frame of a cohort.
 
     Parameters
     ----------
     cohort : ml.cohort.Cohort
     exposure_column : str
         ``auc_total`` (default), ``auc_pre`` or ``auc_post``.
-    method : {"nca", "map"}
-        See ``ml.pk.exposure_table``.
-    pk_model : str, optional
-        Population PK model file for ``"map"`` (default: the shipped assumption set).
+    method : {"map", "nca"}
+        Name of the exposure strategy (``ml.pk.exposure_strategy``); ignored with ``strategy``.
+    pk_model : str or ml.pk.PopPKModel, optional
+        Population PK model for ``"map"``: a model file or a model (default: the shipped
+        assumption set).
+    strategy : object, optional
+        An exposure strategy (``ml.pk.MAPExposure(model, source)``, ``ml.pk.NCAExposure()``).
     """
     from ml.features import feature_frame
-    from ml.pk import PopPKModel, exposure_definition, exposure_table
+    from ml.pk import PopPKModel, exposure_missingness, exposure_strategy
 
-    model = PopPKModel.from_file(pk_model) if pk_model else None
-    table = exposure_table(cohort, method=method, model=model)
-    frame = feature_frame(cohort, table.drop(columns=["lambda_z", "method"], errors="ignore"))
+    if strategy is None:
+        model, source = pk_model, None
+        if isinstance(pk_model, str):  # recorded as an absolute path (a window file resolves relative ones)
+            from pathlib import Path
+
+            model, source = PopPKModel.from_file(pk_model), str(Path(pk_model).resolve())
+        strategy = exposure_strategy(method, model, source)
+    table = strategy.table(cohort)
+    frame = feature_frame(cohort, table.drop(columns=["lambda_z", "method", "status"], errors="ignore"))
     x = frame[exposure_column].to_numpy(dtype=float)
-    definition = exposure_definition(method, None if model is None else f"{model.name} ({pk_model})")
     return CohortData(cohort=cohort, exposure=table, frame=frame, x=x, keep=np.isfinite(x),
-                      unit=cohort.meta.exposure_unit, definition=definition)
+                      unit=cohort.meta.exposure_unit, definition=table.attrs["definition"],
+                      pk_model=table.attrs["pk_model"], missingness=exposure_missingness(cohort, table),
+                      strategy=strategy)
 
 
 def exposure_summary(data: CohortData) -> dict:
-    """Quantiles of exposure and the count of patients without an estimable one."""
+    """Quantiles of exposure, the exclusions by reason and the warnings about them."""
     x = data.x[data.keep]
     q = np.quantile(x, [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]) if x.size else [np.nan] * 7
-    return {"unit": data.unit, "n": int(x.size), "n_not_estimable": data.n_excluded,
-            "min": q[0], "p10": q[1], "p25": q[2], "median": q[3], "p75": q[4], "p90": q[5], "max": q[6],
-            "mean": float(x.mean()) if x.size else np.nan}
+    out = {"unit": data.unit, "n": int(x.size), "n_not_estimable": data.n_excluded,
+           "min": q[0], "p10": q[1], "p25": q[2], "median": q[3], "p75": q[4], "p90": q[5], "max": q[6],
+           "mean": float(x.mean()) if x.size else np.nan, "definition": data.definition,
+           "method": getattr(data.strategy, "name", None), "pk_model": data.pk_model}
+    if data.missingness is not None:
+        m = data.missingness.to_dict()
+        out.update(excluded=m["excluded"], n_not_converged=m["n_not_converged"], missingness_comparison=m["comparison"],
+                   warnings=m["warnings"])
+    return out
 
 
 # ----------------------------------------------------------------------------------------- models

@@ -1,7 +1,18 @@
 """Pharmacokinetics of active ATG: population model, simulation, NCA, exposure, MAP estimation."""
 
-from ._exposure import EXPOSURE_COLUMNS, EXPOSURE_METHODS, exposure_definition, exposure_table
+from ._exposure import (
+    EXPOSURE_COLUMNS,
+    EXPOSURE_METHODS,
+    EXPOSURE_STATUSES,
+    MAPExposure,
+    NCAExposure,
+    default_exposure,
+    exposure_definition,
+    exposure_strategy,
+    exposure_table,
+)
 from ._likelihood import LevelLikelihood, take_patients
+from ._missing import ExposureMissingness, exposure_missingness
 from ._nca import NCAResult, nca_auc, terminal_slope
 from ._params import PARAMETERS, PKParameters, PopPKModel
 from ._posterior import LaplaceImportance, MAPFit, PosteriorDraws, PriorImportance, fit_map, prune_draws
@@ -16,9 +27,10 @@ from ._resumable import ForecastGrid, State, integrate, tail_auc
 from ._simulate import Exposure, model_exposure, simulate
 
 __all__ = [
-    "EXPOSURE_COLUMNS", "EXPOSURE_METHODS", "Exposure", "ForecastGrid", "HOURS_PER_DAY", "Infusions",
-    "LaplaceImportance", "LevelLikelihood", "MAPFit", "NCAResult", "PARAMETERS", "PKParameters", "PopPKModel",
-    "PosteriorDraws", "PriorImportance", "State", "exposure_definition", "exposure_table", "fit_map", "fixed_regimen_doses",
-    "infusions_from_doses", "integrate", "model_exposure", "nca_auc", "prune_draws", "round_to_vials",
-    "simulate", "tail_auc", "take_patients", "terminal_slope",
+    "EXPOSURE_COLUMNS", "EXPOSURE_METHODS", "EXPOSURE_STATUSES", "Exposure", "ExposureMissingness",
+    "ForecastGrid", "HOURS_PER_DAY", "Infusions", "LaplaceImportance", "LevelLikelihood", "MAPExposure", "MAPFit",
+    "NCAExposure", "NCAResult", "PARAMETERS", "PKParameters", "PopPKModel", "PosteriorDraws", "PriorImportance",
+    "State", "default_exposure", "exposure_definition", "exposure_missingness", "exposure_strategy",
+    "exposure_table", "fit_map", "fixed_regimen_doses", "infusions_from_doses", "integrate", "model_exposure",
+    "nca_auc", "prune_draws", "round_to_vials", "simulate", "tail_auc", "take_patients", "terminal_slope",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tomllib
@@ -202,6 +203,21 @@ class PopPKModel:
         """Write the model file."""
         Path(path).write_text(self.to_toml_string())
 
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of what the model predicts from: typical values, covariates, IIV, residual
+        error, active fraction and concentration unit (not its name, status, source or fit tables).
+
+        Two files with the same digest give the same exposures and forecasts; a window records
+        the digest of the model that defined its exposure so that dosing can check it uses the
+        same one.
+        """
+        content = {"typical": self.typical, "covariates": self.covariates, "iiv": self.iiv,
+                   "residual": self.residual, "active_fraction": self.active_fraction,
+                   "concentration_unit": self.concentration_unit}
+        text = json.dumps(_canonical(content), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def with_typical(self, **values: float) -> "PopPKModel":
         """A copy with some typical values replaced."""
         return replace(self, typical={**self.typical, **values})
@@ -245,6 +261,15 @@ class PopPKModel:
     def sample_eta(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw random effects for ``n`` patients, ``eta_p ~ N(0, omega_p^2)``."""
         return {p: rng.normal(0.0, omega, size=n) for p, omega in self.iiv.items()}
+
+
+def _canonical(value):
+    """Floats rounded to 12 significant digits (a TOML/JSON round trip does not change the digest)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(f"{float(value):.12g}")
+    return value
 
 
 def _toml_value(v: object) -> str:

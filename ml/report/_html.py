@@ -52,8 +52,8 @@ code,.mono{font-family:SFMono-Regular,Consolas,monospace;font-size:.9em}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px}
 """
 
-SECTIONS = [("cohort", "Cohort"), ("exposure", "Exposure"), ("window", "Window"), ("sides", "Floor and ceiling"),
-            ("incidence", "Incidence"),
+SECTIONS = [("cohort", "Cohort"), ("poppk", "PK model"), ("exposure", "Exposure"), ("window", "Window"),
+            ("sides", "Floor and ceiling"), ("incidence", "Incidence"),
             ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("transport", "Transport"),
             ("provenance", "Provenance")]
 
@@ -288,15 +288,56 @@ class _Renderer:
         out.append("</section>")
         return "\n".join(out)
 
+    def poppk(self) -> str:
+        out = ["<section id='poppk'><h2>Population PK model</h2>"]
+        k = self.r.get("poppk")
+        if not k:
+            out.append(self.missing("Population PK model"))
+            out.append("</section>")
+            return "\n".join(out)
+        rec = k.get("model") or {}
+        badge = {"fitted": "ok", "fallback": "bad"}.get(k.get("status"), "")
+        pairs = [("status", f"<span class='badge {badge}' id='poppk-status'>{_e(k.get('status'))}</span>"),
+                 ("origin", _e(k.get("origin", "")))]
+        if rec:
+            pairs += [("model", _e(rec.get("name", ""))),
+                      ("digest", f"<span class='mono' id='poppk-digest'>{_e(rec.get('digest', ''))}</span>"),
+                      ("file", _e(rec.get("source", "")))]
+        if k.get("seconds"):
+            pairs.append(("fit time, s", _num(k.get("seconds"))))
+        out.append(_kv(pairs))
+        for w in k.get("warnings") or []:
+            out.append(f"<div class='failed' id='poppk-warning'><b>Warning:</b> {_e(w)}</div>")
+        fit = k.get("fit")
+        if fit:
+            rse, est = fit.get("rse_percent") or {}, fit.get("estimates") or {}
+            rows = [[_e(name), _num(v, 4), _num(rse.get(name), 0)] for name, v in est.items()
+                    if not name.startswith(("covariates.weight_ref", "covariates.alc_ref", "residual.lloq"))]
+            out.append(f"<p>{fit.get('n_patients')} patients, {fit.get('n_observations')} quantified levels, "
+                       f"{fit.get('n_bloq')} below the LLOQ (M3); {fit.get('iterations')} SAEM iterations. "
+                       "Relative standard errors from the linearised Fisher information; Vmax and Km are weakly "
+                       "determined by this sampling design (docs/benchmarks.md, population PK fit).</p>")
+            out.append(_table(rows, ["parameter", "estimate", "RSE %"], {1, 2}))
+            sh = fit.get("shrinkage") or {}
+            out.append("<p>Shrinkage: " + ", ".join(f"{_e(n)} {100 * v:.0f}%" for n, v in sh.items() if v is not None)
+                       + ".</p>")
+        out.append(self.figure("poppk_vpc"))
+        out.append("</section>")
+        return "\n".join(out)
+
     def exposure(self) -> str:
         out = ["<section id='exposure'><h2>Exposure</h2>"]
         x = self.r.get("exposure")
         if not x:
             out.append(self.missing("Exposure"))
         else:
-            out.append(f"<p>Total active-ATG AUC by NCA of the measured levels ({_e(x['unit'])}). "
-                       f"{x['n']} patients with an estimable AUC; {x['n_not_estimable']} not estimable "
-                       "(excluded, never imputed).</p>")
+            ex = x.get("excluded") or {}
+            why = (f" (no dose {ex.get('no_dose', 0)}, no level {ex.get('no_level', 0)}, terminal slope not "
+                   f"estimable {ex.get('no_terminal_slope', 0)})" if ex else "")
+            out.append(f"<p>{_e(x.get('definition') or 'Total active-ATG AUC')} ({_e(x['unit'])}). "
+                       f"{x['n']} patients with an AUC; {x['n_not_estimable']} excluded{why}, never imputed.</p>")
+            for w in x.get("warnings") or []:
+                out.append(f"<div class='failed' id='exposure-warning'><b>Warning:</b> {_e(w)}</div>")
             out.append(_table([[_num(x[k]) for k in ("min", "p10", "p25", "median", "p75", "p90", "max")]],
                               ["min", "10%", "25%", "median", "75%", "90%", "max"], set(range(7))))
             out.append(self.figure("exposure"))
@@ -723,8 +764,8 @@ class _Renderer:
 
     def render(self) -> str:
         title = f"ATG window report: {self.m.get('run_name', '')}"
-        parts = [self.header(), self.cohort(), self.exposure(), self.window(), self.sides_section(), self.incidence(),
-                 self.risk(),
+        parts = [self.header(), self.cohort(), self.poppk(), self.exposure(), self.window(), self.sides_section(),
+                 self.incidence(), self.risk(),
                  self.models(), self.shap(), self.transport(), self.provenance(), "</main>"]
         return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -2,7 +2,8 @@
 
 :class:`RunTracker` opens a run, publishes a run folder to it (parameters, metrics, the dataset
 through ``mlflow.data``, artefacts, Optuna trials as nested runs) and closes it;
-:func:`register_window` registers an ``ExposureWindow`` as a model version with an alias;
+:func:`register_window` registers an ``ExposureWindow`` as a model version with an alias, with the
+population PK model that defined its exposure beside it (``pk_model.toml``, digest in the tags);
 :class:`RegistryWindowStore` / :func:`promote_registered` promote a registered candidate to
 ``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call. Estimators and
 pipeline steps never import MLflow (CONVENTIONS.md #9).
@@ -11,11 +12,13 @@ pipeline steps never import MLflow (CONVENTIONS.md #9).
 from ml.tracking._publish import PublishResult, publish_run, run_tags
 from ml.tracking._registry import (
     CANDIDATE,
+    PK_MODEL_FILE,
     VALIDATED,
     ModelRef,
     RegisteredWindow,
     RegistryWindowStore,
     parse_model_ref,
+    pk_model_file,
     promote_registered,
     register_window,
 )
@@ -25,6 +28,7 @@ from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracki
 __all__ = [
     "CANDIDATE",
     "DEFAULT_TRACKING_URI",
+    "PK_MODEL_FILE",
     "VALIDATED",
     "ModelRef",
     "PublishResult",
@@ -34,6 +38,7 @@ __all__ = [
     "TrackingError",
     "artifact_root",
     "parse_model_ref",
+    "pk_model_file",
     "promote_registered",
     "publish_run",
     "register_window",

@@ -57,12 +57,16 @@ def run_tags(manifest: dict, results: dict) -> dict[str, str]:
         "atgwin.status": manifest.get("status", ""),
         "atgwin.window_status": window.get("status", ""),
         "atgwin.failed_step": manifest.get("failed_step") or "",
+        "atgwin.pk_model_status": (results.get("poppk") or {}).get("status", ""),
+        "atgwin.pk_model_digest": ((results.get("poppk") or {}).get("model") or {}).get("digest", ""),
         "mlflow.source.name": f"atgwin run {manifest.get('experiment_file', '')}",
         "mlflow.source.type": "LOCAL",
     }
     lines = []
     if sim:
         lines.append("**SIMULATED DATA: a virtual cohort, not patients.**\n")
+    for w in manifest.get("warnings") or []:
+        lines.append(f"**Warning:** {w}\n")
     if manifest.get("status") != "FINISHED":
         lines.append(f"**FAILED** at step `{manifest.get('failed_step')}`: {manifest.get('error', '')}\n")
     if window:

@@ -24,17 +24,21 @@ from ml.tracking._uri import fluent_uri, quiet
 
 __all__ = [
     "CANDIDATE",
+    "PK_MODEL_FILE",
     "VALIDATED",
     "ModelRef",
     "RegisteredWindow",
     "RegistryWindowStore",
     "parse_model_ref",
+    "pk_model_file",
     "promote_registered",
     "register_window",
 ]
 
 CANDIDATE, VALIDATED = "candidate", "validated"
 MODEL_CODE = Path(__file__).with_name("_window_model.py")
+#: The population PK model travels with the window under this name (beside ``window.json``).
+PK_MODEL_FILE = "pk_model.toml"
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -122,22 +126,38 @@ def register_window(tracker: RunTracker, run_id: str, window_path: str | Path, m
     import mlflow
 
     data = json.loads(Path(window_path).read_text())
+    model_file = pk_model_file(window_path, data)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "window.json"
         local.write_text(json.dumps(data, indent=2) + "\n")
+        artifacts = {"window": str(local)}
+        pk_tags = {}
+        if model_file is not None:
+            from ml.pk import PopPKModel
+
+            copy = Path(tmp) / PK_MODEL_FILE  # same name beside the window: the window's relative source resolves
+            copy.write_text(model_file.read_text())
+            artifacts["pk_model"] = str(copy)
+            pk = PopPKModel.from_file(copy)
+            pk_tags = {"pk_model_name": pk.name, "pk_model_digest": pk.digest, "pk_model_status": pk.status}
+        elif isinstance(data.get("pk_model"), dict):
+            pk_tags = {"pk_model_name": data["pk_model"].get("name", ""),
+                       "pk_model_digest": data["pk_model"].get("digest", ""),
+                       "pk_model_source": data["pk_model"].get("source", "")}
         # MLflow prints "Successfully registered model ..." on stderr; the caller reports it.
         with tracker.active(run_id), contextlib.redirect_stderr(io.StringIO()):
             info = mlflow.pyfunc.log_model(
-                name="exposure_window", python_model=str(MODEL_CODE), artifacts={"window": str(local)},
+                name="exposure_window", python_model=str(MODEL_CODE), artifacts=artifacts,
                 registered_model_name=model_name, signature=_signature(data.get("exposure", "auc_total")),
                 pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas"],
-                metadata={"window_status": data["status"], "unit": data["unit"]})
+                metadata={"window_status": data["status"], "unit": data["unit"], **pk_tags})
+    tags = {**pk_tags, **(tags or {})}
     version = str(info.registered_model_version)
     client = tracker.client
     client.set_registered_model_alias(model_name, alias, version)
     base = {"window_status": data["status"], "unit": data["unit"], "dataset_digest": data.get("dataset_digest", ""),
             "simulated": str(bool(data.get("simulated"))).lower(), "source_run_id": run_id}
-    for k, v in {**base, **(tags or {})}.items():
+    for k, v in {**base, **tags}.items():
         client.set_model_version_tag(model_name, version, k, str(v))
     if not client.get_registered_model(model_name).description:
         client.update_registered_model(model_name, description=(
@@ -145,6 +165,25 @@ def register_window(tracker: RunTracker, run_id: str, window_path: str | Path, m
             "search result, 'validated' = passed the promotion gates. The JSON's own status is authoritative."))
     return RegisteredWindow(name=model_name, version=version, alias=alias, uri=f"models:/{model_name}/{version}",
                             run_id=run_id)
+
+
+def pk_model_file(window_path: str | Path, data: dict) -> Path | None:
+    """The population PK model file that goes with a window file, or None.
+
+    The window's ``pk_model.source`` when it names a file (relative to the window's folder),
+    else :data:`PK_MODEL_FILE` beside the window when it exists. ``"shipped"`` and URIs name no
+    file here.
+    """
+    folder = Path(window_path).parent
+    rec = data.get("pk_model") if isinstance(data, dict) else None
+    if isinstance(rec, dict):
+        src = str(rec.get("source") or "")
+        if not src or src == "shipped" or ":/" in src:
+            return None
+        path = Path(src) if Path(src).is_absolute() else folder / src
+        return path if path.is_file() else None
+    beside = folder / PK_MODEL_FILE
+    return beside if beside.is_file() else None
 
 
 def _find_window_json(folder: Path) -> dict:
@@ -176,6 +215,7 @@ class RegistryWindowStore:
     def __init__(self, tracking_uri: str | None = None):
         self.tracker = RunTracker(tracking_uri)
         self.source = None  # the ModelVersion loaded
+        self.pk_model_text = None  # its population PK model file, carried to the promoted version
 
     def load(self, ref: str):
         """The ``ExposureWindow`` of the version ``ref`` names.
@@ -203,6 +243,8 @@ class RegistryWindowStore:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{r.name}/{mv.version}",
                                                              dst_path=tmp))
             data = _find_window_json(local)
+            found = sorted(local.rglob(PK_MODEL_FILE))
+            self.pk_model_text = found[0].read_text() if found else None
         self.source = mv
         return ExposureWindow.from_dict(data)
 
@@ -254,6 +296,8 @@ class RegistryWindowStore:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "window.json"
                 window.to_json(path)
+                if self.pk_model_text is not None:
+                    (Path(tmp) / PK_MODEL_FILE).write_text(self.pk_model_text)
                 if ref:
                     window.to_json(ref)
                 client.log_artifact(run_id, str(path), "window")
