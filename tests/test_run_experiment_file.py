@@ -26,7 +26,7 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert e.promotion.gates().max_ci_width == 30.0
     # exposure: MAP + M3 under a population model fitted to the cohort first ([poppk] budget)
     assert e.features.exposure_method == "map" and e.features.pk_model is None
-    assert (e.poppk.n_explore, e.poppk.n_smooth) == (100, 50) and e.poppk.vpc_sims > 0
+    assert (e.poppk.n_explore, e.poppk.n_smooth) == (None, None) and e.poppk.vpc_sims > 0  # PopPKFit defaults
     assert parse_experiment('name = "d"\n').poppk.n_explore is None  # without [poppk]: PopPKFit's defaults
     from ml.pk import MAPExposure, NCAExposure
 

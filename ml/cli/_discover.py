@@ -53,9 +53,7 @@ def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = 
         raise click.ClickException(f"{directory}: invalid cohort\n{exc}") from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"{directory}: {exc}") from None
-    result = cohort_exposure(cohort, exposure_method, pk_model)
-    exposure, definition = result[0], result[1]
-    model_ref = result[2] if len(result) > 2 else None
+    exposure, definition, model_ref = cohort_exposure(cohort, exposure_method, pk_model, with_model=True)
     return cohort, exposure, definition, model_ref
 
 

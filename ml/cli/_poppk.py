@@ -24,10 +24,10 @@ def poppk() -> None:
 @click.option("--start", "start", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Model file with starting values (default: the shipped assumption set).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of SAEM.")
-@click.option("--explore", type=click.IntRange(min=20), default=200, show_default=True,
-              help="SAEM exploration iterations.")
-@click.option("--smooth", type=click.IntRange(min=1), default=100, show_default=True,
-              help="SAEM smoothing iterations.")
+@click.option("--explore", type=click.IntRange(min=20), default=None,
+              help="Most SAEM exploration iterations (it stops earlier once stationary) [default: PopPKFit's].")
+@click.option("--smooth", type=click.IntRange(min=1), default=None,
+              help="SAEM smoothing iterations [default: PopPKFit's].")
 @click.option("--chains", type=click.IntRange(min=1), default=1, show_default=True,
               help="Markov chains per patient.")
 @click.option("--lloq", type=click.FloatRange(min=0), default=None,
@@ -54,9 +54,9 @@ def fit(cohort_dir, out, as_json, start, seed, explore, smooth, chains, lloq, fi
             raise ValueError(
                 f"the start model is in {start_model.concentration_unit} but the cohort's levels "
                 f"are in {cohort.meta.concentration_unit}: units cannot be converted")
-        est = PopPKFit(start_model, n_explore=explore, n_smooth=smooth, n_chains=chains,
-                       estimate_covariates=not fix_covariates, lloq=lloq, random_state=seed,
-                       verbose=show_progress())
+        budget = {k: v for k, v in (("n_explore", explore), ("n_smooth", smooth)) if v is not None}
+        est = PopPKFit(start_model, n_chains=chains, estimate_covariates=not fix_covariates, lloq=lloq,
+                       random_state=seed, verbose=show_progress(), **budget)
         est.fit(cohort)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
