@@ -488,6 +488,8 @@ class DosingEngine:
                      "are not fitted to patient data")
         if window.simulated:
             c.append("the window was derived from simulated data (a virtual cohort): not for clinical use")
+        if window.protocol:
+            c.append(f"PROTOCOL window, taken from {window.protocol}: not derived from this population's outcomes")
         if window.pk_model is None:
             c.append(f"the window does not name the population PK model that defined its exposure; the doses are "
                      f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")

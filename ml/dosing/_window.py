@@ -83,6 +83,9 @@ class WindowTarget:
     model_file : str
         Where that model's file was found when the window was loaded (a local path; "" when
         none). Not part of :meth:`to_dict`.
+    protocol : str
+        For a window taken from a publication (a protocol window), where it comes from; "" for a
+        window derived from data.
     """
 
     lower: float | None
@@ -97,6 +100,7 @@ class WindowTarget:
     finding: str | None = None
     pk_model: dict | None = None
     model_file: str = field(default="", repr=False, compare=False)
+    protocol: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -140,12 +144,13 @@ class WindowTarget:
         return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
                 "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
                 "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding,
-                "pk_model": None if self.pk_model is None else dict(self.pk_model)}
+                "pk_model": None if self.pk_model is None else dict(self.pk_model), "protocol": self.protocol}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowTarget":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
-                                           "dataset_digest", "simulated", "exposure", "finding", "pk_model")
+                                           "dataset_digest", "simulated", "exposure", "finding", "pk_model",
+                                           "protocol")
                       if k in data})
 
     @classmethod
@@ -169,7 +174,15 @@ class WindowTarget:
                    simulated=bool(data.get("simulated", False)),
                    exposure=str(data.get("exposure", "auc_total")),
                    finding=data.get("finding"),
-                   pk_model=_pk_record(data.get("pk_model")))
+                   pk_model=_pk_record(data.get("pk_model")),
+                   protocol=_protocol_text(data.get("protocol")))
+
+
+def _protocol_text(protocol: dict | None) -> str:
+    if not protocol:
+        return ""
+    return (f"{protocol.get('publication', '?')} (PMID {protocol.get('pmid', '?')}; {protocol.get('population', '?')}), "
+            f"entered by {protocol.get('entered_by', '?')}")
 
 
 def load_window(source: str | Path) -> WindowTarget:
