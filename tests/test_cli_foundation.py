@@ -11,7 +11,7 @@ def test_simulate_validate_exposure(tmp_path):
     out = tmp_path / "cohort"
     res = runner.invoke(main, ["simulate", "--scenario", "urd", "--n", "60", "--seed", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "SIMULATED" in res.output and "[100.0, 148.5)" in res.output
+    assert "SIMULATED" in res.output and "true floor 100, ceiling 148.5 UE*day/mL" in res.output
     res = runner.invoke(main, ["validate", str(out)])
     assert res.exit_code == 0, res.output
     table_path = tmp_path / "auc.csv"
