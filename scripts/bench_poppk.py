@@ -2,7 +2,7 @@
 parameters over virtual cohorts, and the fit time for 324 patients.
 
 Each replicate simulates the ``urd`` scenario (324 patients, the default PK model of
-spec/simulator.md, ``ml.sim.simulate_cohort``) with its own seed and fits it from the default
+ml/pk/default_model.toml, ``ml.sim.simulate_cohort``) with its own seed and fits it from the default
 start. Reported per parameter: median and 90th percentile of the absolute relative error,
 the mean relative error (bias), the fraction of replicates within the issue's tolerance (15 %
 for typical values, 30 % for variabilities), and the coverage of the 95 % Wald intervals from

@@ -43,7 +43,7 @@ def write_window(path, **kwargs) -> str:
 def virtual_patients(n: int, seed: int, *, pre_dose_day3: bool = True, model: PopPKModel | None = None):
     """``n`` virtual patients: (patient dicts in the engine's JSON form, true PK parameters).
 
-    Covariates as in spec/simulator.md (weight normal 63 +- 11 kg truncated 40..120, ALC
+    Covariates as in ml/sim/default_scenarios.toml (weight normal 63 +- 11 kg truncated 40..120, ALC
     log-normal median 0.3 x10^9/L log-SD 0.8); days -5/-4 doses 2.5 mg/kg in 25 mg vials.
     """
     model = model or PopPKModel.default()

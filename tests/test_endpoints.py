@@ -1,7 +1,7 @@
 """Endpoint builders (ml.features._endpoints) against hand-derived targets.
 
 The outcomes table below is written by hand; every expected (code, time) pair was derived by
-reading the table with the rules of spec/cohort-format.md ("Endpoints derived from outcomes"):
+reading the table with the rules of docs/cohort-format.md ("Endpoints derived from outcomes"):
 death competes with cmv/ebv/agvhd/cgvhd/relapse, relapse competes with nrm, os and dfs have no
 competing event, a composite is the first of its components, a tie between an event and the
 competing death counts as the event, a relapse on the day of death makes the death

@@ -1,7 +1,7 @@
 """Recovery of the generating parameters on a 324-patient virtual cohort (issue 6).
 
 The cohort comes from the project's simulator (``ml.sim.simulate_cohort("urd", n=324)``, the
-default PK model of spec/simulator.md, residual error ``f*(1 + 0.2 e1) + 0.3 e2``, LLOQ 0.5):
+default PK model of ml/pk/default_model.toml, residual error ``f*(1 + 0.2 e1) + 0.3 e2``, LLOQ 0.5):
 the reference values are the simulator's own parameters. The tolerances are the issue's:
 typical values within 15 %, between-patient variabilities within 30 %. A start with every
 typical value doubled reaches the same V1, Q, CL + Vmax/Km, omega and residual error, and a point

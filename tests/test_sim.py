@@ -1,4 +1,4 @@
-"""Virtual cohorts: determinism, the contract, and the calibration targets of spec/simulator.md.
+"""Virtual cohorts: determinism, the contract, and the calibration targets of the simulator (docs/sources.md).
 
 Cumulative incidences are estimated with scikit-survival's Aalen-Johansen estimator
 (sksurv.nonparametric.cumulative_incidence_competing_risks) and overall survival with its

@@ -1,7 +1,7 @@
 """WindowSearch: estimator contract, input handling, and statistical behaviour on synthetic data.
 
 Synthetic data have a known truth: exponential event times whose hazard is multiplied by
-``hr_outside`` outside [100, 150) UE*day/mL (a step, as in spec/simulator.md), uniform
+``hr_outside`` outside [100, 150) UE*day/mL (a step, as in ml/sim/default_scenarios.toml), uniform
 censoring. Under the null (``hr_outside = 1``) the permutation p-value must be (close to)
 uniform, which the naive min-p is not (Altman 1994; Lausen & Schumacher 1992).
 """

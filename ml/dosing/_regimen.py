@@ -20,7 +20,7 @@ _EPS = 1e-9
 class DoseCaps:
     """Limits on every recommended daily dose, and the vial size.
 
-    No dose cap for this use is published (context/domain-facts.md, "Dosing practicalities");
+    No dose cap for this use is published (docs/sources.md, "Dosing practicalities");
     the defaults are this project's choice and a centre should set its own.
 
     Attributes

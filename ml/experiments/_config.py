@@ -61,7 +61,7 @@ class CohortSpec:
         Virtual patients.
     seed : int
     path : str or None
-        A cohort folder (spec/cohort-format.md); wins over ``scenario``.
+        A cohort folder (docs/cohort-format.md); wins over ``scenario``.
     """
 
     scenario: str | None = "urd"

@@ -1,4 +1,4 @@
-"""The one adapter from the survival-target type to backend label formats (CONVENTIONS #2).
+"""The one adapter from the survival-target type to backend label formats.
 
 Targets are scikit-survival structured arrays ``(event: bool, time: f8)`` or competing-risk
 arrays ``(event: i1 in {0, 1, 2}, time: f8)`` built by :mod:`ml.features._endpoints`; times are

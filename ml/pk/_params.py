@@ -75,7 +75,7 @@ class PKParameters:
 class PopPKModel:
     """A population PK model: typical values, covariate effects, variability, residual error.
 
-    The default (:meth:`default`) is the assumption set of spec/simulator.md. A model fitted to
+    The default (:meth:`default`) is the assumption set in ml/pk/default_model.toml (sources: docs/sources.md). A model fitted to
     a cohort's own levels (``atgwin poppk fit``) is written in the same format and can replace it
     in the simulator and the dosing engine.
 

@@ -1,6 +1,6 @@
 """Vectorised simulation of the two-compartment ATG model with linear + saturable elimination.
 
-The model (spec/simulator.md), amounts in mg, volumes in L, time in days, C = A1/V1 in mg/L
+The model (docs/design.md; parameters in ml/pk/default_model.toml), amounts in mg, volumes in L, time in days, C = A1/V1 in mg/L
 (= UE/mL by assumption)::
 
     dA1/dt = R(t) - CL*C - Vmax*C/(Km + C) - Q*C + Q*A2/V2

@@ -1,6 +1,6 @@
 """Population PK estimation of active ATG from a cohort's own doses and levels.
 
-:class:`PopPKFit` estimates the model of spec/simulator.md (typical values, covariate
+:class:`PopPKFit` estimates the model of ml/pk/default_model.toml (typical values, covariate
 exponents, between-patient variability, combined residual error, M3 for censored samples) by
 SAEM (Kuhn & Lavielle 2005) and writes it in the declarative format of
 ``ml/pk/default_model.toml`` (:func:`write_model`), which the simulator and the dosing engine

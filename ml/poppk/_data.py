@@ -118,7 +118,7 @@ class PopPKData:
                     concentration_unit: str = "UE/mL", name: str = "",
                     digest: str = "") -> "PopPKData":
         """Build the data set from the ``patients``, ``atg_doses`` and ``atg_levels`` tables
-        (spec/cohort-format.md). See :meth:`from_cohort`."""
+        (docs/cohort-format.md). See :meth:`from_cohort`."""
         if not lloq >= 0:
             raise ValueError(f"lloq must be >= 0, got {lloq}")
         ids = patients["patient_id"].astype(str).to_numpy()

@@ -29,7 +29,7 @@ ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), exp
 
 
 class PopPKFit(BaseEstimator):
-    """Population PK estimation of the ATG model (spec/simulator.md) from doses and levels.
+    """Population PK estimation of the ATG model (ml/pk/default_model.toml) from doses and levels.
 
     Estimates the typical values (CL, V1, Q, V2, Vmax, Km), the power covariate effects of
     weight on CL and V1 and of the lymphocyte count on Vmax, the between-patient variability

@@ -14,7 +14,7 @@ from ml.pk import PopPKModel, fixed_regimen_doses, simulate
 from ._data import PopPKData
 from ._error import CombinedError
 
-#: Sampling schedule of spec/simulator.md, days from transplant: before (08:00) and at the end
+#: Sampling schedule of ml/sim/default_scenarios.toml, days from transplant: before (08:00) and at the end
 #: of each infusion on days -5..-2 (6 h first, 4 h later), then days -1, 0, 3, ..., 60 at 08:00.
 SPEC_SAMPLING_DAYS = tuple(
     [d + h / 24.0 for d, end in zip((-5, -4, -3, -2), (14, 12, 12, 12)) for h in (8, end)]
@@ -87,7 +87,7 @@ def simulate_pk_cohort(model: PopPKModel | None = None, n: int = 324, seed: int 
                        error: CombinedError = CombinedError()) -> Cohort:
     """A PK-only virtual cohort (no outcomes) drawn from ``model``, for testing the estimator.
 
-    Patients follow spec/simulator.md: weight normal 63 kg (SD 11) truncated to 40..120 kg,
+    Patients follow ml/sim/default_scenarios.toml: weight normal 63 kg (SD 11) truncated to 40..120 kg,
     ALC log-normal with median 0.3 x10^9/L and log-SD 0.8, the fixed regimen (2.5 mg/kg/day on
     days -5..-2, 25 mg vials, 08:00, 6 h then 4 h) and the spec's sampling schedule.
 

@@ -6,7 +6,7 @@ through ``mlflow.data``, artefacts, Optuna trials as nested runs) and closes it;
 population PK model that defined its exposure beside it (``pk_model.toml``, digest in the tags);
 :class:`RegistryWindowStore` / :func:`promote_registered` promote a registered candidate to
 ``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call. Estimators and
-pipeline steps never import MLflow (CONVENTIONS.md #9).
+pipeline steps never import MLflow.
 """
 
 from ml.tracking._publish import PublishResult, publish_run, run_tags

@@ -3,7 +3,7 @@
 The window search refits its null model thousands of times (bootstrap, cross-fitting), so it
 uses this vectorised Newton-Raphson instead of a general-purpose fitter. It agrees with
 ``survival::coxph(..., ties = "breslow")`` and scikit-survival's ``CoxPHSurvivalAnalysis``
-(tests/test_window_cox.py).
+(tests/test_window_reference.py).
 """
 
 from __future__ import annotations
