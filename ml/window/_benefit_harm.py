@@ -116,8 +116,9 @@ class BenefitHarmSearch(BaseEstimator):
         Endpoints harmed by *under*-exposure (acute GVHD II-IV); their null-model scores are
         standardised and summed. Any endpoint of :func:`ml.features.parse_endpoint`, composites
         ``a|b`` included.
-    ceiling_endpoints : str or sequence of str, default ("cmv|ebv",)
-        Endpoints harmed by *over*-exposure (first of CMV or EBV reactivation).
+    ceiling_endpoints : str or sequence of str, default ("cmv", "ebv")
+        Endpoints harmed by *over*-exposure: CMV and EBV reactivation, each endpoint's scores
+        standardised and summed (a composite ``"cmv|ebv"`` counts only the first of the two).
     floor_horizon, ceiling_horizon : float or None, default 180.0
         Days from transplant each side's endpoints are truncated at (None: none).
     scores : scores strategy, default LogRankScores()
