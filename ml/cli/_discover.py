@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ml._defaults import BENEFIT_HARM as BH
+from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml._defaults import COMPOSITE_MINPROP, GRID_K, MINPROP
 from ml.cli._common import exposure_options
 
@@ -28,18 +29,7 @@ def _horizon(value: str) -> float | None:
     return h
 
 
-def _fmt_ci(ci) -> str:
-    if ci is None:
-        return "(no interval)"
-    lo = "-inf" if ci[0] is None else f"{ci[0]:.1f}"
-    hi = "+inf" if ci[1] is None else f"{ci[1]:.1f}"
-    return f"[{lo}, {hi}]"
-
-
-def _p(p: float | None) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "-"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+_fmt_ci, _p = fmt_ci, fmt_p
 
 
 def _load(directory: Path, exposure_method: str = "nca", pk_model: str | None = None):
@@ -265,12 +255,10 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     click.echo(f"\nWritten: {out} (status {window.status!r}, finding {window.finding!r})")
 
 
-def _v(value, digits: int = 1) -> str:
-    return "open" if value is None else f"{value:.{digits}f}"
+_v = fmt_bound
 
 
 def _print_benefit_harm(window, search) -> None:
-    unit = window.unit
     click.echo(f"\nBenefit-harm search: {search.n_} patients"
                + (f" ({search.n_excluded_} excluded: no AUC)" if search.n_excluded_ else "")
                + f"; joint adjusted p = {_p(window.p_value)} ({search.n_permutations} permutations of exposure "

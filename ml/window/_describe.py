@@ -5,7 +5,7 @@ Shared by ``atgwin discover`` (console) and the reviewer's report, so that both 
 
 from __future__ import annotations
 
-import math
+from ml._format import fmt_bound, fmt_ci, fmt_p
 
 __all__ = ["ENDPOINT_LABELS", "endpoint_label", "window_sentence"]
 
@@ -42,22 +42,7 @@ def endpoint_label(endpoint) -> str:
     return " or ".join(ENDPOINT_LABELS.get(p, p) for p in parts)
 
 
-def _v(value, digits: int = 1) -> str:
-    return "open" if value is None else f"{value:.{digits}f}"
-
-
-def _ci(ci) -> str:
-    if ci is None:
-        return "(no interval)"
-    lo = "-inf" if ci[0] is None else f"{ci[0]:.1f}"
-    hi = "+inf" if ci[1] is None else f"{ci[1]:.1f}"
-    return f"[{lo}, {hi}]"
-
-
-def _p(p) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "-"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+_v, _ci, _p = fmt_bound, fmt_ci, fmt_p
 
 
 def window_sentence(window) -> str:
