@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from _benchdoc import provenance, write_section  # noqa: E402
 
 LINE = re.compile(r"^\[(?P<k>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<sec>[0-9.]+) s\s*(?P<note>.*)$")
-BUDGET = 180.0  # seconds: issue 4, "Done when"
+BUDGET = 90.0  # seconds of wall clock for `make run` once the environment is installed, popPK fit included
 
 
 def _cpu_children() -> float:
@@ -73,25 +73,27 @@ def main() -> None:
     measured = sum(s for _, s, _ in steps)
     names = {"tracking": "open the MLflow run (fresh sqlite store: creates its tables)",
              "cohort": "simulate the virtual cohort (n = 324) and check the contract",
-             "exposure": "exposure by NCA + feature frame",
-             "models": "Optuna, 30 trials x 5-fold CV (XGBoost survival:cox); 5x3 repeated CV of the tuned model "
-                       "and of the Cox spline model",
-             "window": "window search: scan, 1,000 permutations, 1,000 bootstraps, 5-fold cross-fitted HR, "
-                       "incidences, 4 figures",
-             "explain": "SHAP (values, interactions, SHAP window, 4 figures) + Cox risk curves for 7 outcomes",
+             "poppk": "fit the population PK model to the cohort's levels (SAEM, M3), diagnostics, VPC",
+             "exposure": "exposure: MAP individual curves under the fitted model (M3) + feature frame",
+             "models": "per side (floor: aGVHD II-IV; ceiling: CMV and EBV): Optuna, 30 trials x 5-fold CV "
+                       "(XGBoost survival:cox); 5x3 repeated CV of the tuned model and of the Cox spline model",
+             "window": "benefit-harm search: scan, 1,000 permutations, 1,000 bootstraps, 5-fold cross-fitted HR "
+                       "per side, incidences, figures",
+             "explain": "SHAP per side (values, interactions, SHAP floor / ceiling, figures) + Cox risk curves",
              "report": "render the HTML report",
-             "track": "log params, metrics, dataset, artefacts, 30 nested trial runs; register the window"}
+             "track": "log params, metrics, dataset, artefacts, nested trial runs; register the window and its "
+                      "PK model"}
     rows = [f"| {n} | {names.get(n, '')} | {s:.1f} |" for n, s, _ in steps]
     verdict = "within" if wall < BUDGET else "**over**"
     lines = [
-        "## Pipeline (`atgwin run experiments/urd_window.toml`, issue 4)", "",
+        "## Pipeline (`atgwin run experiments/urd_window.toml`)", "",
         "`.venv/bin/python scripts/bench_pipeline.py`: the default pipeline exactly as `make run` runs it, in a "
         "fresh directory (new `sqlite:///mlflow.db`), on a SIMULATED URD cohort (n = 324). Seconds per step as "
         "printed by the command; start-up is the Python imports before the first step.", "",
         "| step | what | seconds |", "|---|---|---:|", *rows,
         f"| start-up | process start, imports (mlflow, xgboost, shap, ...) | {max(0.0, wall - measured):.1f} |",
         f"| **total (wall clock)** | | **{wall:.1f}** |", "",
-        f"Total {wall:.1f} s, {verdict} the 3-minute budget; CPU time (user + system) {cpu:.1f} s. "
+        f"Total {wall:.1f} s, {verdict} the {BUDGET:.0f}-second budget; CPU time (user + system) {cpu:.1f} s. "
         f"Load average on this shared 2-core machine (1 min) was {load_before[0]:.1f} before and "
         f"{load_after[0]:.1f} after the run (other engineers' jobs), so wall-clock times are inflated by up to "
         f"about the ratio of load to cores; the CPU time is the better measure of the pipeline's own cost.", "",
