@@ -30,3 +30,10 @@ GRID_K = 40
 MINPROP = 0.1
 #: The composite two-cut search's minprop (docs/benchmarks.md, "Power study").
 COMPOSITE_MINPROP = 0.2
+
+#: Defaults of the promotion gates (``ml.window.PromotionGates``, ``atgwin promote``, experiment files).
+#: ``max_ci_width`` (UE*day/mL, each bound's 95 % interval): on 400 simulated urd cohorts the
+#: benefit-harm search's intervals had a median width of about 29 and a 90th percentile of about 50
+#: (docs/benchmarks.md, "benefit-harm"), so 50 lets nine in ten true windows through and refuses a
+#: bound known only to within more than the half-width of the published window (48.5).
+PROMOTION = {"alpha": 0.05, "max_ci_width": 50.0, "min_events": 50}

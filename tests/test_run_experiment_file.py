@@ -23,7 +23,7 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert (e.endpoint.floor, e.endpoint.ceiling) == (("agvhd2",), ("cmv", "ebv"))
     assert (e.endpoint.floor_horizon_days, e.endpoint.ceiling_horizon_days, e.endpoint.horizon_days) == (180, 180, 180)
     assert e.model_name == "atg-window-urd" and e.transport is None
-    assert e.promotion.gates().max_ci_width == 30.0
+    assert e.promotion.gates().max_ci_width == 50.0
     # exposure: MAP + M3 under a population model fitted to the cohort first ([poppk] budget)
     assert e.features.exposure_method == "map" and e.features.pk_model is None
     assert (e.poppk.n_explore, e.poppk.n_smooth) == (None, None) and e.poppk.vpc_sims > 0  # PopPKFit defaults

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ml._defaults import BENEFIT_HARM as _BH
 from ml._defaults import COMPOSITE_MINPROP, GRID_K, MINPROP
+from ml._defaults import PROMOTION as _GATES
 
 __all__ = [
     "CohortSpec",
@@ -283,7 +284,7 @@ class PromotionSpec:
     """
 
     alpha: float = 0.05
-    max_ci_width: float = 30.0
+    max_ci_width: float = _GATES["max_ci_width"]
     min_events: int = 50
 
     def gates(self):
@@ -604,7 +605,7 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     p = _Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events"))
     promotion = PromotionSpec(
         alpha=p.get("alpha", 0.05, float, lambda v: 0 < v < 1, "must be in (0, 1)"),
-        max_ci_width=p.get("max_ci_width", 30.0, float, lambda v: math.isfinite(v) and v > 0, "must be > 0"),
+        max_ci_width=p.get("max_ci_width", _GATES["max_ci_width"], float, lambda v: math.isfinite(v) and v > 0, "must be > 0"),
         min_events=p.get("min_events", 50, int, lambda v: v >= 0, "must be >= 0"),
     )
 

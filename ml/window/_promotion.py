@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from ml._defaults import PROMOTION as _GATES
 from ml.window._artefact import ExposureWindow, _finite
 
 __all__ = ["PromotionError", "PromotionGates", "promote_window"]
@@ -27,7 +28,8 @@ class PromotionGates:
     alpha : float
         The adjusted p-value must be below it.
     max_ci_width : float
-        Largest width of each bound's confidence interval, in the window's unit (UE*day/mL). An
+        Largest width of each bound's confidence interval, in the window's unit (UE*day/mL); the
+        default 50 is justified in ``ml/_defaults.py`` (benchmark figures). An
         interval unbounded on either side fails, and so does an open bound: only a window with
         both bounds is safe to dose.
     min_events : int
@@ -35,9 +37,9 @@ class PromotionGates:
         each side (floor and ceiling endpoints).
     """
 
-    alpha: float = 0.05
-    max_ci_width: float = 30.0
-    min_events: int = 50
+    alpha: float = _GATES["alpha"]
+    max_ci_width: float = _GATES["max_ci_width"]
+    min_events: int = _GATES["min_events"]
 
     def __post_init__(self):
         if not (0 < self.alpha < 1):
