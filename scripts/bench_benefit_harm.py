@@ -246,7 +246,7 @@ def summarise(rows: dict[str, list[dict]], speed: dict | None, args) -> str:
                                                         ("window", "floor-only", "ceiling-only", "overlap",
                                                          "no-window")) + f" | {cw} | {ca} |")
     lines += ["", "Type-I error is the share of `null` cohorts with any claim (window, floor-only, ceiling-only or "
-              "overlap; a claim needs the joint test to reject, so it equals the joint test's rejection rate); "
+              "overlap; a claim needs the joint test and a side's own test to reject: the closed test); "
               "power is the share of `window` where both harms exist. \"Composite: window\" is a two-sided "
               "composite window at p < 0.05, \"composite: any\" also counts one-sided (open) ones.", "",
               "Bounds of the evidenced sides (true floor / ceiling of the world; error = estimate - truth, "

@@ -47,6 +47,9 @@ BH_CI_METHODS = (*CI_METHODS, "ij")
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: The two sides, in the order of the bounds they set (floor -> lower, ceiling -> upper).
 SIDES = ("floor", "ceiling")
+#: Bootstrap resamples behind each fold's smoothed (or bagged) bounds in the cross-fitting: a point
+#: estimate per fold needs fewer than the intervals do.
+_FOLD_BOOTSTRAPS = 100
 
 
 @dataclass(frozen=True)
@@ -518,7 +521,7 @@ class BenefitHarmSearch(BaseEstimator):
         point = {"bagged": _nanmedian, "smoothed": _nanmean}.get(self.estimate)
         for train, test in KFold(self.n_folds, shuffle=True, random_state=seed).split(data.x):
             if point is not None:
-                boot = data.bootstrap(min(self.n_bootstraps, 200), rng, subset=train)
+                boot = data.bootstrap(min(self.n_bootstraps, _FOLD_BOOTSTRAPS), rng, subset=train)
                 lo, hi = point(boot[:, list(cols)])
             else:
                 lo, hi = np.nan, np.nan
