@@ -31,7 +31,7 @@ from ml.window._core import bounds_of, inside_window
 from ml.window._cox import hazard_ratio
 from ml.window._grid import QuantileGrid
 from ml.window._scores import CoxMartingaleScores, LogRankScores
-from ml.window._search import _progress, split_exposure
+from ml.window._search import WindowSearch, _progress, split_exposure
 from ml.window._sides import SideScan, side_permutation_maxima, side_scan
 
 __all__ = ["BH_CI_METHODS", "BH_ESTIMATES", "FINDINGS", "SIDES", "BenefitHarmSearch", "SideResult"]
@@ -557,11 +557,9 @@ class BenefitHarmSearch(BaseEstimator):
         return out
 
     # ------------------------------------------------------------------------------- helpers
-    def predict(self, X) -> np.ndarray:
-        """True where the exposure of ``X`` lies inside the fitted window [lower_, upper_)."""
-        check_is_fitted(self, "lower_")
-        x, _, _ = split_exposure(X, self.exposure)
-        return inside_window(x, self.lower_, self.upper_)
+    #: True where the exposure of ``X`` lies inside the fitted window [lower_, upper_) (the same rule
+    #: as the composite search's).
+    predict = WindowSearch.predict
 
     def summary(self) -> dict:
         """The fitted results as plain Python values (open bounds as None)."""
