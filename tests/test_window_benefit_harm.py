@@ -22,7 +22,7 @@ from ml.sim import simulate_cohort
 from ml.window import (BenefitHarmSearch, ExposureWindow, QuantileGrid, discover, logrank_scores, promote_window,
                        scan)
 from ml.window._promotion import PromotionGates
-from ml.window._sides import admissible_pairs, side_permutation_maxima, side_scan
+from ml.window._sides import admissible_pairs, min_p_value, side_permutation_maxima, side_scan
 
 QUICK = dict(n_permutations=199, n_bootstraps=40, n_folds=3)
 
@@ -97,6 +97,55 @@ def _without_exposure_effect(outcomes: pd.DataFrame, columns, seed: int) -> pd.D
     for c in columns:
         out[c] = outcomes[c].to_numpy()[perm]
     return out
+
+
+def test_min_p_of_one_statistic_is_its_plain_permutation_p_value():
+    """With one column the min-p is the permutation p-value (1 + #{null >= observed}) / (1 + B)."""
+    rng = np.random.default_rng(0)
+    null = rng.normal(size=(999, 1))
+    for observed in (-1.0, 0.3, 1.7, 2.5, 10.0):
+        expected = (1 + np.sum(null[:, 0] >= observed)) / 1000
+        assert min_p_value(null, np.array([observed])) == pytest.approx(expected)
+
+
+def test_min_p_keeps_the_level_when_the_observed_data_are_one_more_permutation():
+    """Exchangeable rows (the permutation null): P(p <= alpha) is at most alpha, up to Monte Carlo error.
+
+    Three correlated statistics on different scales, as the joint, floor and ceiling maxima are;
+    the observed row is drawn from the same law as the permutation rows, so under the null the
+    p-value is (super-)uniform on the grid k / (B + 1) (Westfall & Young 1993, ch. 2).
+    """
+    rng = np.random.default_rng(1)
+    cov = np.array([[1.0, 0.7, 0.7], [0.7, 1.0, 0.0], [0.7, 0.0, 1.0]])
+    scale = np.array([2.0, 1.0, 0.5])
+    reps, b = 1500, 199
+    rows = rng.multivariate_normal(np.zeros(3), cov, size=(reps, b + 1)) * scale
+    p = np.array([min_p_value(r[1:], r[0]) for r in rows])
+    for alpha in (0.05, 0.1, 0.2):
+        rate = np.mean(p <= alpha)
+        assert rate <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / reps), (alpha, rate)
+        assert rate >= alpha - 3 * np.sqrt(alpha * (1 - alpha) / reps) - 1 / (b + 1), (alpha, rate)
+
+
+def test_min_p_rejects_when_one_statistic_alone_carries_the_signal():
+    """One of three statistics far out in its tail: the min-p rejects, a sum diluted by the others
+    need not. Compared with the Bonferroni bound 3 * min p (the min-p is never above it)."""
+    rng = np.random.default_rng(2)
+    null = rng.normal(size=(999, 3))
+    observed = np.array([0.0, 3.5, 0.0])
+    p = min_p_value(null, observed)
+    single = (1 + np.sum(null >= observed, axis=0)) / 1000
+    assert p < 0.05 and p <= 3 * single.min() + 1e-12
+
+
+def test_the_global_test_can_be_the_joint_statistic_alone(urd):
+    cohort, table = urd
+    kw = dict(random_state=0, n_permutations=199, n_bootstraps=0, n_folds=0, estimate="argmax", ci_method="percentile")
+    joint = BenefitHarmSearch(global_test="joint", **kw).fit(_x(cohort, table), cohort.outcomes)
+    expected = (1 + np.sum(joint.null_statistics_[:, 0] >= joint.statistic_ - 1e-9)) / 200
+    assert joint.p_value_ == pytest.approx(expected)
+    with pytest.raises(ValueError, match="global_test"):
+        BenefitHarmSearch(global_test="sum", **kw).fit(_x(cohort, table), cohort.outcomes)
 
 
 def test_a_world_with_both_harms_gives_a_window_near_the_truth(urd):

@@ -448,7 +448,7 @@ class _Renderer:
         out = ["<section id='sides'><h2>Floor and ceiling: which outcome sets which bound</h2>",
                f"<p>Finding: <b>{_e(art.get('finding', ''))}</b>. The floor is the lowest exposure that protects "
                "against the under-exposure harm; the ceiling the highest that does not yet raise the over-exposure "
-               "harm. Each side is tested one-sided, on its own endpoint(s); the joint permutation test and the "
+               "harm. Each side is tested one-sided, on its own endpoint(s); the global permutation test and the "
                "closed test per side are in the window table above.</p>"]
         header = ["", "floor", "ceiling"]
         rows: dict[str, list[str]] = {}
