@@ -27,6 +27,8 @@ BENEFIT_HARM = {
     "estimate": "smoothed",           # mean of the bootstrap bounds (docs/benchmarks.md, "benefit-harm")
 }
 
+#: Names of the global tests of :class:`ml.window.BenefitHarmSearch` (``global_test``).
+GLOBAL_TEST_NAMES = ("min-p", "joint")
 #: The candidate grid of the benefit-harm search: ``QuantileGrid(k=GRID_K, minprop=MINPROP)``.
 GRID_K = 40
 #: Smallest share of patients below the floor, inside the window and above the ceiling.

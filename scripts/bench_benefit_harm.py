@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -39,6 +40,8 @@ from _benchdoc import provenance, write_section  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "bench-benefit-harm"
 
+#: The floor from acute GVHD II-IV and chronic GVHD, both by day 730 (chronic GVHD's horizon).
+GVHD_FLOOR = {"floor_endpoints": ("agvhd2", "cgvhd"), "floor_horizon": 730.0}
 #: name -> (scenario, patients (None: the scenario's), exposure, simulate keywords, searches[, search keywords])
 CONFIGS = {
     "urd": ("urd", 324, "map", {}, ("bh", "composite")),
@@ -56,13 +59,18 @@ CONFIGS = {
     "urd-misspecified-pk": ("urd", 324, "map", {"pk_model": "misspecified"}, ("bh",)),
     "urd-effect-0.75": ("urd", 324, "map", {"effect_scale": 0.75}, ("bh",)),
     "urd-effect-1.5": ("urd", 324, "map", {"effect_scale": 1.5}, ("bh",)),
+    # a differently posed floor: acute and chronic GVHD (scores standardised and summed) by day 730
+    "urd-floor-gvhd": ("urd", 324, "map", {}, ("bh",), GVHD_FLOOR),
+    "null-floor-gvhd": ("null", 324, "map", {}, ("bh",), GVHD_FLOOR),
+    "floor-only-floor-gvhd": ("floor-only", 324, "map", {}, ("bh",), GVHD_FLOOR),
+    "ceiling-only-floor-gvhd": ("ceiling-only", 324, "map", {}, ("bh",), GVHD_FLOOR),
 }
 #: The main rows get ``--reps`` cohorts; the one-sided worlds ``--one-sided-reps``; the others ``--other-reps``.
-MAIN = ("urd", "null", "urd-ceiling-composite")
-ONE_SIDED = ("floor-only", "ceiling-only")
+MAIN = ("urd", "null", "urd-ceiling-composite", "urd-floor-gvhd", "null-floor-gvhd")
+ONE_SIDED = ("floor-only", "ceiling-only", "floor-only-floor-gvhd", "ceiling-only-floor-gvhd")
 #: Worlds without any exposure effect: every claim needs the global permutation test to reject, so the
 #: bootstrap (bounds and intervals) cannot change their type-I error and is skipped there.
-NO_BOOTSTRAP = ("null", "null-nca")
+NO_BOOTSTRAP = ("null", "null-nca", "null-floor-gvhd")
 
 
 def misspecified_truth():
@@ -76,17 +84,24 @@ def misspecified_truth():
                    iiv={k: v * 1.3 for k, v in m.iiv.items()})
 
 
-def _exposure_cached(name: str, seed: int, virtual, method: str) -> np.ndarray:
-    """The cohort's exposure, cached under runs/ by world and seed (worlds that share cohorts and the
-    exposure method, e.g. ``urd`` and ``urd-ceiling-composite``, compute it once)."""
-    scenario, n, _, sim_kw, *_ = CONFIGS[name]
-    tag = "-".join(f"{k}={v}" for k, v in sorted(sim_kw.items())) or "default"
-    path = CACHE / "exposure" / f"{scenario}-n{n}-{method}-{tag}-{seed}.npy"
+def _exposure_cached(virtual, method: str) -> np.ndarray:
+    """The cohort's exposure, cached under runs/ by the content of its PK inputs (patients, doses,
+    levels) and the method: worlds that differ only in their outcomes (``urd``, ``null``,
+    ``floor-only``, ... with the same seed simulate the same patients and levels) compute it once."""
+    import hashlib
+
+    import pandas as pd
+
+    c = virtual.cohort
+    digest = hashlib.sha256()
+    for table in (c.patients, c.doses, c.levels):
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    path = CACHE / "exposure" / f"{method}-{digest.hexdigest()[:24]}.npy"
     if path.exists():
         return np.load(path)
     x = _exposure(virtual, method)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{seed}.tmp.npy")
+    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
     np.save(tmp, x)
     tmp.replace(path)
     return x
@@ -152,7 +167,7 @@ def one_cohort(task) -> dict:
         kw["pk_model"] = misspecified_truth()
     warnings.simplefilter("ignore")
     v = simulate_virtual(scenario, n, seed, **kw)
-    x = _exposure_cached(name, seed, v, method)
+    x = _exposure_cached(v, method)
     row = {"config": name, "seed": seed, "truth": {k: v.cohort.meta.truth.get(k) for k in ("floor", "ceiling")},
            "n_missing": int(np.isnan(x).sum())}
     if "bh" in searches:
@@ -177,6 +192,50 @@ def _cache_name(name: str, perms: int, boots: int) -> str:
     from ml._defaults import BENEFIT_HARM
 
     return f"{name}-p{perms}-b{boots}-{BENEFIT_HARM['global_test']}.jsonl"
+
+
+def carry_over_joint(configs: list[str], reps: dict[str, int], perms: int, boots: int, alpha: float = 0.05) -> int:
+    """Reuse rows computed with ``global_test="joint"`` where the min-p test provably rejects too.
+
+    The search is otherwise the same (same seeds, permutations and resamples), so the finding,
+    bounds and intervals of a cohort can only differ through the global test's decision. The min-p
+    of the joint, floor and ceiling maxima is at most 3 times the smallest of their p-values
+    (Bonferroni, which holds for the permutation p-values of ``min_p_value`` too), so a cohort
+    whose joint p-value was below ``alpha / 3`` is rejected by both tests and its row stands; it is
+    stored with ``p`` = None, ``p_global_at_most`` = 3 p_joint and ``carried_over`` = True. Every
+    other cohort is recomputed.
+
+    Returns
+    -------
+    int
+        Rows carried over.
+    """
+    n = 0
+    for name in configs:
+        b = 0 if name in NO_BOOTSTRAP else boots
+        old, new = CACHE / f"{name}-p{perms}-b{b}.jsonl", CACHE / _cache_name(name, perms, b)
+        if not old.exists():
+            continue
+        have = set()
+        if new.exists():
+            have = {json.loads(line)["seed"] for line in new.read_text().splitlines()}
+        with open(new, "a") as fh:
+            for line in old.read_text().splitlines():
+                r = json.loads(line)
+                p = r["bh"]["p"]
+                if r["seed"] in have or r["seed"] >= reps[name] or p is None or not p < alpha / 3:
+                    continue
+                r["bh"] = {**r["bh"], "p": None, "p_joint_only": p, "p_global_at_most": min(1.0, 3 * p),
+                           "carried_over": True}
+                fh.write(json.dumps(r) + "\n")
+                n += 1
+    return n
+
+
+def _global_rejects(bh: dict, alpha: float = 0.05) -> bool:
+    if bh.get("p") is not None:
+        return bh["p"] < alpha
+    return bh.get("p_global_at_most", 1.0) < alpha
 
 
 def run(configs: list[str], reps: dict[str, int], perms: int, boots: int, workers: int,
@@ -250,7 +309,9 @@ def summarise(rows: dict[str, list[dict]], speed: dict | None, args) -> str:
              f"for both searches). Benefit-harm search: `BenefitHarmSearch()` defaults (floor aGVHD II-IV; ceiling CMV "
              f"and EBV, each endpoint's scores standardised and summed; both by day 180; {args.permutations} permutations, {args.bootstraps} bootstraps, "
              "smoothed bounds with infinitesimal-jackknife intervals, minprop 0.1; no cross-fitting; the row "
-             "`urd-ceiling-composite` takes the first-event composite `cmv|ebv` as the ceiling endpoint instead); composite: `cmv|ebv|agvhd2|death` by day 180, minprop 0.2, bagged "
+             "`urd-ceiling-composite` takes the first-event composite `cmv|ebv` as the ceiling endpoint instead; the rows "
+             "`*-floor-gvhd` pose the floor differently: acute GVHD II-IV and chronic GVHD, scores standardised and "
+             "summed, both by day 730); composite: `cmv|ebv|agvhd2|death` by day 180, minprop 0.2, bagged "
              f"(200 bootstraps). Exposure: MAP under the shipped prior unless the row says otherwise. Rates "
              "± Monte Carlo SE.", "",
              f"The composite search ran on the first {args.composite_reps} cohorts of the worlds that list it. "
@@ -269,12 +330,19 @@ def summarise(rows: dict[str, list[dict]], speed: dict | None, args) -> str:
         comp = [r["composite"] for r in res if "composite" in r]
         cw = _pct(sum(c["finding"] == "window" for c in comp), len(comp)) if comp else "-"
         ca = _pct(sum(c["status"] == "candidate" for c in comp), len(comp)) if comp else "-"
-        joint = _pct(sum(r["bh"]["p"] is not None and r["bh"]["p"] < 0.05 for r in res), n)
+        joint = _pct(sum(_global_rejects(r["bh"]) for r in res), n)
         alone = [r["bh"].get("p_joint_only") for r in res]
         alone = _pct(sum(p < 0.05 for p in alone), n) if None not in alone else "-"
         lines.append(f"| {name} | {n} | {joint} | {alone} | " + " | ".join(_pct(f.count(k), n) for k in
                                                         ("window", "floor-only", "ceiling-only", "overlap",
                                                          "no-window")) + f" | {cw} | {ca} |")
+    carried = {name: sum(bool(r["bh"].get("carried_over")) for r in res) for name, res in rows.items() if res}
+    if any(carried.values()):
+        lines += ["", f"{sum(carried.values())} of {sum(len(r) for r in rows.values())} cohorts were carried over from the "
+                  "benchmark of the joint global test (`--carry-over-joint`): the search is otherwise the same, and "
+                  "where the joint p-value was below alpha / 3 the min-p test rejects too (min-p <= 3 x the smallest "
+                  "p-value), so the finding, bounds and intervals stand; their global p is only bounded (<= 3 x "
+                  "joint p). Per world: " + ", ".join(f"{k} {v}" for k, v in carried.items() if v) + "."]
     lines += ["", "Type-I error is the share of `null` cohorts with any claim (window, floor-only, ceiling-only or "
               "overlap; a claim needs the global test and a side's own test to reject: the closed test); "
               "power is the share of `window` where both harms exist. \"Composite: window\" is a two-sided "
@@ -376,6 +444,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--cached-only", action="store_true",
                     help="summarise the cohorts already computed (runs/bench-benefit-harm/), compute nothing new")
+    ap.add_argument("--carry-over-joint", action="store_true",
+                    help="reuse cached rows of the joint global test where the min-p test provably rejects too "
+                         "(joint p < alpha / 3); see carry_over_joint")
     ap.add_argument("--no-write", action="store_true", help="print the summary, leave docs alone")
     args = ap.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -384,6 +455,9 @@ def main(argv=None) -> int:
         ap.error(f"unknown configs {unknown}")
     reps = {c: min(args.reps, args.one_sided_reps if c in ONE_SIDED else args.other_reps) if c not in MAIN else args.reps
             for c in configs}
+    if args.carry_over_joint:
+        print(f"carried over from the joint-test cache: {carry_over_joint(configs, reps, args.permutations, args.bootstraps)} rows",
+              file=sys.stderr)
     rows = run(configs, reps, args.permutations, args.bootstraps, args.workers, args.composite_reps,
                cached_only=args.cached_only)
     speed = None if args.no_speed else measure_speed()

@@ -44,6 +44,16 @@ def test_discover_writes_a_window_and_prints_a_summary(cohorts, tmp_path):
     assert {i.outcome for i in w.incidences} >= {"cmv", "agvhd2", "nrm"}
 
 
+def test_discover_takes_the_global_test_and_names_it(cohorts, tmp_path):
+    for test in ("joint", "min-p"):
+        r = run("discover", cohorts / "urd", "--out", tmp_path / f"{test}.json", "--global-test", test, *QUICK)
+        assert r.exit_code == 0, r.output
+        assert f"{test} test of" in r.output
+    r = CliRunner().invoke(main, ["discover", str(cohorts / "urd"), "--out", str(tmp_path / "x.json"),
+                                  "--global-test", "sum"])
+    assert r.exit_code == 2 and "'sum' is not one of" in r.output
+
+
 def test_discover_composite_endpoint_runs_the_two_cut_search(cohorts, tmp_path):
     out = tmp_path / "w.json"
     r = run("discover", cohorts / "urd", "--out", out, "--endpoint", "cmv|ebv|agvhd2|death", *QUICK)

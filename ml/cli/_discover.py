@@ -10,7 +10,7 @@ import click
 
 from ml._defaults import BENEFIT_HARM as BH
 from ml._format import fmt_bound, fmt_ci, fmt_p
-from ml._defaults import COMPOSITE_MINPROP, GRID_K, MINPROP
+from ml._defaults import COMPOSITE_MINPROP, GLOBAL_TEST_NAMES, GRID_K, MINPROP
 from ml.cli._common import exposure_options
 
 DEFAULT_ENDPOINT = "cmv|ebv|agvhd2|death"
@@ -155,6 +155,10 @@ def _csv(value) -> str:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--alpha", default=BH["alpha"], show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--global-test", default=BH["global_test"], show_default=True, type=click.Choice(GLOBAL_TEST_NAMES),
+              help="Test of 'no exposure effect on either side' that opens the closed test: the min-p of the best "
+              "joint, floor and ceiling statistics, or the joint (floor + ceiling) statistic alone, which is weaker "
+              "when only one harm exists (docs/benchmarks.md, 'benefit-harm').")
 @click.option("--min-events", default=BH["min_events"], show_default=True, type=click.IntRange(1))
 @click.option("--outcomes", "outcomes_text", default=DEFAULT_OUTCOMES, show_default=True,
               help="Endpoints whose cumulative incidence is reported below/inside/above the window.")
@@ -168,7 +172,7 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
              ceiling_horizon: str, floor_covariates: str, ceiling_covariates: str, endpoint: str | None,
              horizon_text: str, covariates: str, single_cut: bool, permutations: int, bootstraps: int, folds: int,
              grid_k: int, minprop: float | None, ci_method: str, estimate: str, seed: int, alpha: float,
-             min_events: int, outcomes_text: str, incidence_horizon: float | None, evaluate_path: Path | None,
+             global_test: str, min_events: int, outcomes_text: str, incidence_horizon: float | None, evaluate_path: Path | None,
              exposure_method: str, pk_model: str | None) -> None:
     """Find the exposure window of the cohort in DIRECTORY (total active-ATG AUC).
 
@@ -234,7 +238,7 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     else:
         search = BenefitHarmSearch(floor, ceiling, floor_horizon=f_horizon, ceiling_horizon=c_horizon,
                                    floor_covariates=_names(floor_covariates),
-                                   ceiling_covariates=_names(ceiling_covariates), alpha=alpha,
+                                   ceiling_covariates=_names(ceiling_covariates), alpha=alpha, global_test=global_test,
                                    grid=QuantileGrid(k=grid_k, minprop=MINPROP if minprop is None else minprop), **common)
     try:
         found = run_discovery(cohort, exposure, search=search, endpoint=endpoint, horizon_days=horizon,
@@ -261,8 +265,8 @@ _v = fmt_bound
 def _print_benefit_harm(window, search) -> None:
     click.echo(f"\nBenefit-harm search: {search.n_} patients"
                + (f" ({search.n_excluded_} excluded: no AUC)" if search.n_excluded_ else "")
-               + f"; joint adjusted p = {_p(window.p_value)} ({search.n_permutations} permutations of exposure "
-               "against all outcomes, maximum over the whole search)")
+               + f"; global p = {_p(window.p_value)} (no exposure effect on either side; {search.global_test} test "
+               f"of {search.n_permutations} permutations of exposure against all outcomes, over the whole search)")
     head = f"  {'side':<8}{'endpoints':<14}{'horizon':>8}{'bound':>8}  {'95% CI':<16}{'adj. p':>8}{'events':>8}  " \
            "cross-fitted HR (harmed vs protected)"
     click.echo(head)

@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ml._defaults import BENEFIT_HARM as _D
-from ml._defaults import GRID_K, MINPROP
+from ml._defaults import GLOBAL_TEST_NAMES, GRID_K, MINPROP
 from ml.features import competing_target, parse_endpoint
 from ml.window._bootstrap import CI_METHODS, bound_intervals, infinitesimal_jackknife_sd
 from ml.window._core import bounds_of, inside_window
@@ -51,6 +51,7 @@ BH_CI_METHODS = (*CI_METHODS, "ij")
 #: Tests of the global null (no exposure effect on either side), over the columns of the permutation
 #: maxima (joint, floor, ceiling): the min-p of all three, or the joint statistic alone.
 GLOBAL_TESTS = {"min-p": (0, 1, 2), "joint": (0,)}
+assert tuple(GLOBAL_TESTS) == GLOBAL_TEST_NAMES
 #: What a benefit-harm search can find.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: The two sides, in the order of the bounds they set (floor -> lower, ceiling -> upper).
