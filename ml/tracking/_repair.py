@@ -141,7 +141,7 @@ def mark_folder_killed(run_dir: str | Path, how: str, *, step: str | None = None
     fields = {"status": "KILLED", "failed_step": step, "killed_by": how,
               "error": f"interrupted by {how} during step {step!r}", "finished_at": _now()}
     if ended:
-        fields["before_kill"] = {k: m.get(k) for k in ("status", "failed_step", "error")}
+        fields["before_kill"] = {k: m.get(k) for k in ("status", "failed_step", "error", "finished_at")}
     bundle.update(RunBundle.MANIFEST, **fields)
     return True
 
