@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ml.tracking._store import check_reachable, store_lock
-from ml.tracking._uri import artifact_root, fluent_uri, quiet, resolve_tracking_uri
+from ml.tracking._uri import artifact_root, fluent_uri, quiet, resolve_tracking_uri, sqlite_path
 
 __all__ = ["RunTracker", "TrackingError"]
 
@@ -70,8 +70,15 @@ class RunTracker:
         from mlflow import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self._initialised = False
+        # MlflowClient opens (and on a new local store creates and migrates) the tracking store at
+        # once, the registry store on first use: both under the lock, one process at a time
+        with store_lock(self.tracking_uri):
+            self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            if sqlite_path(self.tracking_uri) is not None:
+                with quiet():
+                    self.client.search_registered_models(max_results=1)
+                self._initialised = True
 
     def connect(self, timeout: float = 5.0) -> "RunTracker":
         """Make sure the store answers, creating a new local store (one process at a time).
