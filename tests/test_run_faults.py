@@ -184,90 +184,112 @@ def wait_marker(proc, path: Path, timeout=120.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_from_outside_during_a_real_step_ends_the_run_killed(store, tmp_path, sig):
-    name = f"outside-{signal.Signals(sig).name}"
-    proc = spawn(tmp_path, store["uri"], "models", name, how="real", toml=store["toml"])
+def test_sigterm_from_outside_during_a_real_step_ends_the_run_killed(store, tmp_path):
+    proc = spawn(tmp_path, store["uri"], "models", "outside", how="real", toml=store["toml"])
     wait_marker(proc, tmp_path / "marker")
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + sig, out
-    assert "Traceback" not in out
-    r = the_run(store["uri"], name)
-    assert r.info.status == "KILLED" and r.data.tags["atgwin.killed_by"] == signal.Signals(sig).name
-    m = manifest(tmp_path / "runs" / name)
-    assert (m["status"], m["failed_step"]) == ("KILLED", "models")
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "Traceback" not in out and "Interrupted by SIGTERM" in out
+    r = the_run(store["uri"], "outside")
+    assert r.info.status == "KILLED" and r.data.tags["atgwin.killed_by"] == "SIGTERM"
+    m = manifest(tmp_path / "runs" / "outside")
+    assert (m["status"], m["failed_step"], m["killed_by"]) == ("KILLED", "models", "SIGTERM")
     # exposure ran for real before the kill; its results stayed
     assert m["steps"][2] == {**m["steps"][2], "name": "exposure", "status": "FINISHED"}
 
 
-def test_sigkill_mid_pipeline_is_found_and_marked_by_runs_repair(store, tmp_path):
-    proc = spawn(tmp_path, store["uri"], "window", "sigkilled")
-    wait_marker(proc, tmp_path / "marker")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    r = the_run(store["uri"], "sigkilled")
-    assert r.info.status == "RUNNING"  # what SIGKILL leaves: nothing could run in the process
-    folder = tmp_path / "runs" / "sigkilled"
-    assert manifest(folder)["status"] == "RUNNING"
+def test_sigkill_leaves_running_runs_that_the_next_run_marks_killed_and_publish_completes(store, tmp_path,
+                                                                                         monkeypatch):
+    from tests.fault_driver import install
+
+    # two processes killed outright: one in the middle of the pipeline, one while publishing
+    victims = {"mid-pipeline": spawn(tmp_path, store["uri"], "window", "mid-pipeline", marker="m1"),
+               "half-published": spawn(tmp_path, store["uri"], "track", "half-published", marker="m2")}
+    for proc, marker in zip(victims.values(), ("m1", "m2")):
+        wait_marker(proc, tmp_path / marker)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+    runs = {name: the_run(store["uri"], name) for name in victims}
+    assert {r.info.status for r in runs.values()} == {"RUNNING"}  # what SIGKILL leaves
+    mid, half = tmp_path / "runs" / "mid-pipeline", tmp_path / "runs" / "half-published"
+    assert manifest(mid)["status"] == "RUNNING" and manifest(half)["status"] == "FINISHED"
+    c = client(store["uri"])
+    run_id = runs["half-published"].info.run_id
+    # parameters, metrics and tags were sent; the artefacts were not
+    assert runs["half-published"].data.params and "report.html" not in [f.path for f in c.list_artifacts(run_id)]
 
     dry = atgwin("runs", "repair", "--dry-run", "--tracking-uri", store["uri"])
     assert dry.exit_code == 0, dry.output
-    assert f"would mark KILLED: run {r.info.run_id} (sigkilled)" in dry.output
-    assert the_run(store["uri"], "sigkilled").info.status == "RUNNING"
+    for name, r in runs.items():
+        assert f"would mark KILLED: run {r.info.run_id} ({name})" in dry.output
+        assert the_run(store["uri"], name).info.status == "RUNNING"
 
-    fixed = atgwin("runs", "repair", "--tracking-uri", store["uri"])
-    assert fixed.exit_code == 0, fixed.output
-    assert f"marked KILLED: run {r.info.run_id} (sigkilled)" in fixed.output
-    r = the_run(store["uri"], "sigkilled")
-    assert r.info.status == "KILLED"
-    assert f"process {proc.pid}" in r.data.tags["atgwin.repaired"] and "SIGKILL" in r.data.tags["atgwin.repaired"]
-    m = manifest(folder)
-    assert (m["status"], m["failed_step"]) == ("KILLED", "window")
-    assert m["killed_by"] == "SIGKILL or crash"
-    # marked once: a second repair finds nothing more to do with it
-    again = atgwin("runs", "repair", "--tracking-uri", store["uri"])
-    assert f"run {r.info.run_id}" not in again.output
-
-
-def test_sigkill_while_publishing_is_repaired_by_the_next_run_and_republished(store, tmp_path, monkeypatch):
-    from tests.fault_driver import install
-
-    proc = spawn(tmp_path, store["uri"], "track", "half-published")
-    wait_marker(proc, tmp_path / "marker")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    r = the_run(store["uri"], "half-published")
-    run_id = r.info.run_id
-    # parameters, metrics and tags were sent; the artefacts were not
-    assert r.info.status == "RUNNING" and r.data.params and r.data.tags["atgwin.status"] == "FINISHED"
-    c = client(store["uri"])
-    assert "report.html" not in [f.path for f in c.list_artifacts(run_id)]
-
-    # the next atgwin run on the same store finds it and marks it
+    # the next atgwin run on the same store finds both and marks them
     install(None, setattr=monkeypatch.setattr)
     nxt = atgwin("run", store["toml"], "--out-dir", tmp_path / "runs", "--run-name", "next", uri=store["uri"])
     assert nxt.exit_code == 0, nxt.output
-    assert f"[0] repaired  run {run_id} (half-published)" in nxt.output
-    assert the_run(store["uri"], "half-published").info.status == "KILLED"
-    folder = tmp_path / "runs" / "half-published"
-    m = manifest(folder)
+    for name, r in runs.items():
+        assert f"[0] repaired  run {r.info.run_id} ({name})" in nxt.output
+        r = the_run(store["uri"], name)
+        assert r.info.status == "KILLED" and r.data.tags["atgwin.killed_by"] == "SIGKILL or crash"
+        assert f"process {victims[name].pid}" in r.data.tags["atgwin.repaired"]
+    m = manifest(mid)
+    assert (m["status"], m["failed_step"], m["killed_by"]) == ("KILLED", "window", "SIGKILL or crash")
+    m = manifest(half)
     assert (m["status"], m["failed_step"], m["before_kill"]["status"]) == ("KILLED", "track", "FINISHED")
 
-    # republished from its folder: every artefact, and the pipeline's own status
-    pub = atgwin("publish", folder)
+    # the half-published run, sent again from its folder: every artefact, the pipeline's own status
+    pub = atgwin("publish", half)
     assert pub.exit_code == 0, pub.output
     assert f"to run {run_id}" in pub.output and "run FINISHED" in pub.output
     r = the_run(store["uri"], "half-published")
     assert r.info.status == "FINISHED" and "atgwin.republished" in r.data.tags
     assert "atgwin.killed_by" not in r.data.tags and "atgwin.repaired" in r.data.tags  # the history stays
     assert {"report.html", "run.json", "results.json"} <= {f.path for f in c.list_artifacts(run_id)}
-    m = manifest(folder)
+    m = manifest(half)
     assert m["status"] == "FINISHED" and m["republished"]["killed_by"] == "SIGKILL or crash"
-    # twice is harmless
-    assert atgwin("publish", folder).exit_code == 0
+    assert atgwin("publish", half).exit_code == 0  # twice is harmless
     assert the_run(store["uri"], "half-published").info.status == "FINISHED"
+    # the one killed mid-pipeline is sent as it is: KILLED, nothing registered
+    pub = atgwin("publish", mid)
+    assert pub.exit_code == 0 and "run KILLED" in pub.output and "not registered: the run was killed" in pub.output
+    assert the_run(store["uri"], "mid-pipeline").info.status == "KILLED"
+
+
+def test_runs_repair_marks_dead_processes_and_their_trials_and_lists_what_it_cannot_check(store, tmp_path):
+    from ml.tracking import RunTracker, process_tags
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that existed and is gone
+    tracker = RunTracker(store["uri"])
+    folder = tmp_path / "runs" / "orphan"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"status": "RUNNING", "steps": [{"name": "cohort",
+                                                                                  "status": "FINISHED"}]}))
+    tags = {**process_tags(folder), "atgwin.pid": str(dead.pid), "atgwin.pid_start": ""}
+    orphan = tracker.start_run("repair-test", "orphan", tags=tags)
+    exp = client(store["uri"]).get_run(orphan).info.experiment_id
+    trial = client(store["uri"]).create_run(exp, run_name="trial", tags={"mlflow.parentRunId": orphan}).info.run_id
+    alive = tracker.start_run("repair-test", "alive", tags=process_tags(tmp_path))  # this process: alive
+    elsewhere = tracker.start_run("repair-test", "elsewhere", tags={**process_tags(), "atgwin.host": "other-host"})
+
+    res = atgwin("runs", "repair", "--tracking-uri", store["uri"])
+    assert res.exit_code == 0, res.output
+    assert f"marked KILLED: run {orphan} (orphan) and 1 nested run(s)" in res.output
+    assert f"left RUNNING (cannot check from this host): run {elsewhere} (elsewhere): started on host other-host" \
+        in res.output
+    get = client(store["uri"]).get_run
+    assert (get(orphan).info.status, get(trial).info.status) == ("KILLED", "KILLED")
+    assert get(alive).info.status == get(elsewhere).info.status == "RUNNING"
+    m = manifest(folder)
+    assert (m["status"], m["failed_step"]) == ("KILLED", "poppk")  # the first step not done
+
+    res = atgwin("runs", "repair", "--tracking-uri", store["uri"], "--stale-hours", "0.000001")
+    assert f"marked KILLED: run {elsewhere} (elsewhere)" in res.output
+    assert get(elsewhere).info.status == "KILLED" and get(alive).info.status == "RUNNING"
+    tracker.end_run(alive, "FINISHED")
 
 
 def test_publish_sends_a_folder_made_without_a_store_and_refuses_one_still_running(store, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ status. Publishing twice is safe: nothing is registered twice.
   (``atgwin runs repair`` marks it if not).
 
 Optuna trials are not sent again as nested runs (the study is not kept in the folder; its
-trials are the table ``tables/optuna_trials.csv`` when the models step ran).
+trials are the run folder's ``optuna_trials`` table when the models step ran).
 
 Exit codes: 0 sent; 1 the store failed or refused; 2 not a run folder, or still RUNNING.
 """
