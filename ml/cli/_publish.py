@@ -35,7 +35,7 @@ import click
 @click.command("publish")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tracking-uri", default=None,
-              help="MLflow tracking URI (default: the store named in RUN_DIR/run.json, else $MLFLOW_TRACKING_URI, "
+              help="MLflow tracking URI (default: the store named in the run.json of RUN_DIR, else $MLFLOW_TRACKING_URI, "
                    "else sqlite:///mlflow.db).")
 def publish(run_dir: Path, tracking_uri: str | None) -> None:
     """Send the run folder RUN_DIR to MLflow and close its run with the run's own status."""
