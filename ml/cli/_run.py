@@ -96,6 +96,11 @@ def _run(experiment, folder: Path, run_name: str, tracking_uri: str | None, no_t
                                        tags={"atgwin.experiment": experiment.name, **process_tags(folder)})
             tracking = {"tracking_uri": tracker.tracking_uri, "experiment": experiment.name}
             _echo(f"[0] tracking  {time.perf_counter() - t0:6.1f} s  run {run_id} in {tracker.tracking_uri}")
+        except KeyboardInterrupt as exc:  # before the pipeline started
+            how = getattr(exc, "signal_name", "SIGINT")
+            _close(tracker, run_id, "KILLED", {"atgwin.status": "KILLED", "atgwin.killed_by": how})
+            _echo(f"\nInterrupted by {how} before the pipeline started" + (f": run {run_id} KILLED" if run_id else ""))
+            raise SystemExit(getattr(exc, "exit_code", 130)) from None
         except TrackingError as exc:
             track_error = str(exc)
             _echo(f"warning: {exc}\nContinuing: results are written to {folder} only; send them later with "

@@ -168,9 +168,13 @@ def _publish(tracker, run_id, bundle, manifest, results, ok, window, study, mode
         steps.append({"name": "track", "seconds": round(time.perf_counter() - t0, 3), "status": "FINISHED"})
         bundle.update(RunBundle.MANIFEST, registry=registered.to_dict() if registered else {"note": note},
                       steps=steps)
-        write_report(bundle, bundle.path(RunBundle.REPORT))
+        try:
+            write_report(bundle, bundle.path(RunBundle.REPORT))
+        except OSError:
+            pass  # disk full or read-only: the pipeline's report, if any, stays as it was (complete)
         tracker.log_file(run_id, bundle.path(RunBundle.MANIFEST))
-        tracker.log_file(run_id, bundle.path(RunBundle.REPORT))
+        if bundle.exists(RunBundle.REPORT):
+            tracker.log_file(run_id, bundle.path(RunBundle.REPORT))
         if registered:
             tracker.set_tags(run_id, {"atgwin.registered": registered.uri})
         status = manifest["status"]
