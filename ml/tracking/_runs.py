@@ -73,12 +73,15 @@ class RunTracker:
         self._initialised = False
         # MlflowClient opens (and on a new local store creates and migrates) the tracking store at
         # once, the registry store on first use: both under the lock, one process at a time
-        with store_lock(self.tracking_uri):
-            self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-            if sqlite_path(self.tracking_uri) is not None:
-                with quiet():
-                    self.client.search_registered_models(max_results=1)
-                self._initialised = True
+        try:
+            with store_lock(self.tracking_uri):
+                self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                if sqlite_path(self.tracking_uri) is not None:
+                    with quiet():
+                        self.client.search_registered_models(max_results=1)
+                    self._initialised = True
+        except (OSError, TimeoutError) as exc:  # the store's folder cannot be written, or stays locked
+            raise TrackingError(f"cannot open the tracking store {self.tracking_uri}: {exc}") from exc
 
     def connect(self, timeout: float = 5.0) -> "RunTracker":
         """Make sure the store answers, creating a new local store (one process at a time).
