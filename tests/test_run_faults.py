@@ -126,6 +126,7 @@ def test_sigterm_at_each_step_ends_the_run_killed_in_mlflow_and_in_run_json(stor
     from tests.fault_driver import install
 
     install(step, tmp_path / "marker", mode="SIGTERM", setattr=monkeypatch.setattr)
+    before = signal.getsignal(signal.SIGTERM)
     name = f"term-{step}"
     result = atgwin("run", store["toml"], "--out-dir", tmp_path / "runs", "--run-name", name, uri=store["uri"])
     assert result.exit_code == 128 + signal.SIGTERM, result.output
@@ -149,7 +150,7 @@ def test_sigterm_at_each_step_ends_the_run_killed_in_mlflow_and_in_run_json(stor
         assert not (folder / "report.html").exists() and "Report:" not in result.output
     assert not client(store["uri"]).search_model_versions(f"run_id = '{r.info.run_id}'")
     assert leftovers(folder) == []
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the command put the handler back
+    assert signal.getsignal(signal.SIGTERM) is before  # the command put the handler back
 
 
 @pytest.mark.parametrize("step", ["models", "track"])
