@@ -342,26 +342,72 @@ def test_disk_full_at_the_report_ends_failed_and_announces_no_report(store, tmp_
     assert not client(store["uri"]).search_model_versions(f"run_id = '{r.info.run_id}'")
 
 
-def test_disk_full_from_the_first_write_ends_failed_with_one_line(store, tmp_path, monkeypatch):
+def test_disk_full_from_the_start_is_refused_before_mlflow_and_from_the_first_write_ends_failed(store, tmp_path,
+                                                                                              monkeypatch):
     import ml._atomic
     from tests.fault_driver import install
 
     install(None, setattr=monkeypatch.setattr)
-    fsync, calls = ml._atomic._fsync, []
+    fsync = ml._atomic._fsync
+    room_for = set()  # what still fits: nothing, or only the folder check and the reserve
 
     def full(path):
-        calls.append(path.name)
-        if len(calls) > 1 and "atgwin-write-test" not in path.name:  # the folder check passes, then it fills
+        if not any(name in path.name for name in room_for):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         fsync(path)
 
     monkeypatch.setattr(ml._atomic, "_fsync", full)
+    res = atgwin("run", store["toml"], "--out-dir", tmp_path / "runs", "--run-name", "full-before", uri=store["uri"])
+    assert res.exit_code == 2 and "No space left on device" in res.output, res.output
+    assert runs_named(store["uri"], "full-before") == []  # refused before anything was opened
+
+    room_for.update({"atgwin-write-test", "atgwin-reserve"})
     res = atgwin("run", store["toml"], "--out-dir", tmp_path / "runs", "--run-name", "full-early", uri=store["uri"])
     assert res.exit_code == 1, res.output
     assert "No space left on device" in res.output and "Traceback" not in res.output
     assert the_run(store["uri"], "full-early").info.status == "FAILED"
     folder = tmp_path / "runs" / "full-early"
     assert not (folder / "run.json").exists() and leftovers(folder) == []  # nothing half-written
+    assert not (folder / ".atgwin-reserve").exists()
+
+
+def mount_tmpfs(path: Path, size: int) -> bool:
+    path.mkdir(parents=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_real_full_disk_at_any_point_ends_failed_and_says_so_in_run_json(store, tmp_path, monkeypatch):
+    """A small tmpfs (root only), so that the disk fills at different points of the run."""
+    from ml.cli._run import RESERVE_BYTES
+    from tests.fault_driver import install
+
+    install(None, setattr=monkeypatch.setattr)
+    failed_at = set()
+    for k in (1, 3, 4, 5, 8):  # pages of 4 KiB beyond the reserve the run keeps while it runs
+        disk = tmp_path / f"disk{k}"
+        if not mount_tmpfs(disk, RESERVE_BYTES + 8192 + 4096 * k):
+            pytest.skip("a small tmpfs needs root and mount; the patched-writer tests above cover disk full")
+        try:
+            name = f"tmpfs-{k}"
+            res = atgwin("run", store["toml"], "--out-dir", disk, "--run-name", name, uri=store["uri"])
+            folder = disk / name
+            m = manifest(folder)  # always complete JSON
+            assert leftovers(folder) == [] and not (folder / ".atgwin-reserve").exists()
+            if res.exit_code == 0:
+                assert m["status"] == "FINISHED" and (folder / "report.html").read_text().rstrip().endswith("</html>")
+                continue
+            assert res.exit_code == 1, res.output
+            assert "No space left on device" in res.output and "Report:" not in res.output, res.output
+            assert not (folder / "report.html").exists()
+            assert m["status"] == "FAILED" and m["failed_step"] and "No space left" in m["error"], m
+            assert the_run(store["uri"], name).info.status == "FAILED"
+            failed_at.add(m["failed_step"])
+        finally:
+            subprocess.run(["umount", str(disk)], check=True)
+    assert len(failed_at) >= 2, failed_at  # the disk filled at two different points at least
 
 
 def read_only_folder(path: Path):

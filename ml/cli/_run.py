@@ -69,13 +69,20 @@ def run(experiment_file: Path, cohort_dir: Path | None, transport_dir: Path | No
         _run(experiment, folder, run_name, tracking_uri, no_tracking)
 
 
+#: Space set aside in the run folder while the pipeline runs (a hidden file, removed before
+#: publishing): if the disk fills, freeing it leaves room to record the run as FAILED.
+RESERVE, RESERVE_BYTES = ".atgwin-reserve", 256 * 1024
+
+
 def _writable(folder: Path) -> None:
-    """Create the run folder and write a probe file in it; a clear usage error when that fails."""
+    """Create the run folder, write a probe file and the reserve in it; a clear usage error when that fails."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = write_atomic(folder / ".atgwin-write-test", "ok\n")
         probe.unlink()
+        write_atomic(folder / RESERVE, bytes(RESERVE_BYTES))
     except OSError as exc:
+        (folder / RESERVE).unlink(missing_ok=True)
         raise click.UsageError(f"cannot write the run folder {folder}: {exc.strerror or exc}; choose another "
                                "--out-dir") from None
 
@@ -108,8 +115,11 @@ def _run(experiment, folder: Path, run_name: str, tracking_uri: str | None, no_t
             tracker = None
 
     try:
-        outcome = run_experiment(experiment, out_dir=folder, run_name=run_name, run_id=run_id, tracking=tracking,
-                                 echo=_echo, progress=show_progress())
+        try:
+            outcome = run_experiment(experiment, out_dir=folder, run_name=run_name, run_id=run_id, tracking=tracking,
+                                     echo=_echo, progress=show_progress())
+        finally:
+            (folder / RESERVE).unlink(missing_ok=True)
     except KeyboardInterrupt as exc:  # run.json already says KILLED (run_experiment wrote it)
         how = getattr(exc, "signal_name", "SIGINT")
         _close(tracker, run_id, "KILLED", {"atgwin.status": "KILLED", "atgwin.killed_by": how})
@@ -189,13 +199,25 @@ def _close(tracker, run_id: str | None, status: str, tags: dict) -> None:
 
 
 def _best_effort_failed(folder: Path, reason: str) -> None:
-    """Say FAILED in run.json if there is still room to (it is written whole or not at all)."""
+    """Say FAILED in run.json, with the step, if there is room to (it is written whole or not at all).
+
+    The reserve (``RESERVE``) was freed just before. A report already rendered is removed: it was
+    rendered before the failure and says the run FINISHED (``atgwin publish`` renders it again).
+    """
     from ml.report import RunBundle
 
+    b = RunBundle(folder)
+    if not b.exists(RunBundle.MANIFEST):
+        return
+    b.path(RunBundle.REPORT).unlink(missing_ok=True)
     try:
-        b = RunBundle(folder)
-        if b.exists(RunBundle.MANIFEST):
-            b.update(RunBundle.MANIFEST, status="FAILED", error=reason)
+        m = b.manifest()
+        steps = m.get("steps") or []
+        done = {s.get("name") for s in steps if s.get("status") == "FINISHED"}
+        unfinished = [s.get("name") for s in steps if s.get("status") != "FINISHED"]
+        order = ["cohort", "poppk", "exposure", "models", "window", "explain", "report"]
+        step = m.get("failed_step") or (unfinished or [next((s for s in order if s not in done), "report")])[0]
+        b.update(RunBundle.MANIFEST, status="FAILED", failed_step=step, error=reason)
     except OSError:
         pass
 
