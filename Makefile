@@ -27,4 +27,4 @@ ui: $(STAMP)
 	$(BIN)/atgwin ui
 
 clean:
-	rm -rf $(VENV) mlflow.db mlartifacts mlruns .pytest_cache
+	rm -rf $(VENV) mlflow.db mlflow.db.lock mlartifacts mlruns .pytest_cache

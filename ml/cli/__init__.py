@@ -19,6 +19,8 @@ _COMMANDS: dict[str, str] = {
     "promote": "ml.cli._promote:promote",
     "protocol-window": "ml.cli._protocol:protocol_window",
     "run": "ml.cli._run:run",
+    "publish": "ml.cli._publish:publish",
+    "runs": "ml.cli._runs:runs",
     "report": "ml.cli._report:report",
     "ui": "ml.cli._ui:ui",
     "dose": "ml.cli._dose:dose",

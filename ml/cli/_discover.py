@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ml._atomic import write_atomic
 from ml._defaults import BENEFIT_HARM as BH
 from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml._defaults import COMPOSITE_MINPROP, GLOBAL_TEST_NAMES, GRID_K, MINPROP
@@ -355,5 +356,5 @@ def _evaluate(path, cohort, x, y, Z, unit, endpoint, horizon, permutations, seed
                    "evaluation": {k: (None if isinstance(v, float) and math.isnan(v) else v)
                                   for k, v in ev.to_dict().items()},
                    "incidences": [i.__dict__ for i in incidences]}
-        Path(out).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        write_atomic(out, json.dumps(payload, indent=2, allow_nan=False) + "\n", mkdir=False)
         click.echo(f"\nWritten: {out}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ml._atomic import write_atomic
 from ml.cli._common import load_cohort_or_exit
 
 
@@ -218,7 +219,7 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     if out is not None:
         payload = {"recommendations": [r.to_dict() for r in recs],
                    "refusals": [{"patient_id": pid, "reason": reason} for pid, reason in refusals]}
-        out.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        write_atomic(out, json.dumps(payload, indent=2, allow_nan=False) + "\n", mkdir=False)
         click.echo(f"wrote {len(recs)} recommendation(s), {len(refusals)} refusal(s) to {out}")
     if refusals:
         raise SystemExit(1 if not recs else 2)

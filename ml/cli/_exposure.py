@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ml._atomic import atomic_path
 from ml.cli._common import exposure_options
 
 
@@ -33,7 +34,8 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
                f"{ex['no_level']}, terminal slope not estimable {ex['no_terminal_slope']}); excluded rows are left "
                "empty, never imputed")
     if out:
-        table.to_csv(out, index=False, float_format="%.4f", lineterminator="\n")
+        with atomic_path(out, mkdir=False) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
         click.echo(f"wrote {out}")
     else:
         click.echo(table.head(10).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ml._atomic import atomic_path, write_atomic
 from ml.cli._common import SIMULATED_BANNER, show_progress
 
 
@@ -44,7 +45,8 @@ def trial(n, reps, seed, scenario, window_ref, draws, nodes, alpha, out):
     click.echo(f"in-silico trial: scenario {scenario}, n={n} per replicate (1:1), {reps} replicates, seed {seed}")
     click.echo(result.to_markdown())
     if out is not None:
-        result.replicates.to_csv(out, index=False)
+        with atomic_path(out, mkdir=False) as tmp:
+            result.replicates.to_csv(tmp, index=False)
         summary = {"settings": result.settings, "summary": result.summary().to_dict(orient="records")}
-        Path(str(out) + ".summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        write_atomic(str(out) + ".summary.json", json.dumps(summary, indent=2, default=str) + "\n", mkdir=False)
         click.echo(f"wrote {out} and {out}.summary.json")

@@ -5,7 +5,9 @@ opened beforehand, so that the window artefact and the report can name it) and r
 :class:`RunOutcome`; the command line then hands the folder to :mod:`ml.tracking`. A step that
 raises ends the run: the folder records the failed step and the error (every violation for a
 refused cohort), the report says so, and the outcome's status is ``FAILED`` so that nothing is
-registered.
+registered. An interruption (``KeyboardInterrupt``: Ctrl-C, or SIGTERM under ``atgwin run``) is
+recorded in ``run.json`` as status ``KILLED`` with the step it stopped and is raised again; the
+command line then closes the MLflow run the same way.
 """
 
 from __future__ import annotations
@@ -87,11 +89,12 @@ class _Steps:
         t0 = time.perf_counter()
         try:
             out = fn(*args, **kwargs)
-        except BaseException:
+        except BaseException as exc:
             seconds = time.perf_counter() - t0
-            self.done.append({"name": name, "seconds": round(seconds, 3), "status": "FAILED"})
+            state = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            self.done.append({"name": name, "seconds": round(seconds, 3), "status": state})
+            self.echo(f"[{k}/{len(self.names)}] {name:<9} {state} after {seconds:.1f} s")
             self.bundle.update(RunBundle.MANIFEST, steps=self.done)
-            self.echo(f"[{k}/{len(self.names)}] {name:<9} FAILED after {seconds:.1f} s")
             raise
         seconds = time.perf_counter() - t0
         self.done.append({"name": name, "seconds": round(seconds, 3), "status": "FINISHED"})
@@ -148,6 +151,29 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
     params = experiment.params()
     metrics: dict[str, float] = {}
     try:
+        _run_steps(experiment, bundle, steps, outcome, names, params, metrics, seed, run_id, progress)
+    except KeyboardInterrupt as exc:
+        _killed(bundle, outcome, steps, names, exc)
+        raise
+    outcome.steps = steps.done
+    return outcome
+
+
+def _killed(bundle: RunBundle, outcome: RunOutcome, steps: _Steps, names: list[str], exc: KeyboardInterrupt) -> None:
+    """Record an interrupted run in ``run.json``: status KILLED, the step it stopped, by which signal."""
+    killed = [s["name"] for s in steps.done if s["status"] == "KILLED"]
+    step = killed[-1] if killed else (names[len(steps.done)] if len(steps.done) < len(names) else names[-1])
+    how = getattr(exc, "signal_name", "SIGINT")
+    outcome.status, outcome.failed_step = "KILLED", step
+    outcome.error = f"interrupted by {how} during step {step!r}"
+    outcome.steps = steps.done
+    bundle.update(RunBundle.MANIFEST, status="KILLED", failed_step=step, error=outcome.error, killed_by=how,
+                  finished_at=_now())
+
+
+def _run_steps(experiment, bundle: RunBundle, steps: _Steps, outcome: RunOutcome, names, params, metrics, seed,
+               run_id, progress) -> None:
+    try:
         cohort = steps.run("cohort", _cohort_step, experiment, bundle, note=_cohort_note)
         pk = steps.run("poppk", _poppk_step, experiment, cohort, bundle, params, metrics, seed, note=_poppk_note)
         data = steps.run("exposure", _exposure_step, experiment, cohort, bundle, metrics, pk,
@@ -186,8 +212,6 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
         bundle.write_text(RunBundle.ERRORS, outcome.error + "\n\n" + traceback.format_exc())
     bundle.update(RunBundle.MANIFEST, status=outcome.status, failed_step=outcome.failed_step,
                   error=outcome.error, finished_at=_now())
-    outcome.steps = steps.done
-    return outcome
 
 
 def _fmt(v) -> str:

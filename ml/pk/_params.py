@@ -201,7 +201,9 @@ class PopPKModel:
 
     def to_toml(self, path: str | Path) -> None:
         """Write the model file."""
-        Path(path).write_text(self.to_toml_string())
+        from ml._atomic import write_atomic
+
+        write_atomic(path, self.to_toml_string(), mkdir=False)
 
     @property
     def digest(self) -> str:

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from ml._atomic import write_atomic
 from ml.pk import PopPKModel
 
 
@@ -42,8 +43,7 @@ def write_model(model: PopPKModel, path: str | Path) -> Path:
         text = json.dumps(_finite(model_to_dict(model)), indent=2, sort_keys=False) + "\n"
     else:
         text = model.to_toml_string()
-    path.write_text(text)
-    return path
+    return write_atomic(path, text, mkdir=False)
 
 
 def read_model(path: str | Path) -> PopPKModel:

@@ -14,6 +14,9 @@ never loses results; the folder is then logged as the run's artefacts as it is, 
     errors.txt            why the run failed (validation errors, traceback summary)
     report.html           the reviewer's report
 
+Every file is written whole or not at all (``ml/_atomic.py``: a temporary file, then a rename),
+so a run killed or out of disk space never leaves a truncated ``run.json`` or table behind.
+
 Nothing here holds patient-level rows: tables are per window, per resample, per fold or per
 outcome, never per patient.
 """
@@ -25,6 +28,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+from ml._atomic import atomic_path, write_atomic
 
 __all__ = ["RunBundle"]
 
@@ -73,10 +78,7 @@ class RunBundle:
         return self.path(name).is_file()
 
     def write_text(self, name: str, text: str) -> Path:
-        p = self.path(name)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        return p
+        return write_atomic(self.path(name), text)
 
     def read_text(self, name: str) -> str | None:
         p = self.path(name)
@@ -107,8 +109,8 @@ class RunBundle:
     def write_table(self, name: str, frame: pd.DataFrame) -> Path:
         """``tables/<name>.csv`` (aggregate tables only; never patient rows)."""
         p = self.path(f"tables/{name}.csv")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(p, index=False)
+        with atomic_path(p) as tmp:
+            frame.to_csv(tmp, index=False)
         return p
 
     def read_table(self, name: str) -> pd.DataFrame | None:
@@ -124,13 +126,13 @@ class RunBundle:
         manifest says the run is simulated, every figure is stamped "SIMULATED" in its corner.
         """
         p = self.path(f"figures/{name}.png")
-        p.parent.mkdir(parents=True, exist_ok=True)
         if self.manifest().get("simulated"):
             # every figure of a simulated run says so, wherever it ends up
             # above the top edge: the tight bounding box grows to hold it, so it never covers a title
             fig.text(1.0, 1.0, "SIMULATED DATA", ha="right", va="bottom", color="#b00020", fontsize=10,
                      fontweight="bold")
-        fig.savefig(p, dpi=dpi, bbox_inches="tight", facecolor="white")
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
         try:
             import matplotlib.pyplot as plt
 

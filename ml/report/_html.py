@@ -18,6 +18,7 @@ import html
 import math
 from pathlib import Path
 
+from ml._atomic import write_atomic
 from ml.report._bundle import RunBundle
 
 
@@ -190,7 +191,8 @@ class _Renderer:
         if status != "FINISHED":
             details = self.b.read_text(RunBundle.ERRORS) or m.get("error") or ""
             violations = self.r.get("validation", {}).get("violations") or []
-            out.append("<div class='failed' id='failure'><b>This run FAILED"
+            ended = "was KILLED (interrupted)" if status == "KILLED" else "FAILED"
+            out.append(f"<div class='failed' id='failure'><b>This run {ended}"
                        + (f" at step '{_e(m.get('failed_step'))}'" if m.get("failed_step") else "")
                        + ". Nothing was registered.</b>")
             if violations:
@@ -793,8 +795,5 @@ def render_report(bundle: RunBundle | str | Path) -> str:
 
 
 def write_report(bundle: RunBundle | str | Path, out: str | Path) -> Path:
-    """Render the report of ``bundle`` and write it to ``out`` (HTML)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(bundle), encoding="utf-8")
-    return out
+    """Render the report of ``bundle`` and write it to ``out`` (HTML), whole or not at all."""
+    return write_atomic(Path(out), render_report(bundle), encoding="utf-8")

@@ -5,7 +5,10 @@ through ``mlflow.data``, artefacts, Optuna trials as nested runs) and closes it;
 :func:`register_window` registers an ``ExposureWindow`` as a model version with an alias, with the
 population PK model that defined its exposure beside it (``pk_model.toml``, digest in the tags);
 :class:`RegistryWindowStore` / :func:`promote_registered` promote a registered candidate to
-``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call. Estimators and
+``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call (and what
+``atgwin publish RUN_DIR`` repeats); :func:`repair_runs` marks runs left RUNNING by a killed process;
+:func:`store_lock` / :func:`check_reachable` / :func:`bounded_http` make a new local store safe
+to open from several processes and an unreachable server quick to report. Estimators and
 pipeline steps never import MLflow.
 """
 
@@ -22,27 +25,38 @@ from ml.tracking._registry import (
     promote_registered,
     register_window,
 )
+from ml.tracking._repair import RepairedRun, RepairReport, mark_folder_killed, process_tags, repair_runs
 from ml.tracking._runs import RunTracker, TrackingError
+from ml.tracking._store import HTTP_DEFAULTS, bounded_http, check_reachable, store_lock
 from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri, ui_command
 
 __all__ = [
     "CANDIDATE",
     "DEFAULT_TRACKING_URI",
+    "HTTP_DEFAULTS",
     "PK_MODEL_FILE",
     "VALIDATED",
     "ModelRef",
     "PublishResult",
     "RegisteredWindow",
+    "RepairReport",
+    "RepairedRun",
     "RegistryWindowStore",
     "RunTracker",
     "TrackingError",
     "artifact_root",
+    "bounded_http",
+    "check_reachable",
+    "mark_folder_killed",
     "parse_model_ref",
     "pk_model_file",
+    "process_tags",
     "promote_registered",
     "publish_run",
     "register_window",
+    "repair_runs",
     "resolve_tracking_uri",
     "run_tags",
+    "store_lock",
     "ui_command",
 ]

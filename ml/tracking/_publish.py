@@ -5,7 +5,14 @@ parameters, metrics, tags, dataset, Optuna trials, the folder as artefacts; then
 every step succeeded and the search found a window, the registration (alias ``candidate``);
 then the report is rendered again with the registry entry and the run is closed with the
 pipeline's status. A failed run is published the same way (its errors and report included) and
-closed ``FAILED``; nothing is registered for it.
+closed ``FAILED``; nothing is registered for it, and a run folder that says ``KILLED`` is sent and
+closed ``KILLED``.
+
+Publishing again is safe: ``atgwin publish RUN_DIR`` calls :func:`publish_run` on a folder whose
+upload was interrupted; parameters and tags are written with the same values, artefacts are
+overwritten, and a window already registered from this run is not registered twice. An
+interruption while publishing (Ctrl-C, SIGTERM) closes the run ``KILLED`` and withdraws a
+registration made in this call.
 """
 
 from __future__ import annotations
@@ -114,6 +121,9 @@ def publish_run(tracker: RunTracker, run_id: str, bundle, *, study=None, model_n
     t0 = time.perf_counter()
     manifest, results = bundle.manifest(), bundle.results()
     ok = manifest.get("status") == "FINISHED"
+    if manifest.get("status") not in ("FINISHED", "FAILED", "KILLED"):
+        raise ValueError(f"{bundle.root}: run.json says {manifest.get('status')!r}; only a run that ended "
+                         "(FINISHED, FAILED or KILLED) can be published")
     window = results.get("window") or {}
     try:
         with quiet():
@@ -138,13 +148,17 @@ def _publish(tracker, run_id, bundle, manifest, results, ok, window, study, mode
         nested = tracker.log_trials(run_id, study) if study is not None else 0
         tracker.log_folder(run_id, bundle.root)
         registered, note = None, ""
+        previous = _registered_from(tracker, run_id, model_name)
         if not ok:
-            note = f"not registered: the run failed at step {manifest.get('failed_step')!r}"
+            verb = "was killed" if manifest.get("status") == "KILLED" else "failed"
+            note = f"not registered: the run {verb} at step {manifest.get('failed_step')!r}"
         elif not bundle.exists(RunBundle.WINDOW):
             note = "not registered: no window artefact"
         elif window.get("status") == "no-window":
             note = (f"not registered: no exposure window (adjusted p = {window.get('p_value'):.3g} is not below "
                     f"alpha)")
+        elif previous is not None:
+            registered = previous
         else:
             gate_tags = {} if gates is None else {"gate.alpha": gates.alpha, "gate.max_ci_width": gates.max_ci_width,
                                                   "gate.min_events": gates.min_events}
@@ -154,19 +168,33 @@ def _publish(tracker, run_id, bundle, manifest, results, ok, window, study, mode
         steps.append({"name": "track", "seconds": round(time.perf_counter() - t0, 3), "status": "FINISHED"})
         bundle.update(RunBundle.MANIFEST, registry=registered.to_dict() if registered else {"note": note},
                       steps=steps)
-        write_report(bundle, bundle.path(RunBundle.REPORT))
+        try:
+            write_report(bundle, bundle.path(RunBundle.REPORT))
+        except OSError:
+            pass  # disk full or read-only: the pipeline's report, if any, stays as it was (complete)
         tracker.log_file(run_id, bundle.path(RunBundle.MANIFEST))
-        tracker.log_file(run_id, bundle.path(RunBundle.REPORT))
+        if bundle.exists(RunBundle.REPORT):
+            tracker.log_file(run_id, bundle.path(RunBundle.REPORT))
         if registered:
             tracker.set_tags(run_id, {"atgwin.registered": registered.uri})
-        status = "FINISHED" if ok else "FAILED"
+        status = manifest["status"]
         tracker.end_run(run_id, status)
-    except Exception:
+    except BaseException as exc:
         try:
-            if registered is not None:  # a failed run registers nothing
+            if registered is not None and registered is not previous:  # a failed run registers nothing
                 tracker.client.delete_model_version(registered.name, registered.version)
-            tracker.end_run(run_id, "FAILED")
+            tracker.end_run(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         except Exception:  # noqa: BLE001 - the store may be gone altogether
             pass
         raise
     return PublishResult(run_id=run_id, status=status, registered=registered, note=note, nested_runs=nested)
+
+
+def _registered_from(tracker: RunTracker, run_id: str, model_name: str) -> RegisteredWindow | None:
+    """The version of ``model_name`` already registered from run ``run_id`` (a publication repeated)."""
+    versions = tracker.client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if not versions:
+        return None
+    v = max(versions, key=lambda v: int(v.version))
+    return RegisteredWindow(name=v.name, version=str(v.version), alias=CANDIDATE, uri=f"models:/{v.name}/{v.version}",
+                            run_id=run_id)

@@ -24,7 +24,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from ml.tracking._uri import artifact_root, fluent_uri, quiet, resolve_tracking_uri
+from ml.tracking._store import check_reachable, store_lock
+from ml.tracking._uri import artifact_root, fluent_uri, quiet, resolve_tracking_uri, sqlite_path
 
 __all__ = ["RunTracker", "TrackingError"]
 
@@ -58,17 +59,69 @@ class RunTracker:
     tracking_uri : str, optional
         Default: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` (artefacts in
         ``mlartifacts/`` beside it).
+
+    Notes
+    -----
+    A new local store is created under a file lock (``ml/tracking/_store.py``), so that
+    processes opening the same new store at once all succeed.
     """
 
     def __init__(self, tracking_uri: str | None = None):
         from mlflow import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self._initialised = False
+        # MlflowClient opens (and on a new local store creates and migrates) the tracking store at
+        # once, the registry store on first use: both under the lock, one process at a time
+        try:
+            with store_lock(self.tracking_uri):
+                self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                if sqlite_path(self.tracking_uri) is not None:
+                    with quiet():
+                        self.client.search_registered_models(max_results=1)
+                    self._initialised = True
+        except (OSError, TimeoutError) as exc:  # the store's folder cannot be written, or stays locked
+            raise TrackingError(f"cannot open the tracking store {self.tracking_uri}: {exc}") from exc
+
+    def connect(self, timeout: float = 5.0) -> "RunTracker":
+        """Make sure the store answers, creating a new local store (one process at a time).
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds a tracking server has to answer.
+
+        Returns
+        -------
+        RunTracker
+            self.
+
+        Raises
+        ------
+        TrackingError
+            The server does not answer, or the store cannot be opened or created.
+        """
+        if self._initialised:
+            return self
+        try:
+            check_reachable(self.tracking_uri, timeout=timeout)
+            with store_lock(self.tracking_uri), quiet():
+                # the first contact creates (and migrates) the tracking tables, then the registry's
+                self.client.search_experiments(max_results=1)
+                self.client.search_registered_models(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - unreachable, refused, locked: all mean "cannot use it"
+            raise TrackingError(f"cannot use the tracking store {self.tracking_uri}: {exc}") from exc
+        self._initialised = True
+        return self
 
     # --------------------------------------------------------------------------------- runs
     def experiment_id(self, name: str) -> str:
         """Id of the MLflow experiment ``name``, created (artefacts beside a local store) if new."""
+        self.connect()
+        with store_lock(self.tracking_uri):  # two first runs of one experiment: one creates it
+            return self._experiment_id(name)
+
+    def _experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
@@ -76,7 +129,13 @@ class RunTracker:
             return exp.experiment_id
         root = artifact_root(self.tracking_uri)
         location = None if root is None else f"{root}/{name}"
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # a server shared with another process that created it first
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     def start_run(self, experiment_name: str, run_name: str, tags: dict[str, str] | None = None) -> str:
         """Open a run (status RUNNING) and return its id.
@@ -86,6 +145,7 @@ class RunTracker:
         TrackingError
             The store cannot be reached.
         """
+        self.connect()
         try:
             with quiet():
                 exp_id = self.experiment_id(experiment_name)
