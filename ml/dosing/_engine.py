@@ -494,7 +494,10 @@ class DosingEngine:
             c.append(f"the window does not name the population PK model that defined its exposure; the doses are "
                      f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
-            c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
+            unsigned = (" (unsigned: its content could not be checked)"
+                        if window.status == "validated" and window.integrity == "unsigned" else "")
+            c.append(f"window status {window.status!r}{unsigned} used under an override by {override.by}: "
+                     f"{override.reason}")
         return tuple(c)
 
 

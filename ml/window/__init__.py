@@ -35,7 +35,15 @@ from ml.window._export import (
     population_of,
 )
 from ml.window._grid import QuantileGrid
-from ml.window._promotion import PromotionError, PromotionGates, promote_window
+from ml.window._integrity import (
+    IntegrityError,
+    SigningKey,
+    content_digest,
+    field_digests,
+    sign_window,
+    verify_window,
+)
+from ml.window._promotion import PromotionError, PromotionGates, promote_window, run_finished_gate
 from ml.window._protocol import PRESETS, protocol_window
 from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
 from ml.window._scan import ScanResult, permutation_maxima, scan
@@ -74,10 +82,12 @@ __all__ = [
     "Incidence",
     "LogRankScores",
     "Population",
+    "IntegrityError",
     "PromotionError",
     "PromotionGates",
     "QuantileGrid",
     "ScanResult",
+    "SigningKey",
     "SubdistributionScores",
     "WindowEvaluation",
     "WindowSearch",
@@ -85,6 +95,8 @@ __all__ = [
     "bootstrap_bounds",
     "bound_intervals",
     "code_version",
+    "content_digest",
+    "field_digests",
     "cox_fit",
     "cross_fitted_effect",
     "evaluate_window",
@@ -96,9 +108,12 @@ __all__ = [
     "population_of",
     "promote_window",
     "protocol_window",
+    "run_finished_gate",
     "scan",
+    "sign_window",
     "split_exposure",
     "subdistribution_hazard",
+    "verify_window",
     "window_frequency",
     "window_incidences",
 ]
