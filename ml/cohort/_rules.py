@@ -28,6 +28,7 @@ from ml.cohort._schema import (
     ELIGIBLE_DISEASE_STATUS,
     EVENT_DAY_COLUMNS,
     TABLES,
+    column_spec,
 )
 from ml.cohort._violation import Violation
 
@@ -112,7 +113,12 @@ class Context:
         """Cells parsed as float64, NaN where empty or not a number."""
         key = (table, column)
         if key not in self._numbers:
-            self._numbers[key] = parse_numbers(self.text(table, column))
+            cells = self.text(table, column)
+            spec = column_spec(table, column)
+            if column in self.tables[table].booleans and spec is not None and spec.kind != "flag":
+                self._numbers[key] = np.full(len(cells), math.nan)  # refused by its own rule, never read as 0/1
+            else:
+                self._numbers[key] = parse_numbers(cells)
         return self._numbers[key]
 
 
@@ -217,7 +223,7 @@ def _kind_rules(table: str) -> list[Rule]:
             rules.append(Rule(
                 table, col, "not a number (e.g. {first})",
                 lambda ctx, c=col: ~ctx.empty(table, c) & np.isnan(ctx.number(table, c))
-                & ~non_ascii(ctx.text(table, c))))
+                & ~non_ascii(ctx.text(table, c)) & (c not in ctx.tables[table].booleans)))
             rules.append(Rule(
                 table, col, "a true/false (boolean) column where a number is expected",
                 lambda ctx, c=col: np.full(len(ctx.tables[table]), c in ctx.tables[table].booleans),
