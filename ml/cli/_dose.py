@@ -40,13 +40,16 @@ def _model(model_path, window, tracking_uri):
 
 def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
     from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
+    from ml.dosing._patient import WEIGHT_RANGE_KG
 
     try:
         caps = DoseCaps(mg_per_kg_per_day=cap_mg_per_kg, mg_per_day=cap_mg, min_mg_per_day=min_mg,
                         vial_mg=vial_mg, course_mg_per_kg=course_cap)
         schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)
-        return DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
-                            random_state=seed)
+        engine = DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
+                              random_state=seed)
+        caps.check_size(WEIGHT_RANGE_KG[1], len(schedule.days))  # the heaviest patient: before any allocation
+        return engine
     except (ValueError, OSError, KeyError) as exc:
         raise click.ClickException(f"engine configuration: {exc}") from None
 
