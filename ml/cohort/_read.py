@@ -16,13 +16,14 @@ without a byte-order mark, ``\\n``, ``\\r\\n`` or ``\\r`` line ends, RFC 4180 qu
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import math
 import numbers
 import os
 import stat
 import tomllib
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,41 +174,77 @@ def _is_boolean(values: pd.Series) -> bool:
     return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "boolean"
 
 
+_CHUNK = 1 << 20  # bytes read at a time when checking a CSV file's encoding
+_CACHE_MAX = 4096  # distinct values a column shares before it stops sharing
+
+
+def _encoding_problem(path: Path) -> str | None:
+    """Why the file is not UTF-8 text (NUL bytes, invalid UTF-8), read in chunks; None when it is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    base = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if b"\x00" in chunk:
+                return "unreadable (binary data, not CSV text)"
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                offset = base - (len(exc.object) - len(chunk)) + exc.start
+                return f"unreadable (not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {offset})"
+            if not chunk:
+                return None
+            base += len(chunk)
+
+
 def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
+    """Stream one CSV file into stripped columns (memory: the cells, never a copy of the file or of its rows).
+
+    Consecutive equal cells (a patient's id on each of its rows) and the first few thousand distinct
+    values of a column share one string object.
+    """
     try:
-        data = path.read_bytes()
+        problem = _encoding_problem(path)
+        handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         violations.append(Violation.at(name, None, f"unreadable ({exc.strerror})"))
         return None
-    if b"\x00" in data:
-        violations.append(Violation.at(name, None, "unreadable (binary data, not CSV text)"))
+    if problem:
+        handle.close()
+        violations.append(Violation.at(name, None, problem))
         return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        violations.append(Violation.at(
-            name, None,
-            f"unreadable (not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start})"))
-        return None
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
+    columns: list[list[str]] = []
+    lines = array("q")
     ragged: list[int] = []
-    try:
-        for line, record in enumerate(reader, start=1):
-            if not any(field.strip() for field in record):
-                continue
-            if header is None:
-                header = record
-            elif len(record) != len(header):
-                ragged.append(line)
-            else:
-                rows.append(record)
-                lines.append(line)
-    except csv.Error as exc:
-        violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
-        return None
+    with handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            for line, record in enumerate(reader, start=1):
+                if not "".join(record).strip():
+                    continue
+                if header is None:
+                    header = record
+                    columns = [[] for _ in header]
+                    caches: list[dict | None] = [{} for _ in header]
+                    last = [""] * len(header)
+                elif len(record) != len(header):
+                    ragged.append(line)
+                else:
+                    for j, field in enumerate(record):
+                        cell = field.strip()
+                        if cell == last[j]:
+                            cell = last[j]
+                        elif caches[j] is not None:
+                            cell = caches[j].setdefault(cell, cell)
+                            if len(caches[j]) > _CACHE_MAX:
+                                caches[j] = None
+                        last[j] = cell
+                        columns[j].append(cell)
+                    lines.append(line)
+        except csv.Error as exc:
+            violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
+            return None
     if header is None:
         violations.append(Violation.at(name, None, "empty file (no header)"))
         return None
@@ -221,7 +258,8 @@ def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | 
         violations.append(Violation.at(
             name, None, f"wrong number of fields (header has {len(header)})", ragged))
         return None
-    return build_raw(name, header, rows, lines, violations)
+    return build_raw_columns(name, header, columns, np.frombuffer(lines, dtype=np.int64) if lines
+                             else np.zeros(0, dtype=np.int64), violations)
 
 
 def _read_parquet(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
