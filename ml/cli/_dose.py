@@ -3,7 +3,10 @@
 Refuses (exit 1, nothing recommended) a window open on a side or whose finding is not
 ``window`` (whatever its status or override), a window in another unit than the levels, a window
 that is not ``validated`` unless an override names who and why (recorded in every
-recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the
+recommendation), and a ``no-window`` result. A window whose content changed since it was signed or
+registered is refused naming the fields, override or not; a ``validated`` window that is unsigned (or
+cannot be checked: no ``ATGWIN_SIGNING_KEY`` here) is dosed only under an override (docs/design.md,
+"The exported window"). A patient that cannot be dosed (including one whose forecast fails) is listed with the
 reason; the command exits 1 when nothing was recommended and 2 when some patients of a batch
 were refused (after writing everything else).
 """
