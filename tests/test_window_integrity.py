@@ -200,3 +200,20 @@ def test_promotion_refuses_a_window_from_a_failed_run(store):
     assert res.exit_code == 1, res.output
     run_id = store["regs"]["atg-failed"].run_id
     assert "1 gate(s) failed" in res.output and f"FAILED: run {run_id} finished (its status is FAILED)" in res.output
+
+
+def test_promoting_a_window_file_checks_its_run_in_the_store(store, tmp_path):
+    path = tmp_path / "window.json"
+    candidate_window(store["regs"]["atg-failed"].run_id).to_json(path)
+    args = ["promote", str(path), "--by", "A", "--reason", "x", "--max-ci-width", "50"]
+    res = CliRunner().invoke(main, args, env={"MLFLOW_TRACKING_URI": store["uri"]})
+    assert res.exit_code == 1 and "finished (its status is FAILED)" in res.output, res.output
+    missing = f"sqlite:///{tmp_path}/none.db"
+    res = CliRunner().invoke(main, args, env={"MLFLOW_TRACKING_URI": missing})
+    assert res.exit_code == 1 and f"cannot look it up: no tracking store at {missing}" in res.output, res.output
+    assert not (tmp_path / "none.db").exists()
+    candidate_window(store["regs"]["atg-ok"].run_id).to_json(path)
+    out = tmp_path / "validated.json"
+    res = CliRunner().invoke(main, [*args, "--out", str(out)], env={"MLFLOW_TRACKING_URI": store["uri"]})
+    assert res.exit_code == 0, res.output
+    assert "signed with key" in res.output and verify_window(json.loads(out.read_text()), KEY) == "signed"

@@ -173,5 +173,10 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
 def _run_status(run_id: str) -> str:
     """Status of the run that wrote the window, in the tracking store (``ml.tracking``)."""
     from ml.tracking import RunTracker, resolve_tracking_uri
+    from ml.tracking._uri import sqlite_path
 
-    return RunTracker(resolve_tracking_uri()).run_status(run_id)
+    uri = resolve_tracking_uri()
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():  # looking a run up must not create an empty store
+        raise LookupError(f"no tracking store at {uri} (set MLFLOW_TRACKING_URI to the store of run {run_id})")
+    return RunTracker(uri).run_status(run_id)
