@@ -131,7 +131,7 @@ _patient = st.fixed_dictionaries({
 _small_caps = caps_strategy.filter(lambda c: c.n_regimens(250.0, 2) <= 900)  # keep each example quick
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(caps=_small_caps, patients=st.lists(_patient, min_size=2, max_size=4))
 def test_every_patient_of_a_batch_is_recommended_inside_the_caps_or_refused_by_name(caps, patients):
     batch = []

@@ -162,16 +162,14 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("integrity-registry")
     uri = f"sqlite:///{root}/mlflow.db"
     tracker = RunTracker(uri)
-    regs = {}
-    for name, status in (("atg-ok", "FINISHED"), ("atg-failed", "FAILED")):
-        run_id = tracker.start_run("integrity-test", name)
-        folder = root / name
-        folder.mkdir()
-        candidate_window(run_id).to_json(folder / "window.json")
-        PK.to_toml(folder / "pk_model.toml")
-        regs[name] = register_window(tracker, run_id, folder / "window.json", name)
-        tracker.end_run(run_id, status)
-    return {"uri": uri, "root": root, "regs": regs}
+    run_id = tracker.start_run("integrity-test", "ok")
+    candidate_window(run_id).to_json(root / "window.json")
+    PK.to_toml(root / "pk_model.toml")
+    registered = register_window(tracker, run_id, root / "window.json", "atg-ok")
+    tracker.end_run(run_id, "FINISHED")
+    failed = tracker.start_run("integrity-test", "failed")  # e.g. the disk filled up after the window was written
+    tracker.end_run(failed, "FAILED")
+    return {"uri": uri, "root": root, "ok": registered.run_id, "failed": failed}
 
 
 def test_an_edited_registered_artefact_is_refused(store):
@@ -180,8 +178,7 @@ def test_an_edited_registered_artefact_is_refused(store):
     uri = "models:/atg-ok@candidate"
     assert load_registered_window(uri, tracking_uri=store["uri"]).status == "candidate"
     stored = [p for p in store["root"].rglob("window.json") if "artifacts" in p.parts or "mlartifacts" in str(p)]
-    stored = [p for p in stored if json.loads(p.read_text()).get("mlflow_run_id") ==
-              store["regs"]["atg-ok"].run_id]
+    stored = [p for p in stored if json.loads(p.read_text()).get("mlflow_run_id") == store["ok"]]
     assert stored, "the registered artefact is on disk under the store"
     for path in stored:
         data = json.loads(path.read_text())
@@ -194,25 +191,19 @@ def test_an_edited_registered_artefact_is_refused(store):
     assert res.exit_code == 1 and "not the one registered" in res.output
 
 
-def test_promotion_refuses_a_window_from_a_failed_run(store):
-    res = CliRunner().invoke(main, ["promote", "models:/atg-failed@candidate", "--by", "A", "--reason", "x",
-                                    "--max-ci-width", "50"], env={"MLFLOW_TRACKING_URI": store["uri"]})
-    assert res.exit_code == 1, res.output
-    run_id = store["regs"]["atg-failed"].run_id
-    assert "1 gate(s) failed" in res.output and f"FAILED: run {run_id} finished (its status is FAILED)" in res.output
-
-
 def test_promoting_a_window_file_checks_its_run_in_the_store(store, tmp_path):
     path = tmp_path / "window.json"
-    candidate_window(store["regs"]["atg-failed"].run_id).to_json(path)
+    candidate_window(store["failed"]).to_json(path)
     args = ["promote", str(path), "--by", "A", "--reason", "x", "--max-ci-width", "50"]
     res = CliRunner().invoke(main, args, env={"MLFLOW_TRACKING_URI": store["uri"]})
-    assert res.exit_code == 1 and "finished (its status is FAILED)" in res.output, res.output
+    assert res.exit_code == 1, res.output
+    assert "1 gate(s) failed" in res.output and f"FAILED: run {store['failed']} finished (its status is FAILED)" \
+        in res.output
     missing = f"sqlite:///{tmp_path}/none.db"
     res = CliRunner().invoke(main, args, env={"MLFLOW_TRACKING_URI": missing})
     assert res.exit_code == 1 and f"cannot look it up: no tracking store at {missing}" in res.output, res.output
     assert not (tmp_path / "none.db").exists()
-    candidate_window(store["regs"]["atg-ok"].run_id).to_json(path)
+    candidate_window(store["ok"]).to_json(path)
     out = tmp_path / "validated.json"
     res = CliRunner().invoke(main, [*args, "--out", str(out)], env={"MLFLOW_TRACKING_URI": store["uri"]})
     assert res.exit_code == 0, res.output
