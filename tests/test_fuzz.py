@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet  # noqa: F401 - imported here, not inside the first example's deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,7 +98,7 @@ def _write(folder: Path, files: dict) -> None:
             (folder / fname).write_bytes(content.encode() if isinstance(content, str) else content)
 
 
-@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
 @given(files=cohort_folders())
 def test_any_folder_gives_a_cohort_or_a_cohort_validation_error(files):
     with tempfile.TemporaryDirectory() as tmp:
