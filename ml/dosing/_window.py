@@ -322,7 +322,7 @@ def window_integrity(data: dict, source: str, registered_digest: str | None = No
         edited or signed with another key, or the key configured here cannot be read. Never
         overridable.
     """
-    from ml.window import IntegrityError, SigningKey, content_digest, verify_window
+    from ml.window import IntegrityError, SigningKey, check_registered, verify_window
 
     try:
         key = SigningKey.from_env()
@@ -332,27 +332,13 @@ def window_integrity(data: dict, source: str, registered_digest: str | None = No
                             "the window from its run rather than editing it)") from exc
     except ValueError as exc:
         raise DosingRefused(f"window {source}: {exc}") from exc
+    try:
+        check_registered(data, registered_digest, source)
+    except IntegrityError as exc:
+        raise DosingRefused(f"window {source} fails its integrity check: {exc}") from exc
     if registered_digest:
-        found = content_digest(data)
-        if found != registered_digest:
-            recorded = data.get("integrity") or {}
-            raise DosingRefused(
-                f"window {source} fails its integrity check: its content (digest {found[7:19]}) is not the content "
-                f"registered (digest {registered_digest[7:19]}); the artefact was changed after registration"
-                + _named_changes(data, recorded))
         return "registered" if status == "unsigned" else status
     return status
-
-
-def _named_changes(data: dict, recorded: dict) -> str:
-    from ml.window import field_digests
-
-    then = recorded.get("fields") if isinstance(recorded, dict) else None
-    if not isinstance(then, dict):
-        return ""
-    now = field_digests(data)
-    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
-    return f" (changed: {', '.join(changed)})" if changed else ""
 
 
 def window_from_dict(data: dict, source: str, registered_digest: str | None = None) -> WindowTarget:

@@ -201,12 +201,12 @@ def check_registered_digest(data: dict, recorded: str | None, where: str) -> Non
     TrackingError
         The digests differ (the artefact was edited in the store after registration).
     """
-    from ml.window import content_digest
+    from ml.window import IntegrityError, check_registered
 
-    if recorded and content_digest(data) != recorded:
-        raise TrackingError(f"{where}: the window artefact in the store is not the one registered (digest "
-                            f"{content_digest(data)[7:19]}, registered {recorded[7:19]}): it was changed after "
-                            "registration; it is not used")
+    try:
+        check_registered(data, recorded, where)
+    except IntegrityError as exc:
+        raise TrackingError(f"{exc}; it is not used") from None
 
 
 def _find_window_json(folder: Path) -> dict:

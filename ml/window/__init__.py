@@ -38,6 +38,8 @@ from ml.window._grid import QuantileGrid
 from ml.window._integrity import (
     IntegrityError,
     SigningKey,
+    changed_fields,
+    check_registered,
     content_digest,
     field_digests,
     sign_window,
@@ -94,6 +96,8 @@ __all__ = [
     "aalen_johansen",
     "bootstrap_bounds",
     "bound_intervals",
+    "changed_fields",
+    "check_registered",
     "code_version",
     "content_digest",
     "field_digests",

@@ -31,8 +31,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["IntegrityError", "SigningKey", "content_digest", "field_digests", "sign_window", "verify_window",
-           "KEY_ENV", "KEY_FILE_ENV"]
+__all__ = ["IntegrityError", "SigningKey", "changed_fields", "check_registered", "content_digest", "field_digests",
+           "sign_window", "verify_window", "KEY_ENV", "KEY_FILE_ENV"]
 
 #: Environment variable holding the signing key as text.
 KEY_ENV = "ATGWIN_SIGNING_KEY"
@@ -186,9 +186,47 @@ def verify_window(data: dict, key: SigningKey | None) -> str:
                              f"{key.origin} has id {key.key_id!r})", ("integrity.key_id",))
     if not hmac.compare_digest(record["signature"], key.mac(_signed_part(record))):
         raise IntegrityError("the integrity record was edited (its signature does not match)", ("integrity",))
-    now, then = field_digests(data), record["fields"]
-    changed = tuple(sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k)))
+    changed = changed_fields(data, record)
     if changed or record.get("digest") != content_digest(data):
         raise IntegrityError(f"content changed since it was signed: {', '.join(changed) or 'field order'}",
                              changed)
     return "signed"
+
+
+def changed_fields(data: dict, record: dict | None) -> tuple[str, ...]:
+    """Fields (dotted names) whose digest differs from the one in an ``integrity`` record (sorted)."""
+    then = record.get("fields") if isinstance(record, dict) else None
+    if not isinstance(then, dict):
+        return ()
+    now = field_digests(data)
+    return tuple(sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k)))
+
+
+def check_registered(data: dict, registered_digest: str | None, where: str) -> None:
+    """Refuse a window whose content is not the content registered (the registry as source of truth).
+
+    Parameters
+    ----------
+    data : dict
+        The window as downloaded.
+    registered_digest : str or None
+        :func:`content_digest` recorded when the version was registered (None: not recorded, no check).
+    where : str
+        The version, for the message (``models:/NAME/VERSION``).
+
+    Raises
+    ------
+    IntegrityError
+        The digests differ; the message names the fields changed when the window carries a
+        signed record to compare with.
+    """
+    if not registered_digest:
+        return
+    found = content_digest(data)
+    if found == registered_digest:
+        return
+    changed = changed_fields(data, data.get("integrity"))
+    raise IntegrityError(
+        f"{where}: the window artefact in the store is not the one registered (digest {found[7:19]}, registered "
+        f"{registered_digest[7:19]}): it was changed after registration"
+        + (f" (changed: {', '.join(changed)})" if changed else ""), changed)
