@@ -184,7 +184,8 @@ def test_an_edited_registered_artefact_is_refused(store):
         data = json.loads(path.read_text())
         data.update(status="validated", gates_passed=["forged"], promoted_by="me", promotion_reason="because")
         path.write_text(json.dumps(data))
-    with pytest.raises(DosingRefused, match="fails its integrity check: .*the window artefact in the store is not the one registered"):
+    with pytest.raises(DosingRefused,
+                       match="fails its integrity check: .*the window artefact in the store is not the one registered"):
         load_registered_window(uri, tracking_uri=store["uri"])
     res = CliRunner().invoke(main, ["promote", uri, "--by", "A", "--reason", "x"],
                              env={"MLFLOW_TRACKING_URI": store["uri"]})
