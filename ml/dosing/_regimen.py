@@ -111,8 +111,9 @@ class DoseCaps:
         n = self.n_regimens(weight_kg, n_days)
         if n > MAX_REGIMENS:
             per_day = self.max_vials(weight_kg) - self.min_vials() + 1
+            top = self.max_vials(weight_kg) * self.vial_mg
             raise DosingRefused(
-                f"the caps allow {per_day} daily doses ({self.min_mg_per_day:g}..{self.max_vials(weight_kg) * self.vial_mg:g} "
+                f"the caps allow {per_day} daily doses ({self.min_mg_per_day:g}..{top:g} "
                 f"mg in {self.vial_mg:g} mg vials) on {n_days} adjustable days for {weight_kg:g} kg, i.e. {n:,} "
                 f"candidate regimens, more than the {MAX_REGIMENS:,} the engine evaluates (each is forecast for every "
                 "posterior draw, so memory grows with their number); lower --cap-mg-per-kg / --cap-mg or raise "
