@@ -9,7 +9,6 @@ end in tests/test_run_pipeline.py).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -31,7 +30,7 @@ def _window(folder, pk_model=None, model: PopPKModel | None = FITTED):
     folder.mkdir(parents=True, exist_ok=True)
     if model is not None:
         model.to_toml(folder / "pk_model.toml")
-    w = replace(exposure_window(), pk_model=pk_model)
+    w = exposure_window(pk_model=pk_model)
     w.to_json(folder / "window.json")
     return folder / "window.json"
 

@@ -14,22 +14,25 @@ from dataclasses import replace
 import numpy as np
 
 from ml.pk import Infusions, PopPKModel, simulate
-from ml.window import ExposureWindow, Population
+from ml.window import ExposureWindow, Population, SigningKey
 
 WINDOW = (100.0, 148.5, 124.0)
 
 
 def exposure_window(status: str = "validated", unit: str = "UE*day/mL", lower=100.0, upper=148.5,
-                    target=124.0, simulated: bool = True) -> ExposureWindow:
-    """A window artefact with the published URD/haplo bounds."""
+                    target=124.0, simulated: bool = True, **fields) -> ExposureWindow:
+    """A window artefact with the published URD/haplo bounds (``fields``: any other field, set before
+    a validated window is signed)."""
     w = ExposureWindow(
         exposure="auc_total", exposure_definition="total active-ATG AUC, first dose to infinity", unit=unit,
         population=Population(donor_source="URD", conditioning="MAC", n=324, events=200), endpoint="cmv",
         horizon_days=180.0, lower=lower, upper=upper, target=target, lower_ci=(90.0, 110.0),
         upper_ci=(135.0, 160.0), ci_method="bootstrap", p_value=0.01, p_value_method="permutation",
-        statistic=3.2, dataset_digest="sha256:test", simulated=simulated, code_version="test")
+        statistic=3.2, dataset_digest="sha256:test", simulated=simulated, code_version="test", **fields)
     if status == "validated":
         w = replace(w, status="validated", gates_passed=("test gate",), promoted_by="test", promotion_reason="test")
+        key = SigningKey.from_env()  # the suite's test key (tests/conftest.py), as a centre signs at promotion
+        w = w if key is None else w.signed(key)
     elif status != "candidate":
         w = replace(w, status=status)
     return w

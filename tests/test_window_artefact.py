@@ -119,7 +119,8 @@ def test_promotion_passes_and_records_who_and_why():
     v = promote_window(make(), PromotionGates(alpha=0.05, max_ci_width=25.0, min_events=100), by="dr. x",
                        reason="validated on external cohort")
     assert v.status == "validated" and v.promoted_by == "dr. x" and v.promotion_reason
-    assert len(v.gates_passed) == 6  # status, finding, p-value, both interval widths, events
+    assert len(v.gates_passed) == 7  # status, finding, p-value, both interval widths, events, run finished
+    assert v.gates_passed[-1] == "run finished (the window names no run)"
     assert ExposureWindow.from_json(v.to_json()) == v
 
 

@@ -3,7 +3,10 @@
 Refuses (exit 1, nothing recommended) a window open on a side or whose finding is not
 ``window`` (whatever its status or override), a window in another unit than the levels, a window
 that is not ``validated`` unless an override names who and why (recorded in every
-recommendation), and a ``no-window`` result. A patient that cannot be dosed is listed with the
+recommendation), and a ``no-window`` result. A window whose content changed since it was signed or
+registered is refused naming the fields, override or not; a ``validated`` window that is unsigned (or
+cannot be checked: no ``ATGWIN_SIGNING_KEY`` here) is dosed only under an override (docs/design.md,
+"The exported window"). A patient that cannot be dosed (including one whose forecast fails) is listed with the
 reason; the command exits 1 when nothing was recommended and 2 when some patients of a batch
 were refused (after writing everything else).
 """
@@ -41,13 +44,16 @@ def _model(model_path, window, tracking_uri):
 
 def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
     from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
+    from ml.dosing._patient import WEIGHT_RANGE_KG
 
     try:
         caps = DoseCaps(mg_per_kg_per_day=cap_mg_per_kg, mg_per_day=cap_mg, min_mg_per_day=min_mg,
                         vial_mg=vial_mg, course_mg_per_kg=course_cap)
         schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)
-        return DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
-                            random_state=seed)
+        engine = DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
+                              random_state=seed)
+        caps.check_size(WEIGHT_RANGE_KG[1], len(schedule.days))  # the heaviest patient: before any allocation
+        return engine
     except (ValueError, OSError, KeyError) as exc:
         raise click.ClickException(f"engine configuration: {exc}") from None
 

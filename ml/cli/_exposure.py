@@ -34,8 +34,11 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
                f"{ex['no_level']}, terminal slope not estimable {ex['no_terminal_slope']}); excluded rows are left "
                "empty, never imputed")
     if out:
+        from ml._spreadsheet import inert_text_columns
+
+        # ids such as "=cmd|..." would run as formulas in a spreadsheet: written as text ('=cmd|...)
         with atomic_path(out, mkdir=False) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
+            inert_text_columns(table).to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
         click.echo(f"wrote {out}")
     else:
         click.echo(table.head(10).to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -140,13 +140,17 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
 
     Exits non-zero, listing every failing gate, when it does not; nothing is written then.
     """
-    from ml.window import PromotionError, PromotionGates, promote_window
+    from ml.window import PromotionError, PromotionGates, SigningKey, promote_window
 
+    try:
+        key = SigningKey.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     store = resolve_store(window_ref)
     window = store.load(window_ref)
     gates = _gates_for(store, PromotionGates(alpha=alpha, max_ci_width=max_ci_width, min_events=min_events))
     try:
-        validated = promote_window(window, gates, by=by, reason=reason)
+        validated = promote_window(window, gates, by=by, reason=reason, key=key, run_status=_run_status)
     except PromotionError as exc:
         lines = "\n".join(f"  FAILED: {g}" for g in exc.failed)
         raise click.ClickException(f"{window_ref}: promotion refused, {len(exc.failed)} gate(s) failed:\n{lines}") from None
@@ -159,3 +163,20 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
     for g in validated.gates_passed:
         click.echo(f"  passed: {g}")
     click.echo(f"Promoted to 'validated' by {by}: {where}")
+    if key is None:
+        click.echo("warning: no signing key (ATGWIN_SIGNING_KEY or ATGWIN_SIGNING_KEY_FILE): the validated window is "
+                   "unsigned, and `atgwin dose` uses it only under an explicit override", err=True)
+    else:
+        click.echo(f"signed with key {key.key_id} ({key.origin})")
+
+
+def _run_status(run_id: str) -> str:
+    """Status of the run that wrote the window, in the tracking store (``ml.tracking``)."""
+    from ml.tracking import RunTracker, resolve_tracking_uri
+    from ml.tracking._uri import sqlite_path
+
+    uri = resolve_tracking_uri()
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():  # looking a run up must not create an empty store
+        raise LookupError(f"no tracking store at {uri} (set MLFLOW_TRACKING_URI to the store of run {run_id})")
+    return RunTracker(uri).run_status(run_id)

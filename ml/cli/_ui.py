@@ -6,6 +6,8 @@ import subprocess
 
 import click
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 @click.command("ui")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -24,6 +26,10 @@ def ui(host: str, port: int, tracking_uri: str | None, print_command: bool) -> N
     db = sqlite_path(uri)
     if db is not None and not db.exists():
         click.echo(f"note: {db} does not exist yet; run `atgwin run experiments/urd_window.toml` first.", err=True)
+    if host not in _LOOPBACK:
+        click.echo(f"warning: --host {host} exposes the tracking store ({uri}: every run, window and registered "
+                   "model, with no authentication) to every machine that can reach this one; use 127.0.0.1 "
+                   "unless that is intended", err=True)
     cmd = ui_command(uri, host, port)
     if print_command:
         click.echo(" ".join(cmd))

@@ -53,15 +53,44 @@ def _column(series: pd.Series) -> tuple[str, list]:
                  for v in values.tolist()]
 
 
-def _table(frame: pd.DataFrame | None):
+_CHUNK = 65_536  # cells encoded at a time
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _column_json(series: pd.Series):
+    """Pieces of the JSON list of one column's canonical cells, a chunk at a time."""
+    yield "["
+    for lo in range(0, len(series), _CHUNK):
+        if lo:
+            yield ","
+        yield _dumps(_column(series.iloc[lo:lo + _CHUNK])[1])[1:-1]
+    yield "]"
+
+
+def _table_json(frame: pd.DataFrame | None):
+    """Pieces of ``{"columns": [...], "data": [[...], ...], "kinds": [...]}`` (keys sorted), column by column."""
     if frame is None:
-        return None
-    kinds, data = zip(*(_column(frame[c]) for c in frame.columns)) if frame.shape[1] else ((), ())
-    return {"columns": [str(c) for c in frame.columns], "kinds": list(kinds), "data": list(data)}
+        yield "null"
+        return
+    yield '{"columns":' + _dumps([str(c) for c in frame.columns]) + ',"data":['
+    kinds = []
+    for j, c in enumerate(frame.columns):
+        if j:
+            yield ","
+        kinds.append(_column(frame[c].iloc[:0])[0])
+        yield from _column_json(frame[c])
+    yield '],"kinds":' + _dumps(kinds) + "}"
 
 
 def cohort_digest(meta: CohortMeta, tables: dict[str, pd.DataFrame | None]) -> str:
     """SHA-256 (hex) of the canonical serialisation of ``meta`` and the typed ``tables``.
+
+    The serialisation is the JSON document ``{"format", "meta", "tables": {name: {"columns",
+    "data", "kinds"}}}`` (keys sorted, no spaces, UTF-8), fed to the hash a chunk of cells at a
+    time so that memory does not grow with a second copy of the cohort.
 
     Parameters
     ----------
@@ -74,14 +103,15 @@ def cohort_digest(meta: CohortMeta, tables: dict[str, pd.DataFrame | None]) -> s
     str
         64 hexadecimal characters.
     """
-    doc = {
-        "format": _FORMAT,
-        "meta": _plain({"name": meta.name, "donor_source": meta.donor_source,
-                        "concentration_unit": meta.concentration_unit,
-                        "simulated": meta.simulated, "description": meta.description,
-                        "truth": meta.truth}),
-        "tables": {name: _table(frame) for name, frame in tables.items()},
-    }
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    meta_doc = _plain({"name": meta.name, "donor_source": meta.donor_source,
+                       "concentration_unit": meta.concentration_unit,
+                       "simulated": meta.simulated, "description": meta.description,
+                       "truth": meta.truth})
+    h = hashlib.sha256()
+    h.update(('{"format":' + _dumps(_FORMAT) + ',"meta":' + _dumps(meta_doc) + ',"tables":{').encode("utf-8"))
+    for i, name in enumerate(sorted(tables)):
+        h.update(((',' if i else '') + _dumps(str(name)) + ":").encode("utf-8"))
+        for piece in _table_json(tables[name]):
+            h.update(piece.encode("utf-8"))
+    h.update(b"}}")
+    return h.hexdigest()

@@ -16,11 +16,14 @@ without a byte-order mark, ``\\n``, ``\\r\\n`` or ``\\r`` line ends, RFC 4180 qu
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import math
 import numbers
+import os
+import stat
 import tomllib
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +48,15 @@ class RawTable:
         Cells of each column (object arrays of str, ``""`` = empty), in file order.
     lines : numpy.ndarray
         File line number of each data row (int64).
+    booleans : frozenset of str
+        Columns stored as booleans in the source (Parquet ``bool``, DataFrame ``bool``/``boolean``);
+        their cells are ``1``/``0`` here, and the rules refuse them where a number is expected.
     """
 
     name: str
     columns: dict[str, np.ndarray]
     lines: np.ndarray
+    booleans: frozenset = frozenset()
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -96,7 +103,7 @@ def to_raw(value) -> str:
 
 
 def build_raw(name: str, header: list[str], rows: list[list[str]], lines,
-              violations: list[Violation]) -> RawTable | None:
+              violations: list[Violation], booleans=frozenset()) -> RawTable | None:
     """Check the header and rows of one table and build its :class:`RawTable`.
 
     Strips names and cells, drops an unnamed column that is entirely empty (a trailing
@@ -104,11 +111,11 @@ def build_raw(name: str, header: list[str], rows: list[list[str]], lines,
     Returns None when the table cannot be used.
     """
     cells = [[str(v).strip() for v in col] for col in zip(*rows)] if rows else [[] for _ in header]
-    return build_raw_columns(name, header, cells, lines, violations)
+    return build_raw_columns(name, header, cells, lines, violations, booleans)
 
 
 def build_raw_columns(name: str, header: list[str], cells: list, lines,
-                      violations: list[Violation]) -> RawTable | None:
+                      violations: list[Violation], booleans=frozenset()) -> RawTable | None:
     """:func:`build_raw` for column-major cells that are already stripped strings."""
     names = [str(h).strip() for h in header]
     rows = len(lines)
@@ -131,7 +138,8 @@ def build_raw_columns(name: str, header: list[str], cells: list, lines,
     if not ok:
         return None
     columns = {n: np.array(c, dtype=object) for n, c in zip(names, cells)}
-    return RawTable(name, columns, np.asarray(lines, dtype=np.int64))
+    return RawTable(name, columns, np.asarray(lines, dtype=np.int64),
+                    frozenset(str(b).strip() for b in booleans))
 
 
 def _raw_column(values: pd.Series) -> list[str]:
@@ -155,44 +163,88 @@ def raw_from_frame(name: str, frame: pd.DataFrame, violations: list[Violation]) 
     """Raw form of an in-memory table (rows numbered position + 2)."""
     header = [str(c) for c in frame.columns]
     cells = [_raw_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
-    return build_raw_columns(name, header, cells, np.arange(len(frame)) + 2, violations)
+    booleans = [h for j, h in enumerate(header) if _is_boolean(frame.iloc[:, j])]
+    return build_raw_columns(name, header, cells, np.arange(len(frame)) + 2, violations, booleans)
+
+
+def _is_boolean(values: pd.Series) -> bool:
+    """True for a boolean column (``bool``, ``boolean``, or Python bools in an object column)."""
+    if values.dtype.kind == "b":
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "boolean"
+
+
+_CHUNK = 1 << 20  # bytes read at a time when checking a CSV file's encoding
+_CACHE_MAX = 4096  # distinct values a column shares before it stops sharing
+
+
+def _encoding_problem(path: Path) -> str | None:
+    """Why the file is not UTF-8 text (NUL bytes, invalid UTF-8), read in chunks; None when it is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    base = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if b"\x00" in chunk:
+                return "unreadable (binary data, not CSV text)"
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                offset = base - (len(exc.object) - len(chunk)) + exc.start
+                return f"unreadable (not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {offset})"
+            if not chunk:
+                return None
+            base += len(chunk)
 
 
 def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
+    """Stream one CSV file into stripped columns (memory: the cells, never a copy of the file or of its rows).
+
+    Consecutive equal cells (a patient's id on each of its rows) and the first few thousand distinct
+    values of a column share one string object.
+    """
     try:
-        data = path.read_bytes()
+        problem = _encoding_problem(path)
+        handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         violations.append(Violation.at(name, None, f"unreadable ({exc.strerror})"))
         return None
-    if b"\x00" in data:
-        violations.append(Violation.at(name, None, "unreadable (binary data, not CSV text)"))
+    if problem:
+        handle.close()
+        violations.append(Violation.at(name, None, problem))
         return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        violations.append(Violation.at(
-            name, None,
-            f"unreadable (not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start})"))
-        return None
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
+    columns: list[list[str]] = []
+    lines = array("q")
     ragged: list[int] = []
-    try:
-        for line, record in enumerate(reader, start=1):
-            if not any(field.strip() for field in record):
-                continue
-            if header is None:
-                header = record
-            elif len(record) != len(header):
-                ragged.append(line)
-            else:
-                rows.append(record)
-                lines.append(line)
-    except csv.Error as exc:
-        violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
-        return None
+    with handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            for line, record in enumerate(reader, start=1):
+                if not "".join(record).strip():
+                    continue
+                if header is None:
+                    header = record
+                    columns = [[] for _ in header]
+                    caches: list[dict | None] = [{} for _ in header]
+                    last = [""] * len(header)
+                elif len(record) != len(header):
+                    ragged.append(line)
+                else:
+                    for j, field in enumerate(record):
+                        cell = field.strip()
+                        if cell == last[j]:
+                            cell = last[j]
+                        elif caches[j] is not None:
+                            cell = caches[j].setdefault(cell, cell)
+                            if len(caches[j]) > _CACHE_MAX:
+                                caches[j] = None
+                        last[j] = cell
+                        columns[j].append(cell)
+                    lines.append(line)
+        except csv.Error as exc:
+            violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
+            return None
     if header is None:
         violations.append(Violation.at(name, None, "empty file (no header)"))
         return None
@@ -206,7 +258,8 @@ def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | 
         violations.append(Violation.at(
             name, None, f"wrong number of fields (header has {len(header)})", ragged))
         return None
-    return build_raw(name, header, rows, lines, violations)
+    return build_raw_columns(name, header, columns, np.frombuffer(lines, dtype=np.int64) if lines
+                             else np.zeros(0, dtype=np.int64), violations)
 
 
 def _read_parquet(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
@@ -219,15 +272,42 @@ def _read_parquet(name: str, path: Path, violations: list[Violation]) -> RawTabl
         return None
     index_columns = (table.schema.pandas_metadata or {}).get("index_columns", [])
     drop = {c for c in index_columns if isinstance(c, str)}
+    import pyarrow as pa
+
     header = [str(c) for c in table.column_names if c not in drop]
     cols = [[to_raw(v) for v in table.column(c).to_pylist()]
             for c in table.column_names if c not in drop]
     rows = [list(r) for r in zip(*cols)] if table.num_rows else []
-    return build_raw(name, header, rows, np.arange(table.num_rows) + 2, violations)
+    booleans = [str(c) for c in table.column_names
+                if c not in drop and pa.types.is_boolean(table.schema.field(c).type)]
+    return build_raw(name, header, rows, np.arange(table.num_rows) + 2, violations, booleans)
+
+
+def irregular(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file (after symlinks), else None.
+
+    Checked before any read: a FIFO would block the reader for ever and a device such as
+    ``/dev/zero`` would be read until memory runs out.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing or unreadable: reported by the reader
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+    kind = next((text for test, text in kinds if test(mode)), "not a regular file")
+    via = f" (a symbolic link to {os.path.realpath(path)})" if path.is_symlink() else ""
+    return f"not a regular file: {kind}{via}; refused before reading"
 
 
 def _read_toml(folder: Path, violations: list[Violation]) -> dict | None:
     path = folder / TOML_NAME
+    odd = irregular(path)
+    if odd:
+        violations.append(Violation.at(TOML_NAME, None, odd))
+        return None
     if not path.is_file():
         violations.append(Violation.at(TOML_NAME, None, "file missing"))
         return None
@@ -258,10 +338,15 @@ def read_folder(folder: Path) -> RawCohort:
         if csv_path.exists() and pq_path.exists():
             violations.append(Violation.at(
                 name, None, f"both {csv_path.name} and {pq_path.name} present"))
-        elif csv_path.exists():
-            tables[name] = _read_csv(name, csv_path, violations)
-        elif pq_path.exists():
-            tables[name] = _read_parquet(name, pq_path, violations)
+        elif csv_path.exists() or pq_path.exists():
+            path = csv_path if csv_path.exists() else pq_path
+            odd = irregular(path)
+            if odd:
+                violations.append(Violation.at(name, None, f"{path.name}: {odd}"))
+            elif path is csv_path:
+                tables[name] = _read_csv(name, csv_path, violations)
+            else:
+                tables[name] = _read_parquet(name, pq_path, violations)
         else:
             absent.add(name)
     return RawCohort(toml, tables, absent, violations)

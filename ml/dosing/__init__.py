@@ -23,12 +23,12 @@ from ._gates import check_dosable
 from ._objective import HarmWeighted, MostProbableInWindow
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
-from ._regimen import AdjustmentSchedule, DoseCaps
+from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
 from ._window import WindowOverride, WindowTarget, admit_window, load_window
 
 __all__ = [
-    "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
+    "MAX_REGIMENS", "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
     "DosingEngine", "DosingRefused", "ForecastGrid", "GivenDose", "HarmWeighted", "InSilicoTrial",
     "LaplaceImportance", "Level", "LevelLikelihood", "MAPFit", "MostProbableInWindow", "PatientData",
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from dataclasses import dataclass
@@ -244,10 +245,34 @@ class DosingEngine:
         for lo in range(0, len(ok), batch_size):
             idx = ok[lo:lo + batch_size]
             batch = [patients[i] for i in idx]
-            recs = self._recommend_batch(batch, window, rng[lo:lo + batch_size], recorded)
+            recs = self._isolated_batch(batch, window, rng[lo:lo + batch_size], recorded)
             for i, r in zip(idx, recs):
                 results[i] = r
         return results
+
+    def _isolated_batch(self, batch: list[PatientData], window: WindowTarget, rng, override) -> list:
+        """:meth:`_recommend_batch`, with one patient's failure kept to that patient.
+
+        When the vectorised batch fails (an extreme patient can break the joint MAP fit or the
+        posterior), each patient is redone alone with its own generator (so its draws are the same
+        as in the batch); a patient that still fails becomes a :class:`DosingRefused` naming the
+        error, and the others are recommended.
+        """
+        fresh = [copy.deepcopy(g) for g in rng]  # the draws of a redo are those the batch would have used
+        try:
+            with np.errstate(all="ignore"):
+                return self._recommend_batch(batch, window, rng, override)
+        except Exception as exc:  # noqa: BLE001 - isolate below, patient by patient
+            if len(batch) == 1:
+                return [_failed(batch[0], exc)]
+        out = []
+        for p, g in zip(batch, fresh):
+            try:
+                with np.errstate(all="ignore"):
+                    out.extend(self._recommend_batch([p], window, [g], override))
+            except Exception as exc:  # noqa: BLE001 - any numerical failure refuses this patient only
+                out.append(_failed(p, exc))
+        return out
 
     def estimate(self, patients: list[PatientData],
                  random_state=None) -> tuple[LevelLikelihood, MAPFit, PosteriorDraws]:
@@ -494,8 +519,20 @@ class DosingEngine:
             c.append(f"the window does not name the population PK model that defined its exposure; the doses are "
                      f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
-            c.append(f"window status {window.status!r} used under an override by {override.by}: {override.reason}")
+            unsigned = (" (unsigned: its content could not be checked)"
+                        if window.status == "validated" and window.integrity == "unsigned" else "")
+            c.append(f"window status {window.status!r}{unsigned} used under an override by {override.by}: "
+                     f"{override.reason}")
         return tuple(c)
+
+
+def _failed(p: PatientData, exc: Exception) -> DosingRefused:
+    """The refusal of one patient whose forecast raised ``exc``."""
+    if isinstance(exc, DosingRefused):
+        return DosingRefused(f"patient {p.patient_id!r} refused: {exc}")
+    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return DosingRefused(f"patient {p.patient_id!r} refused: the forecast failed for this patient "
+                         f"({type(exc).__name__}{': ' + first if first else ''}); check its doses, levels and weight")
 
 
 def _window_scale(window: WindowTarget) -> float:

@@ -11,9 +11,15 @@ from ml.pk import HOURS_PER_DAY
 
 from ._errors import DosingRefused
 
-__all__ = ["AdjustmentSchedule", "DoseCaps"]
+__all__ = ["MAX_REGIMENS", "AdjustmentSchedule", "DoseCaps"]
 
 _EPS = 1e-9
+#: Most candidate regimens the engine evaluates for one patient. Each one is forecast for every
+#: posterior draw (``draws x regimens`` floats per patient, about 40 MB at 256 draws), so the caps
+#: must not ask for more: the default caps need 21 x 21 = 441 for two adjustable days; 20,000
+#: allows a daily cap of 3,500 mg in 25 mg vials. Caps of 1,000 mg/kg and 100,000 mg a day asked
+#: for 16 million and grew a process to 24 GB (issue 16).
+MAX_REGIMENS = 20_000
 
 
 @dataclass(frozen=True)
@@ -91,19 +97,44 @@ class DoseCaps:
             return f"{mg} mg is below the daily minimum {self.min_mg_per_day:g} mg"
         return None
 
+    def n_regimens(self, weight_kg: float, n_days: int) -> int:
+        """Number of candidate regimens (before any course cap) for a patient of ``weight_kg``."""
+        return max(self.max_vials(weight_kg) - self.min_vials() + 1, 0) ** int(n_days)
+
+    def check_size(self, weight_kg: float, n_days: int) -> None:
+        """Refuse caps that would need more than :data:`MAX_REGIMENS` candidate regimens (before allocating).
+
+        Raises
+        ------
+        DosingRefused
+        """
+        n = self.n_regimens(weight_kg, n_days)
+        if n > MAX_REGIMENS:
+            per_day = self.max_vials(weight_kg) - self.min_vials() + 1
+            top = self.max_vials(weight_kg) * self.vial_mg
+            raise DosingRefused(
+                f"the caps allow {per_day} daily doses ({self.min_mg_per_day:g}..{top:g} "
+                f"mg in {self.vial_mg:g} mg vials) on {n_days} adjustable days for {weight_kg:g} kg, i.e. {n:,} "
+                f"candidate regimens, more than the {MAX_REGIMENS:,} the engine evaluates (each is forecast for every "
+                "posterior draw, so memory grows with their number); lower --cap-mg-per-kg / --cap-mg or raise "
+                "--min-mg")
+
     def grid(self, weight_kg: float, n_days: int, given_mg: float = 0.0) -> np.ndarray:
         """Every allowed regimen as whole vials per adjustable day, ``(R, n_days)`` int.
 
         Raises
         ------
         DosingRefused
-            When no regimen satisfies the caps (e.g. minimum above the cap for this weight).
+            When no regimen satisfies the caps (e.g. minimum above the cap for this weight), or
+            when the caps would need more than :data:`MAX_REGIMENS` regimens (checked before
+            allocating).
         """
         lo, hi = self.min_vials(), self.max_vials(weight_kg)
         if hi < lo:
             raise DosingRefused(
                 f"no dose satisfies the caps for {weight_kg:g} kg: daily minimum {self.min_mg_per_day:g} mg "
                 f"exceeds the daily cap of {hi * self.vial_mg:g} mg")
+        self.check_size(weight_kg, n_days)
         levels = np.arange(lo, hi + 1)
         mesh = np.stack(np.meshgrid(*([levels] * n_days), indexing="ij"), axis=-1).reshape(-1, n_days)
         left = self.course_vials(weight_kg, given_mg)

@@ -22,6 +22,7 @@ __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "ch
            "model_mismatch", "window_pk_model"]
 
 _STATUSES = ("candidate", "validated", "no-window")
+_INTEGRITY = ("signed", "registered", "unsigned", "in-memory")
 
 
 def _is_number(v) -> bool:
@@ -86,6 +87,12 @@ class WindowTarget:
     protocol : str
         For a window taken from a publication (a protocol window), where it comes from; "" for a
         window derived from data.
+    integrity : {"signed", "registered", "unsigned", "in-memory"}
+        How the window's content was checked when it was read (:mod:`ml.window._integrity`):
+        its signature verified with the centre's key (``signed``), its digest matched the one the
+        model registry recorded (``registered``), no check possible (``unsigned``: no signature, or
+        no key configured; a ``validated`` window is then dosed only under an override), or built
+        in code rather than read from a file (``in-memory``, the default).
     """
 
     lower: float | None
@@ -101,6 +108,7 @@ class WindowTarget:
     pk_model: dict | None = None
     model_file: str = field(default="", repr=False, compare=False)
     protocol: str = ""
+    integrity: str = "in-memory"
 
     def __post_init__(self) -> None:
         problems = []
@@ -121,6 +129,8 @@ class WindowTarget:
             problems.append(f"`unit` must be a non-empty string, got {self.unit!r}")
         if self.status not in _STATUSES:
             problems.append(f"`status` must be one of {_STATUSES}, got {self.status!r}")
+        if self.integrity not in _INTEGRITY:
+            problems.append(f"`integrity` must be one of {_INTEGRITY}, got {self.integrity!r}")
         if self.exposure != "auc_total":
             problems.append(f"`exposure` must be 'auc_total' (the engine forecasts total AUC), got {self.exposure!r}")
         if problems:
@@ -144,13 +154,14 @@ class WindowTarget:
         return {"lower": self.lower, "upper": self.upper, "target": self.target, "unit": self.unit,
                 "status": self.status, "source": self.source, "dataset_digest": self.dataset_digest,
                 "simulated": self.simulated, "exposure": self.exposure, "finding": self.finding,
-                "pk_model": None if self.pk_model is None else dict(self.pk_model), "protocol": self.protocol}
+                "pk_model": None if self.pk_model is None else dict(self.pk_model), "protocol": self.protocol,
+                "integrity": self.integrity}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowTarget":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
                                            "dataset_digest", "simulated", "exposure", "finding", "pk_model",
-                                           "protocol")
+                                           "protocol", "integrity")
                       if k in data})
 
     @classmethod
@@ -298,8 +309,43 @@ def model_mismatch(window: WindowTarget, model) -> str | None:
             "the forecast AUC may not be on the scale of the window's bounds")
 
 
-def window_from_dict(data: dict, source: str) -> WindowTarget:
-    """Validate an ``ExposureWindow`` dict through the artefact class and keep what dosing needs."""
+def window_integrity(data: dict, source: str, registered_digest: str | None = None) -> str:
+    """Check a window dict read from a file or the registry; return its ``integrity`` (WindowTarget).
+
+    The signature is checked with the centre's key (:meth:`ml.window.SigningKey.from_env`); when the
+    registry recorded a digest for the version (``registered_digest``) the content must match it too.
+
+    Raises
+    ------
+    DosingRefused
+        The content changed since it was signed or registered (naming the fields), the record was
+        edited or signed with another key, or the key configured here cannot be read. Never
+        overridable.
+    """
+    from ml.window import IntegrityError, SigningKey, check_registered, verify_window
+
+    try:
+        key = SigningKey.from_env()
+        status = verify_window(data, key)
+    except IntegrityError as exc:
+        raise DosingRefused(f"window {source} fails its integrity check: {exc}; it is not dosed (re-promote "
+                            "the window from its run rather than editing it)") from exc
+    except ValueError as exc:
+        raise DosingRefused(f"window {source}: {exc}") from exc
+    try:
+        check_registered(data, registered_digest, source)
+    except IntegrityError as exc:
+        raise DosingRefused(f"window {source} fails its integrity check: {exc}") from exc
+    if registered_digest:
+        return "registered" if status == "unsigned" else status
+    return status
+
+
+def window_from_dict(data: dict, source: str, registered_digest: str | None = None) -> WindowTarget:
+    """Validate an ``ExposureWindow`` dict through the artefact class and keep what dosing needs.
+
+    Then its integrity is checked (:func:`window_integrity`).
+    """
     if not isinstance(data, dict):
         raise DosingRefused(f"window {source} must be a JSON object, got {type(data).__name__}")
     if data.get("status") == "no-window":
@@ -310,7 +356,8 @@ def window_from_dict(data: dict, source: str) -> WindowTarget:
         artefact = ExposureWindow.from_dict(data)
     except (TypeError, ValueError, KeyError) as exc:
         raise DosingRefused(f"window {source} is not a valid ExposureWindow: {exc}") from exc
-    return WindowTarget.from_artefact(artefact, source)
+    integrity = window_integrity(data, source, registered_digest)
+    return replace(WindowTarget.from_artefact(artefact, source), integrity=integrity)
 
 
 def check_units(window: WindowTarget, concentration_unit: str, model_unit: str) -> None:
@@ -348,8 +395,13 @@ def check_status(window: WindowTarget, override: WindowOverride | None) -> Windo
         raise DosingRefused(
             f"window {window.source or '(given)'} has status 'no-window': the search found no exposure "
             "window, so there is nothing to dose into")
-    if window.status == "validated":
+    if window.status == "validated" and window.integrity != "unsigned":
         return None
+    if override is None and window.status == "validated":
+        raise DosingRefused(
+            f"window {window.source or '(given)'} says 'validated' but its content cannot be checked: it carries no "
+            "signature, or no signing key is configured here (set ATGWIN_SIGNING_KEY or ATGWIN_SIGNING_KEY_FILE to "
+            "the centre's key, and promote with it); dose into it only with an explicit override stating who and why")
     if override is None:
         raise DosingRefused(
             f"window status is {window.status!r}, not 'validated': promote it (atgwin promote) or give an "

@@ -305,7 +305,27 @@ def load_registered_window(uri: str, tracking_uri: str | None = None) -> WindowT
     if len(found) != 1:
         raise DosingRefused(f"{uri} must hold exactly one ExposureWindow JSON, found {len(found)}")
     # the population PK model registered with the window sits beside its JSON (ml.tracking.register_window)
-    return with_model_file(window_from_dict(found[0][1], uri), found[0][0].parent)
+    digest = _registered_digest(uri, tracking_uri)
+    return with_model_file(window_from_dict(found[0][1], uri, registered_digest=digest), found[0][0].parent)
+
+
+def _registered_digest(uri: str, tracking_uri: str | None) -> str | None:
+    """The content digest the registry recorded for the version ``uri`` names (None: not a
+    ``models:/`` URI, or a version registered before digests were recorded)."""
+    from ml.tracking._registry import WINDOW_DIGEST_TAG, parse_model_ref
+
+    try:
+        ref = parse_model_ref(uri)
+    except ValueError:
+        return None
+    try:
+        with _store(tracking_uri) as resolved:
+            client = mlflow.MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+            mv = (client.get_model_version_by_alias(ref.name, ref.alias) if ref.alias
+                  else client.get_model_version(ref.name, ref.version))
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; all mean "cannot read"
+        raise DosingRefused(f"cannot read the registry record of {uri}: {exc}") from exc
+    return (mv.tags or {}).get(WINDOW_DIGEST_TAG) or None
 
 
 def load_registered_pk_model(uri: str, tracking_uri: str | None = None) -> PopPKModel:

@@ -177,8 +177,20 @@ def tune_xgb_survival(
     Returns
     -------
     TuningResult
+
+    Raises
+    ------
+    ValueError
+        Fewer than ``n_splits`` events or patients (checked before any trial: no Optuna
+        traceback for a cohort without events).
     """
     event, time = check_survival_target(y)
+    n, k = len(event), int(np.sum(event))
+    if k < n_splits or n < n_splits:
+        raise ValueError(
+            f"too few {'patients' if n < n_splits else 'events'} to tune a survival model: {k} event(s) among {n} "
+            f"patient(s), and {n_splits}-fold cross-validation needs at least {n_splits} of each"
+            + (" (no events: nothing to learn)" if k == 0 else ""))
     yy = np.empty(len(event), dtype=[("event", bool), ("time", "f8")])
     yy["event"], yy["time"] = event, time
     rng = check_random_state(random_state)

@@ -26,6 +26,7 @@ __all__ = [
     "CANDIDATE",
     "PK_MODEL_FILE",
     "VALIDATED",
+    "WINDOW_DIGEST_TAG",
     "ModelRef",
     "RegisteredWindow",
     "RegistryWindowStore",
@@ -39,6 +40,9 @@ CANDIDATE, VALIDATED = "candidate", "validated"
 MODEL_CODE = Path(__file__).with_name("_window_model.py")
 #: The population PK model travels with the window under this name (beside ``window.json``).
 PK_MODEL_FILE = "pk_model.toml"
+#: Model-version tag holding the registered window's content digest (``ml.window.content_digest``):
+#: the registry is the source of truth, every load checks the downloaded JSON against it.
+WINDOW_DIGEST_TAG = "window_digest"
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -155,8 +159,11 @@ def register_window(tracker: RunTracker, run_id: str, window_path: str | Path, m
     version = str(info.registered_model_version)
     client = tracker.client
     client.set_registered_model_alias(model_name, alias, version)
+    from ml.window import content_digest
+
     base = {"window_status": data["status"], "unit": data["unit"], "dataset_digest": data.get("dataset_digest", ""),
-            "simulated": str(bool(data.get("simulated"))).lower(), "source_run_id": run_id}
+            "simulated": str(bool(data.get("simulated"))).lower(), "source_run_id": run_id,
+            WINDOW_DIGEST_TAG: content_digest(data)}
     for k, v in {**base, **tags}.items():
         client.set_model_version_tag(model_name, version, k, str(v))
     if not client.get_registered_model(model_name).description:
@@ -184,6 +191,22 @@ def pk_model_file(window_path: str | Path, data: dict) -> Path | None:
         return path if path.is_file() else None
     beside = folder / PK_MODEL_FILE
     return beside if beside.is_file() else None
+
+
+def check_registered_digest(data: dict, recorded: str | None, where: str) -> None:
+    """Refuse a registered window whose content is not the content registered (tag ``window_digest``).
+
+    Raises
+    ------
+    TrackingError
+        The digests differ (the artefact was edited in the store after registration).
+    """
+    from ml.window import IntegrityError, check_registered
+
+    try:
+        check_registered(data, recorded, where)
+    except IntegrityError as exc:
+        raise TrackingError(f"{exc}; it is not used") from None
 
 
 def _find_window_json(folder: Path) -> dict:
@@ -243,6 +266,7 @@ class RegistryWindowStore:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{r.name}/{mv.version}",
                                                              dst_path=tmp))
             data = _find_window_json(local)
+            check_registered_digest(data, (mv.tags or {}).get(WINDOW_DIGEST_TAG), f"models:/{r.name}/{mv.version}")
             found = sorted(local.rglob(PK_MODEL_FILE))
             self.pk_model_text = found[0].read_text() if found else None
         self.source = mv
@@ -326,6 +350,9 @@ def promote_registered(ref: str, *, by: str, reason: str, gates=None, tracking_u
     gates : PromotionGates, optional
         Default: the gates the experiment recorded with the version.
 
+    The run that wrote the window must have finished; the validated copy is signed with the
+    centre's key when one is set (``ml.window.SigningKey.from_env``).
+
     Returns
     -------
     str
@@ -336,9 +363,10 @@ def promote_registered(ref: str, *, by: str, reason: str, gates=None, tracking_u
     ml.window.PromotionError
         Listing every failing gate; nothing is registered then.
     """
-    from ml.window import PromotionGates, promote_window
+    from ml.window import PromotionGates, SigningKey, promote_window
 
     store = RegistryWindowStore(tracking_uri)
     window = store.load(ref)
     gates = gates or store.recorded_gates() or PromotionGates()
-    return store.save(promote_window(window, gates, by=by, reason=reason))
+    return store.save(promote_window(window, gates, by=by, reason=reason, key=SigningKey.from_env(),
+                                     run_status=store.tracker.run_status))

@@ -35,7 +35,17 @@ from ml.window._export import (
     population_of,
 )
 from ml.window._grid import QuantileGrid
-from ml.window._promotion import PromotionError, PromotionGates, promote_window
+from ml.window._integrity import (
+    IntegrityError,
+    SigningKey,
+    changed_fields,
+    check_registered,
+    content_digest,
+    field_digests,
+    sign_window,
+    verify_window,
+)
+from ml.window._promotion import PromotionError, PromotionGates, promote_window, run_finished_gate
 from ml.window._protocol import PRESETS, protocol_window
 from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
 from ml.window._scan import ScanResult, permutation_maxima, scan
@@ -74,17 +84,23 @@ __all__ = [
     "Incidence",
     "LogRankScores",
     "Population",
+    "IntegrityError",
     "PromotionError",
     "PromotionGates",
     "QuantileGrid",
     "ScanResult",
+    "SigningKey",
     "SubdistributionScores",
     "WindowEvaluation",
     "WindowSearch",
     "aalen_johansen",
     "bootstrap_bounds",
     "bound_intervals",
+    "changed_fields",
+    "check_registered",
     "code_version",
+    "content_digest",
+    "field_digests",
     "cox_fit",
     "cross_fitted_effect",
     "evaluate_window",
@@ -96,9 +112,12 @@ __all__ = [
     "population_of",
     "promote_window",
     "protocol_window",
+    "run_finished_gate",
     "scan",
+    "sign_window",
     "split_exposure",
     "subdistribution_hazard",
+    "verify_window",
     "window_frequency",
     "window_incidences",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -365,6 +365,9 @@ class ExposureWindow:
         ``pmid``, ``population``, ``assay``, ``unit`` (as published), ``entered_by`` and
         ``entered_at``. Such a window was not derived from this system's data.
     schema_version : int
+    integrity : dict or None
+        Content digest per field and HMAC-SHA256 signature with the centre's key, set at promotion
+        (:mod:`ml.window._integrity`); None when unsigned.
     """
 
     exposure: str
@@ -403,6 +406,7 @@ class ExposureWindow:
     pk_model: dict | None = None
     protocol: dict | None = None
     schema_version: int = SCHEMA_VERSION
+    integrity: dict | None = None
 
     def __post_init__(self):
         if self.finding is None:
@@ -411,6 +415,8 @@ class ExposureWindow:
             object.__setattr__(self, "pk_model", dict(self.pk_model))
         if self.protocol is not None:
             object.__setattr__(self, "protocol", dict(self.protocol))
+        if self.integrity is not None:
+            object.__setattr__(self, "integrity", dict(self.integrity))
         object.__setattr__(self, "lower_ci", _ci_from(self.lower_ci))
         object.__setattr__(self, "upper_ci", _ci_from(self.upper_ci))
         object.__setattr__(self, "incidences", tuple(self.incidences))
@@ -518,6 +524,13 @@ class ExposureWindow:
             if missing:
                 p.append(f"`pk_model` must have text keys name, digest and source; missing or not text: {missing}")
         return p
+
+    def signed(self, key) -> ExposureWindow:
+        """A copy carrying an ``integrity`` record signed with ``key`` (:class:`ml.window.SigningKey`)."""
+        from ml.window._integrity import sign_window
+
+        unsigned = replace(self, integrity=None)
+        return replace(unsigned, integrity=sign_window(unsigned.to_dict(), key))
 
     # ------------------------------------------------------------------------------ conversion
     def to_dict(self) -> dict:

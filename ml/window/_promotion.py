@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ml._defaults import PROMOTION as _GATES
 from ml.window._artefact import ExposureWindow, _finite
+from ml.window._integrity import SigningKey
 
-__all__ = ["PromotionError", "PromotionGates", "promote_window"]
+__all__ = ["PromotionError", "PromotionGates", "promote_window", "run_finished_gate"]
 
 
 class PromotionError(ValueError):
@@ -99,7 +101,28 @@ class PromotionGates:
         return passed, failed
 
 
-def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reason: str) -> ExposureWindow:
+def run_finished_gate(window: ExposureWindow, run_status: Callable[[str], str] | None) -> tuple[bool, str]:
+    """The gate "the run that wrote the window finished": ``(passed, description)``.
+
+    A window that names no run (``mlflow_run_id`` None, e.g. a protocol window) passes. Otherwise
+    ``run_status(run_id)`` (e.g. ``ml.tracking.RunTracker.run_status``) must answer ``FINISHED``; a
+    run that failed, was killed, is still running, or cannot be looked up fails the gate.
+    """
+    run_id = window.mlflow_run_id
+    if not run_id:
+        return True, "run finished (the window names no run)"
+    if run_status is None:
+        return False, f"run {run_id} finished (no tracking store given to check it)"
+    try:
+        status = run_status(run_id)
+    except Exception as exc:  # noqa: BLE001 - any lookup failure means the run cannot be confirmed
+        return False, f"run {run_id} finished (cannot look it up: {str(exc).splitlines()[0][:200]})"
+    return status == "FINISHED", f"run {run_id} finished (its status is {status})"
+
+
+def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reason: str, *,
+                   key: SigningKey | None = None,
+                   run_status: Callable[[str], str] | None = None) -> ExposureWindow:
     """Return a ``validated`` copy of ``window`` if it passes every gate.
 
     Parameters
@@ -111,6 +134,13 @@ def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reaso
         Who promotes (recorded).
     reason : str
         Why (recorded).
+    key : SigningKey, optional
+        The centre's key: the validated copy carries an ``integrity`` record signed with it
+        (:mod:`ml.window._integrity`). Without a key the copy is unsigned, and the dosing engine
+        doses into it only under a recorded override.
+    run_status : callable, optional
+        ``run_status(run_id) -> str``, the status of the run that wrote the window; needed when
+        the window names a run (:func:`run_finished_gate`).
 
     Raises
     ------
@@ -124,8 +154,11 @@ def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reaso
     if not (isinstance(reason, str) and reason.strip()):
         raise ValueError("`reason` must say why the window is promoted, got an empty value")
     passed, failed = gates.check(window)
+    ok, text = run_finished_gate(window, run_status)
+    (passed if ok else failed).append(text)
     if failed:
         raise PromotionError(failed)
-    return replace(window, status="validated", gates_passed=tuple(passed), promoted_by=by.strip(),
-                   promotion_reason=reason.strip(),
-                   promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    out = replace(window, status="validated", gates_passed=tuple(passed), promoted_by=by.strip(),
+                  promotion_reason=reason.strip(), integrity=None,
+                  promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return out if key is None else out.signed(key)
