@@ -298,5 +298,7 @@ class DoseRecommendation:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            from ml._atomic import write_atomic
+
+            write_atomic(path, text + "\n", mkdir=False)
         return text

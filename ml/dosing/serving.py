@@ -274,9 +274,11 @@ def write_artifacts(directory: str | Path, window: str | Path, *, model: PopPKMo
     directory = Path(directory)
     paths = {"window": directory / "window.json", "population_model": directory / "population_model.toml",
              "engine": directory / "engine.json"}
-    paths["window"].write_text(Path(window).read_text())
+    from ml._atomic import write_atomic
+
+    write_atomic(paths["window"], Path(window).read_text(), mkdir=False)
     model.to_toml(paths["population_model"])
-    paths["engine"].write_text(json.dumps(config, indent=2))
+    write_atomic(paths["engine"], json.dumps(config, indent=2), mkdir=False)
     return {k: str(v) for k, v in paths.items()}, target, recorded
 
 

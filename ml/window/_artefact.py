@@ -588,7 +588,9 @@ class ExposureWindow:
         """JSON text (strict JSON: no NaN / Infinity); also written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            from ml._atomic import write_atomic
+
+            write_atomic(path, text + "\n", mkdir=False)
         return text
 
     @classmethod
