@@ -59,6 +59,7 @@ CONFIGS = {
     "urd-misspecified-pk": ("urd", 324, "map", {"pk_model": "misspecified"}, ("bh",)),
     "urd-effect-0.75": ("urd", 324, "map", {"effect_scale": 0.75}, ("bh",)),
     "urd-effect-1.5": ("urd", 324, "map", {"effect_scale": 1.5}, ("bh",)),
+    "floor-only-oracle": ("floor-only", 324, "true", {}, ("bh",)),
     # a differently posed floor: acute and chronic GVHD (scores standardised and summed) by day 730
     "urd-floor-gvhd": ("urd", 324, "map", {}, ("bh",), GVHD_FLOOR),
     "null-floor-gvhd": ("null", 324, "map", {}, ("bh",), GVHD_FLOOR),
@@ -67,7 +68,7 @@ CONFIGS = {
 }
 #: The main rows get ``--reps`` cohorts; the one-sided worlds ``--one-sided-reps``; the others ``--other-reps``.
 MAIN = ("urd", "null", "urd-ceiling-composite", "urd-floor-gvhd", "null-floor-gvhd")
-ONE_SIDED = ("floor-only", "ceiling-only", "floor-only-floor-gvhd", "ceiling-only-floor-gvhd")
+ONE_SIDED = ("floor-only", "ceiling-only", "floor-only-floor-gvhd", "ceiling-only-floor-gvhd", "floor-only-oracle")
 #: Worlds without any exposure effect: every claim needs the global permutation test to reject, so the
 #: bootstrap (bounds and intervals) cannot change their type-I error and is skipped there.
 NO_BOOTSTRAP = ("null", "null-nca", "null-floor-gvhd")
@@ -303,7 +304,7 @@ def _composite_bounds(results: list[dict], truth: dict) -> dict:
     return out
 
 
-def summarise(rows: dict[str, list[dict]], speed: dict | None, args) -> str:
+def summarise(rows: dict[str, list[dict]], speed: dict | None, args, oracle: dict | None = None) -> str:
     lines = ["## Benefit-harm window search", "", provenance(), "",
              "`python scripts/bench_benefit_harm.py` (simulated cohorts from `ml.sim`; each row is the same cohorts "
              f"for both searches). Benefit-harm search: `BenefitHarmSearch()` defaults (floor aGVHD II-IV; ceiling CMV "
@@ -343,6 +344,14 @@ def summarise(rows: dict[str, list[dict]], speed: dict | None, args) -> str:
                   "where the joint p-value was below alpha / 3 the min-p test rejects too (min-p <= 3 x the smallest "
                   "p-value), so the finding, bounds and intervals stand; their global p is only bounded (<= 3 x "
                   "joint p). Per world: " + ", ".join(f"{k} {v}" for k, v in carried.items() if v) + "."]
+    if oracle:
+        lines += ["", "What the data allow in the `floor-only` world (same cohorts): the one-sided log-rank test of "
+                  "aGVHD II-IV at the TRUE floor (no cut searched, one hypothesis; `known_cut_oracle`) rejects in "
+                  + " and ".join(f"{_pct(round(r * n), n)} with the {'MAP exposure' if k == 'map' else 'true AUC'}"
+                                 for k, (r, n) in oracle.items())
+                  + "; the rows `floor-only-oracle` (the whole search on the true AUC) and `*-floor-gvhd` (a floor "
+                  "from acute and chronic GVHD) pose the same question with better data or a different floor "
+                  "endpoint."]
     lines += ["", "Type-I error is the share of `null` cohorts with any claim (window, floor-only, ceiling-only or "
               "overlap; a claim needs the global test and a side's own test to reject: the closed test); "
               "power is the share of `window` where both harms exist. \"Composite: window\" is a two-sided "
@@ -404,6 +413,32 @@ def _interval_table(rows: dict[str, list[dict]]) -> list[str]:
     return out
 
 
+def known_cut_oracle(reps: int, alpha: float = 0.05) -> dict:
+    """What no search can beat in the ``floor-only`` world: the one-sided log-rank test of the floor
+    endpoint (aGVHD II-IV by day 180, competing events censored) at the TRUE floor, no cut searched,
+    one hypothesis, on the MAP exposure and on the true AUC. Rejection rates at ``alpha``."""
+    from scipy import stats
+
+    from ml.features import competing_target
+    from ml.sim import simulate_virtual
+    from ml.window import logrank_scores
+
+    warnings.simplefilter("ignore")
+    z = {"map": [], "true": []}
+    for seed in range(reps):
+        v = simulate_virtual("floor-only", 324, seed)
+        y = competing_target(v.cohort.outcomes, "agvhd2", 180.0)
+        s = logrank_scores(np.asarray(y["time"], dtype=float), np.asarray(y["event"]) == 1)
+        for method in z:
+            x = _exposure_cached(v, method) if method == "map" else _exposure(v, method)
+            below, n = x < v.cohort.meta.truth["floor"], s.size
+            c = below.sum()
+            var = c * (n - c) / (n**2 * (n - 1)) * (n * np.sum(s**2) - s.sum() ** 2)
+            z[method].append((s[below].sum() - c * s.mean()) / np.sqrt(var))
+    crit = stats.norm.ppf(1 - alpha)
+    return {k: (float(np.mean(np.array(v) > crit)), len(v)) for k, v in z.items()}
+
+
 def measure_speed(repeat: int = 3) -> dict:
     from ml.features import feature_frame
     from ml.pk import exposure_table
@@ -461,7 +496,8 @@ def main(argv=None) -> int:
     rows = run(configs, reps, args.permutations, args.bootstraps, args.workers, args.composite_reps,
                cached_only=args.cached_only)
     speed = None if args.no_speed else measure_speed()
-    text = summarise(rows, speed, args)
+    oracle = known_cut_oracle(args.one_sided_reps) if "floor-only" in configs else None
+    text = summarise(rows, speed, args, oracle)
     print(text)
     if not args.no_write:
         print(f"written: {write_section('benefit-harm', text)}")
