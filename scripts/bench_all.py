@@ -30,6 +30,7 @@ BENCHMARKS = {
     "dosing": ([], ["--n", "100", "--reference-n", "100", "--sweep", "200", "--latency-n", "10",
                                         "--no-write"]),
     "poppk": ([], ["--reps", "2", "--no-doc"]),
+    "closed_loop": ([], ["--quick"]),
 }
 
 

@@ -21,6 +21,10 @@ from ._errors import DosingRefused
 from ._forecast import harm_probabilities, weighted_quantile
 from ._gates import check_dosable
 from ._objective import HarmWeighted, MostProbableInWindow
+from ._planning import (
+    ArmRates, PlanRow, TrialPlan, TrialPlanner, closest_regimen_auc, endpoint_rates, iiv_split, replicate_power,
+    two_proportion_n, two_proportion_power,
+)
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
@@ -34,4 +38,6 @@ __all__ = [
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
     "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
     "load_window", "patients_from_cohort", "weighted_quantile",
+    "ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",
+    "replicate_power", "two_proportion_n", "two_proportion_power",
 ]
