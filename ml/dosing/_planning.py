@@ -34,7 +34,7 @@ from ._recommendation import DoseRecommendation
 from ._regimen import AdjustmentSchedule, DoseCaps
 from ._trial import SamplingDesign, true_auc_under, two_proportion_test
 
-__all__ = ["ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",
+__all__ = ["ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "design_paragraph", "endpoint_rates", "iiv_split",
            "replicate_power", "two_proportion_n", "two_proportion_power"]
 
 
@@ -324,6 +324,10 @@ class TrialPlan:
                               "above_fixed": r.rates.above_fixed, "cmv_individualised": r.rates.p_individualised,
                               "cmv_fixed": r.rates.p_fixed, "power": r.power, "n_for_80": r.n_80} for r in self.rows])
 
+    def paragraph(self) -> str:
+        """What this means for the registered design (:func:`design_paragraph`)."""
+        return design_paragraph(self.to_frame().to_dict(orient="records"), self.n_total, self.alpha, self.horizon_days)
+
     def to_markdown(self) -> str:
         head = (f"| varied | assumption / design | in window: individualised / fixed | above ceiling: individualised "
                 f"/ fixed | CMV d{self.horizon_days:g}: individualised / fixed | "
@@ -477,3 +481,56 @@ class TrialPlanner:
                     "random_state": self.random_state, "engine": repr(self.engine)}
         return TrialPlan(rows=tuple(rows), n_total=self.n_total, alpha=self.alpha, horizon_days=self.horizon_days,
                          settings=settings)
+
+
+def design_paragraph(rows: list[dict], n_total: int, alpha: float = 0.05, horizon_days: float = 180.0) -> str:
+    """What the power analysis means for the registered design, in one paragraph (SIMULATED).
+
+    Parameters
+    ----------
+    rows : list of dict
+        :meth:`TrialPlan.to_frame` records (the first is the registered design); a summary JSON of
+        ``atgwin trial --out`` holds them under ``"plan"``.
+    n_total : int
+        Patients randomised.
+    alpha : float
+    horizon_days : float
+
+    Returns
+    -------
+    str
+        Plain text, every number taken from ``rows``.
+    """
+    def n80(r):
+        v = r["n_for_80"]
+        return "no n" if v is None or not math.isfinite(v) else f"{v:,.0f}"
+
+    base = rows[0]
+    text = (f"SIMULATION: in virtual URD patients (ml.sim, engine model = the simulator's PK, the favourable case), "
+            f"individualising the day -3/-2 doses from day -5/-4 levels moves attainment of the true window from "
+            f"{base['attain_fixed']:.0%} (fixed 10 mg/kg) to {base['attain_individualised']:.0%} and the share above "
+            f"the ceiling from {base['above_fixed']:.0%} to {base['above_individualised']:.0%}; CMV by day "
+            f"{horizon_days:g} goes from {base['cmv_fixed']:.1%} to {base['cmv_individualised']:.1%}. With {n_total} "
+            f"patients (1:1, alpha {alpha:g}) the primary comparison has {base['power']:.0%} power; 80 % would need "
+            f"{n80(base)} patients.")
+    others = rows[1:]
+    if others:
+        design = [r for r in others if r["group"] == "sampling / adjustment"]
+        oracle = [r for r in others if r["group"] == "oracle"]
+        if design:
+            text += " Sampling and adjustment: " + "; ".join(
+                f"{r['assumption']}: power {r['power']:.0%}, n for 80 % {n80(r)}" for r in design) + "."
+        effect = [r for r in others if r["group"] == "exposure-CMV effect"]
+        split = [r for r in others if r["group"] == "CL/V1 variability"]
+        if split:
+            text += " If between-patient variability sat elsewhere: " + "; ".join(
+                f"{r['assumption'].split(' (')[0]}: power {r['power']:.0%}" for r in split) + "."
+        if effect:
+            text += " The size of the exposure-CMV effect: " + "; ".join(
+                f"{r['assumption']}: power {r['power']:.0%}" for r in effect) + "."
+        if oracle:
+            text += (" Even dosing with each patient's TRUE PK known ('" + oracle[0]["assumption"] + "') gives "
+                     f"{oracle[0]['power']:.0%} power (n for 80 % {n80(oracle[0])}): CMV responds mostly to exposure "
+                     "above the ceiling (the simulator's [outcomes.cmv] in ml/sim/default_scenarios.toml), so the "
+                     "design is limited by the size of the exposure-CMV effect as much as by the engine.")
+    return text
