@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import warnings
@@ -138,6 +139,13 @@ def retrospective(world: str, arm: str, seed: int, n: int) -> dict:
     return {"model": model, "target": target, "record": rec}
 
 
+def promotion_only(world: str, arm: str, seed: int, n: int) -> dict:
+    """Steps 1-3 only, on another retrospective cohort (how often the default gates promote)."""
+    rec = retrospective(world, arm, seed, n)["record"]
+    return {k: rec.get(k) for k in ("world", "arm", "retro_seed", "finding", "lower", "upper", "lower_ci", "upper_ci",
+                                    "p_value", "promoted", "failed", "model")}
+
+
 def dose_violations(recs, patients) -> int:
     """Doses outside the caps or off the vial grid, checked independently of the engine."""
     from ml.dosing import DoseRecommendation
@@ -216,7 +224,25 @@ def verdict(r: dict) -> str:
     return ", ".join(f"{name} {'MET' if ok else 'NOT met'}" for name, ok in marks)
 
 
-def markdown(results: list[dict], args, wall: float) -> str:
+def promotion_table(results: list[dict], promotions: list[dict]) -> str:
+    """Per world and model: promoted / cohorts, and the gates that failed (main cohort included)."""
+    from collections import Counter
+
+    lines = ["| world | engine model | cohorts | finding 'window' | promoted by the default gates | failed gates (count) |",
+             "|---|---|---:|---:|---:|---|"]
+    for world in dict.fromkeys(r["world"] for r in results):
+        for arm in ARMS[:2]:
+            rows = [r for r in results + promotions if r["world"] == world and r["arm"] == arm]
+            if not rows:
+                continue
+            fails = Counter(re.sub(r"\d+(\.\d+)?(e-?\d+)?", "#", f) for r in rows for f in r["failed"])
+            lines.append(f"| {world} | {arm} | {len(rows)} | {sum(r['finding'] == 'window' for r in rows)} | "
+                         f"{sum(bool(r['promoted']) for r in rows)} | "
+                         f"{'; '.join(f'{k} ({v})' for k, v in fails.most_common()) or '-'} |")
+    return "\n".join(lines)
+
+
+def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> str:
     rows = []
     for r in results:
         e, f = r["engine"], r["fixed"]
@@ -266,6 +292,12 @@ Discovery and promotion on the retrospective cohort, and the engine's own view:
 |---|---|---|---|---|---|---|---:|---:|---:|
 {chr(10).join(disc)}
 
+How often the default gates promote a discovered window: the cohort above plus {args.promotion_seeds} further
+retrospective cohorts of {args.n_retro} per world and model (seeds {args.seed + 100} to {args.seed + 100 * args.promotion_seeds}),
+discovered and promoted only:
+
+{promotion_table(results, promotions)}
+
 {provenance()}
 """
 
@@ -276,12 +308,14 @@ def main(argv=None) -> int:
     ap.add_argument("--n-retro", type=int, default=324, help="patients of the retrospective cohort")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--worlds", default=",".join(WORLDS))
+    ap.add_argument("--promotion-seeds", type=int, default=6,
+                    help="further retrospective cohorts per world and model, discovered and promoted only")
     ap.add_argument("--quick", action="store_true", help="200 new patients and no doc (development)")
     ap.add_argument("--fresh", action="store_true", help="ignore cached results under runs/bench-closed-loop/")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n_new, args.no_write = 200, True
+        args.n_new, args.no_write, args.promotion_seeds = 200, True, 1
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     results = []
@@ -294,7 +328,14 @@ def main(argv=None) -> int:
             results.append(r)
         key = f"{world}-perfect-s{args.seed}-n{args.n_new}"
         results.append(cached(key, args.fresh, lambda: perfect_knowledge(world, args.seed, args.n_new)))
-    md = markdown(results, args, time.perf_counter() - t0)
+    promotions = []
+    for world in [w.strip() for w in args.worlds.split(",") if w.strip()]:
+        for arm in ARMS[:2]:
+            for k in range(1, args.promotion_seeds + 1):
+                s = args.seed + 100 * k
+                key = f"promotion-{world}-{arm.replace(' ', '_')}-s{s}-r{args.n_retro}"
+                promotions.append(cached(key, args.fresh, lambda: promotion_only(world, arm, s, args.n_retro)))
+    md = markdown(results, args, time.perf_counter() - t0, promotions)
     print(md)
     if not args.no_write:
         print(f"wrote {write_section('closed-loop', md)}")
