@@ -8,7 +8,9 @@ P(above ceiling) for the recommended and for the fixed regimen. The engine refus
 (:class:`DosingRefused`) a window open on a side or whose finding is not ``window``
 (:func:`check_dosable`), a window in another unit, a window that is not validated unless an
 override is recorded, and a ``no-window`` result. :class:`InSilicoTrial`
-runs the trial's design (individualised vs fixed) on virtual cohorts.
+runs the trial's design (individualised vs fixed) on virtual cohorts; :class:`TrialPlanner` states
+it for its planners: power on CMV by day 180 and the n for 80 % in closed form from arm rates
+simulated on virtual populations, and what the power hinges on.
 
 The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
 :mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.

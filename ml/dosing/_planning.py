@@ -32,7 +32,7 @@ from ._errors import DosingRefused
 from ._patient import patients_from_cohort
 from ._recommendation import DoseRecommendation
 from ._regimen import AdjustmentSchedule, DoseCaps
-from ._trial import SamplingDesign, true_auc_under, two_proportion_test
+from ._trial import SamplingDesign, cmv_by, true_auc_under, two_proportion_test
 
 __all__ = ["ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "design_paragraph", "endpoint_rates", "iiv_split",
            "replicate_power", "two_proportion_n", "two_proportion_power"]
@@ -113,16 +113,6 @@ def iiv_split(model: PopPKModel, cl_share: float, name: str | None = None) -> Po
 
 
 # ------------------------------------------------------------------------------------------ arm rates
-def _cmv_by(outcomes: pd.DataFrame, horizon: float) -> tuple[np.ndarray, np.ndarray]:
-    """(event by ``horizon``, evaluable) per patient, as the trial counts them: lost to follow-up
-    before the horizon without the event = not evaluable; death before the event = no event."""
-    cmv = outcomes["cmv_day"].to_numpy(float)
-    last = outcomes["last_followup_day"].to_numpy(float)
-    died = ~np.isnan(outcomes["death_day"].to_numpy(float))
-    event = cmv <= horizon
-    return event, event | (last >= horizon) | died
-
-
 @dataclass(frozen=True)
 class ArmRates:
     """CMV by the horizon and window attainment per arm, on one virtual population.
@@ -194,7 +184,7 @@ def endpoint_rates(virtual, auc_individualised: np.ndarray, horizon_days: float 
     for arm, auc in (("ind", ind), ("fixed", fixed)):
         ev = kn = 0
         for _ in range(outcome_draws):
-            event, known = _cmv_by(om.sample(patients, auc, rng), horizon_days)
+            event, known = cmv_by(om.sample(patients, auc, rng), horizon_days)
             ev += int((event & known).sum())
             kn += int(known.sum())
         counts[arm] = (ev / max(kn, 1), kn / (outcome_draws * len(auc)))
@@ -230,7 +220,7 @@ def replicate_power(virtual, auc_individualised: np.ndarray, n_total: int = 324,
     for _ in range(reps):
         pick = rng.integers(0, len(fixed), n_total)
         auc = np.where(arm == 1, ind[pick], fixed[pick])
-        event, known = _cmv_by(om.sample(patients.iloc[pick].reset_index(drop=True), auc, rng), horizon_days)
+        event, known = cmv_by(om.sample(patients.iloc[pick].reset_index(drop=True), auc, rng), horizon_days)
         k1, k0 = known & (arm == 1), known & (arm == 0)
         p = two_proportion_test(int(event[k1].sum()), int(k1.sum()), int(event[k0].sum()), int(k0.sum()))
         hits += p < alpha

@@ -63,6 +63,19 @@ def two_proportion_test(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(2 * stats.norm.sf(abs(x1 / n1 - x2 / n2) / se))
 
 
+def cmv_by(outcomes: pd.DataFrame, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(CMV by ``horizon``, evaluable) per patient, as the trial counts them.
+
+    A patient lost to follow-up before ``horizon`` (days from transplant) without CMV is not
+    evaluable; death before CMV counts as no CMV (death competing).
+    """
+    cmv = outcomes["cmv_day"].to_numpy(float)
+    last = outcomes["last_followup_day"].to_numpy(float)
+    died = ~np.isnan(outcomes["death_day"].to_numpy(float))
+    event = cmv <= horizon
+    return event, event | (last >= horizon) | died
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """Per-replicate results of an in-silico trial and their summary.
@@ -172,11 +185,7 @@ class InSilicoTrial:
             refused = sum(isinstance(r, DosingRefused) for r in recs)
             warned = np.mean([bool(r.warnings) for r in recs if isinstance(r, DoseRecommendation)] or [0.0])
             outcomes = om.sample(cohort.patients, auc, np.random.default_rng(outcome_seed))
-            cmv = outcomes["cmv_day"].to_numpy(float)
-            last = outcomes["last_followup_day"].to_numpy(float)
-            died = ~np.isnan(outcomes["death_day"].to_numpy(float))
-            event = cmv <= self.horizon_days
-            known = event | (last >= self.horizon_days) | died
+            event, known = cmv_by(outcomes, self.horizon_days)
             inside = (auc >= lo) & (auc < up)
             k1, k0 = known & (arm == 1), known & (arm == 0)
             x1, n1, x0, n0 = int(event[k1].sum()), int(k1.sum()), int(event[k0].sum()), int(k0.sum())
