@@ -96,3 +96,20 @@ def test_planner_rows_small():
     md = plan.to_markdown()
     assert "power at n = 324" in md and "only the day -2 dose adjusted" in md
     assert len(plan.to_frame()) == 7
+
+
+def test_true_auc_under_reproduces_the_simulators_own_auc():
+    from ml.dosing import AdjustmentSchedule
+    from ml.dosing._trial import true_auc_under
+
+    v = simulate_virtual("urd", n=25, seed=8)
+    sched, ind, model = AdjustmentSchedule(), np.arange(25), PopPKModel.default()
+    truth = v.truth["auc_total"].to_numpy()
+    kept = true_auc_under(model, v.cohort, v.truth, ind, np.full((25, 2), np.nan), sched)
+    assert np.allclose(kept, truth, rtol=1e-9)
+    d = v.cohort.doses
+    given = d[d["day"].isin([-3, -2])].pivot(index="patient_id", columns="day", values="dose_mg")
+    given = given.loc[v.cohort.patients["patient_id"], [-3, -2]].to_numpy(float)
+    assert np.allclose(true_auc_under(model, v.cohort, v.truth, ind, given, sched), truth, rtol=1e-6)
+    more = true_auc_under(model, v.cohort, v.truth, ind, 2 * given, sched)
+    assert np.all(more > truth)
