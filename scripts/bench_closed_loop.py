@@ -244,6 +244,26 @@ def promotion_table(results: list[dict], promotions: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def reading(results: list[dict]) -> str:
+    """Per world, where the attainment is lost: model (method), early levels (information), caps (formulation)."""
+    out = []
+    for world in dict.fromkeys(r["world"] for r in results):
+        by = {r["arm"]: r for r in results if r["world"] == world}
+        s, f = by["shipped prior"], by["cohort-fitted"]
+        o, q = by["oracle: true population model"], by["oracle: true individual PK"]
+        fixed = s["fixed"]["in"]
+        out.append(
+            f"- **{world}**: fixed {fixed:.0%}; engine {s['engine']['in']:.0%} (shipped prior) and "
+            f"{f['engine']['in']:.0%} (cohort-fitted model); the engine with the world's own population model "
+            f"{o['engine']['in']:.0%}; each patient's TRUE PK {q['engine']['in']:.0%}. Lost to the population model "
+            f"(method): {o['engine']['in'] - s['engine']['in']:+.0%} (shipped) / {o['engine']['in'] - f['engine']['in']:+.0%} "
+            f"(fitted); lost to what day -5/-4 levels say about each patient (information): "
+            f"{q['engine']['in'] - o['engine']['in']:.0%}; the caps and vials (formulation) leave "
+            f"{1 - q['engine']['in']:.0%} out of reach. Below the true floor: fixed {s['fixed']['below']:.0%}, "
+            f"shipped {s['engine']['below']:.0%}, fitted {f['engine']['below']:.0%}, oracle {o['engine']['below']:.0%}.")
+    return "\n".join(out)
+
+
 def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> str:
     rows = []
     for r in results:
@@ -251,7 +271,7 @@ def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> 
         window = r.get("window", "-")
         rows.append(f"| {r['world']} | {r['arm']} | {window} | {f['in']:.1%} | {e['in']:.1%} | {e['in'] - f['in']:+.1%} | "
                     f"{f['below']:.1%} | {e['below']:.1%} | {f['above']:.1%} | {e['above']:.1%} | {r['violations']} | "
-                    f"{verdict(r)} |")
+                    f"{'(oracle) ' if r['arm'].startswith('oracle') else ''}{verdict(r)} |")
     disc = []
     for r in results:
         if r["arm"] not in ("shipped prior", "cohort-fitted"):
@@ -260,7 +280,10 @@ def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> 
         lo = "open" if r.get("lower") is None else f"{r['lower']:.1f}"
         up = "open" if r.get("upper") is None else f"{r['upper']:.1f}"
         gates = "promoted" if r["promoted"] else "REFUSED: " + "; ".join(r["failed"])
-        disc.append(f"| {r['world']} | {r['arm']} | {r['model'][:60]} | {r['finding']} | [{lo}, {up}) | "
+        model = ("shipped prior" if r["arm"] == "shipped prior" else
+                 f"fitted on the cohort ({r['poppk_seconds']:.0f} s)" if r.get("poppk_status") == "fitted" else
+                 f"fit {r.get('poppk_status')}: shipped prior used")
+        disc.append(f"| {r['world']} | {r['arm']} | {model} | {r['finding']} | [{lo}, {up}) | "
                     f"{ci(r.get('lower_ci'))} / {ci(r.get('upper_ci'))} | {gates} | {r['predicted_in']:.1%} | "
                     f"{r['floor_warned']:.1%} | {r['engine_seconds']:.0f} s |")
     n_new = results[0]["n_new"]
@@ -287,6 +310,10 @@ ran; engine time per arm below).
 | world | engine model | window dosed into | in window: fixed | in window: engine | gain | below floor: fixed | below: engine | above ceiling: fixed | above: engine | dose violations | targets |
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
 {chr(10).join(rows)}
+
+Where attainment is lost (from the rows above):
+
+{reading(results)}
 
 Discovery and promotion on the retrospective cohort, and the engine's own view:
 

@@ -347,7 +347,7 @@ def main() -> None:
                     help="only the below / in / above table of both objectives, in its own section 'dosing-harms'")
     ap.add_argument("--plan-only", action="store_true",
                     help="only the power analysis of the registered design and its sensitivity (section 'dosing-plan')")
-    ap.add_argument("--plan-population", type=int, default=2000, help="virtual patients per line of the power analysis")
+    ap.add_argument("--plan-population", type=int, default=1000, help="virtual patients per line of the power analysis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
