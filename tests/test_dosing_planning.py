@@ -113,3 +113,11 @@ def test_true_auc_under_reproduces_the_simulators_own_auc():
     assert np.allclose(true_auc_under(model, v.cohort, v.truth, ind, given, sched), truth, rtol=1e-6)
     more = true_auc_under(model, v.cohort, v.truth, ind, 2 * given, sched)
     assert np.all(more > truth)
+
+
+def test_arm_rates_use_common_random_numbers():
+    v = simulate_virtual("urd", n=200, seed=2)
+    same = endpoint_rates(v, v.truth["auc_total"].to_numpy(), outcome_draws=3, random_state=4)
+    # identical exposures in both arms: identical outcomes, so no difference at all (not merely a small one)
+    assert same.p_individualised == same.p_fixed
+    assert same.n_for() == math.inf and same.power(324) == pytest.approx(0.05, abs=1e-9)

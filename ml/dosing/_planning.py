@@ -168,7 +168,9 @@ def endpoint_rates(virtual, auc_individualised: np.ndarray, horizon_days: float 
     horizon_days : float
         Endpoint horizon, days from transplant.
     outcome_draws : int
-        Outcome samples per patient and arm (more: less Monte Carlo noise in the rates).
+        Outcome samples per patient and arm (more: less Monte Carlo noise in the rates). Draw k
+        uses the same random numbers in both arms (common random numbers), so the difference
+        between the arms carries far less noise than either rate.
     random_state : int
     outcome_model : ml.sim.OutcomeModel, optional
         Default: the population's own (another one, e.g. with a different effect size, applies
@@ -179,11 +181,13 @@ def endpoint_rates(virtual, auc_individualised: np.ndarray, horizon_days: float 
     fixed = virtual.truth["auc_total"].to_numpy(float)
     ind = np.asarray(auc_individualised, dtype=float)
     lo, up = om.scenario.lower, om.scenario.upper
-    rng = np.random.default_rng(random_state)
     counts = {}
     for arm, auc in (("ind", ind), ("fixed", fixed)):
         ev = kn = 0
-        for _ in range(outcome_draws):
+        for k in range(outcome_draws):
+            # common random numbers: draw k uses the same stream in both arms, so a patient's outcome
+            # differs between the arms only where the exposure changed the hazard
+            rng = np.random.default_rng([int(random_state), k])
             event, known = cmv_by(om.sample(patients, auc, rng), horizon_days)
             ev += int((event & known).sum())
             kn += int(known.sum())
