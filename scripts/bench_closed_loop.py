@@ -287,6 +287,8 @@ def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> 
                     f"{ci(r.get('lower_ci'))} / {ci(r.get('upper_ci'))} | {gates} | {r['predicted_in']:.1%} | "
                     f"{r['floor_warned']:.1%} | {r['engine_seconds']:.0f} s |")
     n_new = results[0]["n_new"]
+    seeds_text = (f" (seeds {args.seed + 100} to {args.seed + 100 * args.promotion_seeds} in steps of 100)"
+                  if args.promotion_seeds else "")
     return f"""## Closed loop: discover -> promote -> dose, scored on the true PK (issue 12)
 
 `nice python scripts/bench_closed_loop.py --n-new {args.n_new} --seed {args.seed}` (`make bench-closed-loop`);
@@ -322,8 +324,7 @@ Discovery and promotion on the retrospective cohort, and the engine's own view:
 {chr(10).join(disc)}
 
 How often the default gates promote a discovered window: the cohort above plus {args.promotion_seeds} further
-retrospective cohorts of {args.n_retro} per world and model (seeds {args.seed + 100} to {args.seed + 100 * args.promotion_seeds}),
-discovered and promoted only:
+retrospective cohorts of {args.n_retro} per world and model{seeds_text}, discovered and promoted only:
 
 {promotion_table(results, promotions)}
 
