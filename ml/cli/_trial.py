@@ -22,8 +22,10 @@ from ml.cli._common import SIMULATED_BANNER, show_progress
 def plan_summary(plan) -> str:
     """Two sentences on the registered design: power at n and the n for 80 % (for the CLI and report)."""
     r = plan.rows[0]
+    from ml.dosing._planning import _round_n
+
     n80 = ("no n reaches 80 % (no difference between the arms)" if not math.isfinite(r.n_80)
-           else f"{r.n_80:,.0f} patients would be needed for 80 % power")
+           else f"{_round_n(r.n_80)} patients would be needed for 80 % power")
     return (f"Registered design (SIMULATED, scenario {plan.settings['scenario']}): power {r.power:.1%} on CMV by day "
             f"{plan.horizon_days:g} at n = {plan.n_total} (1:1, alpha {plan.alpha:g}; CMV {r.rates.p_individualised:.1%} "
             f"individualised vs {r.rates.p_fixed:.1%} fixed, window attainment {r.rates.attain_individualised:.1%} vs "

@@ -130,6 +130,9 @@ class ArmRates:
     n : int
         Patients of the population; ``outcome_draws`` outcome samples were drawn per patient and arm.
     outcome_draws : int
+    difference_se : float
+        Monte Carlo standard error of ``p_individualised - p_fixed`` over the outcome draws (given
+        this population's exposures; NaN with one draw).
     """
 
     p_individualised: float
@@ -142,6 +145,12 @@ class ArmRates:
     above_fixed: float
     n: int
     outcome_draws: int
+    difference_se: float = math.nan
+
+    @property
+    def difference(self) -> float:
+        """CMV individualised minus fixed (probability)."""
+        return self.p_individualised - self.p_fixed
 
     def power(self, n_total: int, alpha: float = 0.05) -> float:
         """Closed-form power of the trial with ``n_total`` patients randomised 1:1."""
@@ -181,9 +190,10 @@ def endpoint_rates(virtual, auc_individualised: np.ndarray, horizon_days: float 
     fixed = virtual.truth["auc_total"].to_numpy(float)
     ind = np.asarray(auc_individualised, dtype=float)
     lo, up = om.scenario.lower, om.scenario.upper
-    counts = {}
+    counts, per_draw = {}, {}
     for arm, auc in (("ind", ind), ("fixed", fixed)):
         ev = kn = 0
+        per_draw[arm] = []
         for k in range(outcome_draws):
             # common random numbers: draw k uses the same stream in both arms, so a patient's outcome
             # differs between the arms only where the exposure changed the hazard
@@ -191,13 +201,16 @@ def endpoint_rates(virtual, auc_individualised: np.ndarray, horizon_days: float 
             event, known = cmv_by(om.sample(patients, auc, rng), horizon_days)
             ev += int((event & known).sum())
             kn += int(known.sum())
+            per_draw[arm].append(int((event & known).sum()) / max(int(known.sum()), 1))
         counts[arm] = (ev / max(kn, 1), kn / (outcome_draws * len(auc)))
+    diffs = np.subtract(per_draw["ind"], per_draw["fixed"])
+    diff_se = float(diffs.std(ddof=1) / math.sqrt(outcome_draws)) if outcome_draws > 1 else math.nan
     inside = lambda a: float(np.mean((a >= lo) & (a < up)))  # noqa: E731
     return ArmRates(p_individualised=counts["ind"][0], p_fixed=counts["fixed"][0],
                     evaluable_individualised=counts["ind"][1], evaluable_fixed=counts["fixed"][1],
                     attain_individualised=inside(ind), attain_fixed=inside(fixed),
                     above_individualised=float(np.mean(ind >= up)), above_fixed=float(np.mean(fixed >= up)), n=len(fixed),
-                    outcome_draws=outcome_draws)
+                    outcome_draws=outcome_draws, difference_se=diff_se)
 
 
 def replicate_power(virtual, auc_individualised: np.ndarray, n_total: int = 324, reps: int = 1000,
@@ -316,7 +329,7 @@ class TrialPlan:
                               "attain_individualised": r.rates.attain_individualised,
                               "attain_fixed": r.rates.attain_fixed, "above_individualised": r.rates.above_individualised,
                               "above_fixed": r.rates.above_fixed, "cmv_individualised": r.rates.p_individualised,
-                              "cmv_fixed": r.rates.p_fixed, "power": r.power, "n_for_80": r.n_80} for r in self.rows])
+                              "cmv_fixed": r.rates.p_fixed, "difference_se": r.rates.difference_se, "power": r.power, "n_for_80": r.n_80} for r in self.rows])
 
     def paragraph(self) -> str:
         """What this means for the registered design (:func:`design_paragraph`)."""
@@ -324,15 +337,16 @@ class TrialPlan:
 
     def to_markdown(self) -> str:
         head = (f"| varied | assumption / design | in window: individualised / fixed | above ceiling: individualised "
-                f"/ fixed | CMV d{self.horizon_days:g}: individualised / fixed | "
-                f"power at n = {self.n_total} | n for 80 % power |\n|---|---|---:|---:|---:|---:|---:|")
+                f"/ fixed | CMV d{self.horizon_days:g}: individualised / fixed | difference (+- MC SE) | "
+                f"power at n = {self.n_total} | n for 80 % power |\n|---|---|---:|---:|---:|---:|---:|---:|")
         lines = [head]
         for r in self.rows:
-            n80 = "no difference" if not math.isfinite(r.n_80) else f"{r.n_80:,.0f}"
+            n80 = _round_n(r.n_80)
             a = r.rates
             lines.append(f"| {r.group} | {r.assumption} | {a.attain_individualised:.1%} / {a.attain_fixed:.1%} | "
                          f"{a.above_individualised:.1%} / {a.above_fixed:.1%} | {a.p_individualised:.1%} / "
-                         f"{a.p_fixed:.1%} | {r.power:.1%} | {n80} |")
+                         f"{a.p_fixed:.1%} | {100 * a.difference:+.2f} +- {100 * a.difference_se:.2f} points | "
+                         f"{r.power:.1%} | {n80} |")
         return "\n".join(lines)
 
 
@@ -477,6 +491,14 @@ class TrialPlanner:
                          settings=settings)
 
 
+def _round_n(n) -> str:
+    """A sample size to two significant digits (the rates behind it are Monte Carlo estimates)."""
+    if n is None or not math.isfinite(n):
+        return "no n (no difference)"
+    digits = max(int(math.floor(math.log10(n))) - 1, 0)
+    return f"about {round(n, -digits):,.0f}" if digits else f"{n:,.0f}"
+
+
 def design_paragraph(rows: list[dict], n_total: int, alpha: float = 0.05, horizon_days: float = 180.0) -> str:
     """What the power analysis means for the registered design, in one paragraph (SIMULATED).
 
@@ -496,16 +518,19 @@ def design_paragraph(rows: list[dict], n_total: int, alpha: float = 0.05, horizo
         Plain text, every number taken from ``rows``.
     """
     def n80(r):
-        v = r["n_for_80"]
-        return "no n" if v is None or not math.isfinite(v) else f"{v:,.0f}"
+        return _round_n(r["n_for_80"])
 
     base = rows[0]
     text = (f"SIMULATION: in virtual URD patients (ml.sim, engine model = the simulator's PK, the favourable case), "
             f"individualising the day -3/-2 doses from day -5/-4 levels moves attainment of the true window from "
             f"{base['attain_fixed']:.0%} (fixed 10 mg/kg) to {base['attain_individualised']:.0%} and the share above "
             f"the ceiling from {base['above_fixed']:.0%} to {base['above_individualised']:.0%}; CMV by day "
-            f"{horizon_days:g} goes from {base['cmv_fixed']:.1%} to {base['cmv_individualised']:.1%}. With {n_total} "
-            f"patients (1:1, alpha {alpha:g}) the primary comparison has {base['power']:.0%} power; 80 % would need "
+            f"{horizon_days:g} goes from {base['cmv_fixed']:.1%} to {base['cmv_individualised']:.1%}"
+            + (f" ({100 * (base['cmv_individualised'] - base['cmv_fixed']):+.2f} +- "
+               f"{100 * base['difference_se']:.2f} points, Monte Carlo SE)"
+               if base.get("difference_se") is not None and math.isfinite(base["difference_se"]) else "")
+            + f". With {n_total} "
+            f"patients (1:1, alpha {alpha:g}) the primary comparison has {base['power']:.1%} power; 80 % would need "
             f"{n80(base)} patients.")
     others = rows[1:]
     if others:
@@ -513,18 +538,18 @@ def design_paragraph(rows: list[dict], n_total: int, alpha: float = 0.05, horizo
         oracle = [r for r in others if r["group"] == "oracle"]
         if design:
             text += " Sampling and adjustment: " + "; ".join(
-                f"{r['assumption']}: power {r['power']:.0%}, n for 80 % {n80(r)}" for r in design) + "."
+                f"{r['assumption']}: power {r['power']:.1%}, n for 80 % {n80(r)}" for r in design) + "."
         effect = [r for r in others if r["group"] == "exposure-CMV effect"]
         split = [r for r in others if r["group"] == "CL/V1 variability"]
         if split:
             text += " If between-patient variability sat elsewhere: " + "; ".join(
-                f"{r['assumption'].split(' (')[0]}: power {r['power']:.0%}" for r in split) + "."
+                f"{r['assumption'].split(' (')[0]}: power {r['power']:.1%}" for r in split) + "."
         if effect:
             text += " The size of the exposure-CMV effect: " + "; ".join(
-                f"{r['assumption']}: power {r['power']:.0%}" for r in effect) + "."
+                f"{r['assumption']}: power {r['power']:.1%}" for r in effect) + "."
         if oracle:
             text += (" Even dosing with each patient's TRUE PK known ('" + oracle[0]["assumption"] + "') gives "
-                     f"{oracle[0]['power']:.0%} power (n for 80 % {n80(oracle[0])}): CMV responds mostly to exposure "
+                     f"{oracle[0]['power']:.1%} power (n for 80 % {n80(oracle[0])}): CMV responds mostly to exposure "
                      "above the ceiling (the simulator's [outcomes.cmv] in ml/sim/default_scenarios.toml), so the "
                      "design is limited by the size of the exposure-CMV effect as much as by the engine.")
     return text

@@ -746,7 +746,7 @@ class _Renderer:
                        "adds it here (docs/benchmarks.md, section \"Dosing: the trial stated for its planners\").</p>"
                        "</section>")
             return "\n".join(out)
-        from ml.dosing._planning import design_paragraph
+        from ml.dosing._planning import _round_n, design_paragraph
 
         st = plan.get("settings", {})
         n_total, alpha = int(st.get("n", 324)), float(st.get("alpha", 0.05))
@@ -759,8 +759,7 @@ class _Renderer:
                          f"{100 * r['attain_individualised']:.1f} % / {100 * r['attain_fixed']:.1f} %",
                          f"{100 * r['above_individualised']:.1f} % / {100 * r['above_fixed']:.1f} %",
                          f"{100 * r['cmv_individualised']:.1f} % / {100 * r['cmv_fixed']:.1f} %",
-                         f"{100 * r['power']:.1f} %",
-                         "-" if n80 is None or not math.isfinite(n80) else f"{n80:,.0f}"])
+                         f"{100 * r['power']:.1f} %", _e(_round_n(n80))])
         out.append(_table(body, ["varied", "assumption / design", "in window: individualised / fixed",
                                  "above ceiling: individualised / fixed", "CMV d180: individualised / fixed",
                                  f"power at n = {n_total}", "n for 80 %"], {2, 3, 4, 5, 6}))
