@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench env clean ui
+.PHONY: run test bench bench-closed-loop env clean ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_all.py
+
+# closed loop discover -> promote -> dose on 3 virtual worlds, 1,000 new patients each (about 30 min on 2 cores)
+bench-closed-loop: $(STAMP)
+	nice $(BIN)/python scripts/bench_closed_loop.py
 
 ui: $(STAMP)
 	$(BIN)/atgwin ui

@@ -31,6 +31,7 @@ BENCHMARKS = {
                                         "--no-write"]),
     "poppk": ([], ["--reps", "2", "--no-doc"]),
     "validate": ([], ["--sizes", "5000", "--base", "500", "--no-doc"]),
+    "closed_loop": ([], ["--quick"]),
 }
 
 

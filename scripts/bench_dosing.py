@@ -24,6 +24,11 @@ from :func:`ml.sim.simulate_virtual`, whose true PK parameters give every patien
   and the harm-weighted objective ``HarmWeighted(floor=2, ceiling=1)``, beside the engine's mean
   predicted probabilities of the three, and how many recommendations carry the warning that they
   raise P(below floor) over the fixed regimen's by more than 0.10.
+* The trial stated for its planners (``--plan-only``, its own section "dosing-plan"): what
+  ``atgwin trial`` reports -- power of the registered design on CMV by day 180 at n = 324 and the n
+  for 80 % (closed form from arm rates simulated on ``--plan-population`` virtual patients per
+  line, ``ml.dosing.TrialPlanner``), the sensitivity table and the paragraph for the planners; the
+  summary JSON goes to runs/dosing-plan.summary.json (``atgwin report RUN --trial-plan`` takes it).
 * Latency: median wall time of one recommendation, and of a batch of 1,000, beside a reference in
   the same process: one ``ml.pk.model_exposure`` call for one patient (the library's default
   accuracy), since the machine is shared and absolute times are noisy.
@@ -285,6 +290,47 @@ def _trial_markdown(path: Path) -> str:
             + result.to_markdown())
 
 
+def plan_markdown(args) -> str:
+    """Run the power analysis as ``atgwin trial`` does (its default engine) and describe it."""
+    import json
+
+    from ml.cli._trial import plan_summary
+    from ml.dosing import TrialPlanner
+
+    engine = DosingEngine(posterior=LaplaceImportance(128), nodes_per_day=3, random_state=args.seed)
+    start = time.perf_counter()
+    plan = TrialPlanner(engine, population=args.plan_population, random_state=args.seed,
+                        progress=lambda s: print(f"  {s}", flush=True)).run()
+    seconds = time.perf_counter() - start
+    out = Path(__file__).resolve().parents[1] / "runs" / "dosing-plan.summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"settings": {**plan.settings, "n": plan.n_total},
+                               "plan": plan.to_frame().to_dict(orient="records"),
+                               "plan_summary": plan_summary(plan)}, indent=2, default=str) + "\n")
+    return f"""## Dosing: the trial stated for its planners (ml.dosing.TrialPlanner, `atgwin trial`)
+
+`nice .venv/bin/python scripts/bench_dosing.py --plan-only --plan-population {args.plan_population} --seed {args.seed}`
+(what `atgwin trial --population {args.plan_population} --seed {args.seed}` prints; {seconds / 60:.0f} min on the shared
+2-core machine). SIMULATED: each line simulates {args.plan_population:,} virtual URD patients (`ml.sim`), doses every
+one of them both ways -- fixed 10 mg/kg as simulated, and the engine's day -3/-2 doses (`LaplaceImportance(128)`,
+3 nodes per day, model = the simulator's PK, window = the true [100, 148.5) UE*day/mL) -- and applies the
+outcome model to each patient's TRUE AUC ({plan.settings['outcome_draws']} outcome draws per patient and arm).
+CMV by day 180 among evaluable patients (lost before day 180 without CMV: not evaluable); power of the
+two-sided pooled two-proportion z-test at n = {plan.n_total} (1:1, alpha {plan.alpha:g}) and the n for 80 % in
+closed form (Fleiss, Levin & Paik 2003, eq. 4.14, no continuity correction), checked against Monte Carlo trial
+replicates in tests/test_dosing_planning.py.
+
+{plan_summary(plan)}
+
+{plan.to_markdown()}
+
+**What this means for the registered design (324 patients, levels days -5/-4, doses adjusted days -3/-2).**
+{plan.paragraph()}
+
+{provenance()}
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="virtual patients (forecast accuracy, attainment)")
@@ -299,8 +345,18 @@ def main() -> None:
                     help="only report --trial-from, in its own section 'dosing-trial' (the trial takes long)")
     ap.add_argument("--harms-only", action="store_true",
                     help="only the below / in / above table of both objectives, in its own section 'dosing-harms'")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="only the power analysis of the registered design and its sensitivity (section 'dosing-plan')")
+    ap.add_argument("--plan-population", type=int, default=1000, help="virtual patients per line of the power analysis")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+
+    if args.plan_only:
+        md = plan_markdown(args)
+        print(md)
+        if not args.no_write:
+            print(f"wrote {write_section('dosing-plan', md)}")
+        return
 
     if args.harms_only:
         result, seconds = harms(simulate_virtual("urd", n=args.n, seed=args.seed), args.seed)

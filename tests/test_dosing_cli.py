@@ -93,7 +93,7 @@ def test_dose_batch_with_a_refused_patient_exits_2(tmp_path):
 
 def test_trial_small(tmp_path):
     out = tmp_path / "trial.csv"
-    res = CliRunner().invoke(main, ["trial", "--n", "8", "--reps", "1", "--seed", "2", "--draws", "16",
+    res = CliRunner().invoke(main, ["trial", "--n", "8", "--reps", "1", "--population", "0", "--seed", "2", "--draws", "16",
                                     "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "| days -5/-4 | 1 |" in res.output and "| days -5/-4 + day -3 pre-dose | 1 |" in res.output
@@ -102,3 +102,23 @@ def test_trial_small(tmp_path):
     assert lines[0].startswith("rep,design,attain_ind,attain_fixed,cmv_ind,cmv_fixed,p_value,reject")
     assert len(lines) == 3
     assert json.loads((tmp_path / "trial.csv.summary.json").read_text())["settings"]["n"] == 8
+
+
+def test_trial_power_analysis_small(tmp_path):
+    out = tmp_path / "plan"
+    res = CliRunner().invoke(main, ["trial", "--population", "24", "--no-sensitivity", "--outcome-draws", "2",
+                                    "--seed", "3", "--draws", "16", "--nodes", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Registered design (SIMULATED, scenario urd): power" in res.output
+    assert "at n = 324" in res.output and ("patients would be needed for 80 % power" in res.output
+                                          or "no n reaches 80 %" in res.output)
+    plan = (tmp_path / "plan.plan.csv").read_text().splitlines()
+    assert plan[0].startswith("group,assumption,attain_individualised") and len(plan) == 2
+    summary = json.loads((tmp_path / "plan.summary.json").read_text())
+    assert summary["plan"][0]["group"] == "registered design"
+    assert not (tmp_path / "plan").exists()  # no replicates asked for
+
+
+def test_trial_needs_something_to_do():
+    res = CliRunner().invoke(main, ["trial", "--population", "0", "--reps", "0"])
+    assert res.exit_code == 2 and "nothing to do" in res.output

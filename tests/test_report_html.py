@@ -61,3 +61,35 @@ def test_bundle_json_is_strict_and_updates_merge(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text()) == {"a": 1, "x": None, "b": [1.0, None]}
     out = write_report(failed_bundle(tmp_path, ["t.c: rule"]), tmp_path / "out" / "r.html")
     assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def _plan_rows():
+    row = dict(group="registered design", assumption="levels days -5/-4, doses days -3/-2 adjusted",
+               attain_individualised=0.481, attain_fixed=0.424, above_individualised=0.2, above_fixed=0.25,
+               cmv_individualised=0.642, cmv_fixed=0.657, difference_se=0.004, power=0.061, n_for_80=20412.0)
+    oracle = dict(row, group="oracle", assumption="each patient's closest regimen under the TRUE PK",
+                  attain_individualised=0.95, above_individualised=0.02, cmv_individualised=0.61, power=0.31,
+                  n_for_80=1260.0)
+    return [row, oracle]
+
+
+def test_trial_design_section_states_the_plan_numbers(tmp_path):
+    plan = {"settings": {"n": 324, "alpha": 0.05, "scenario": "urd", "population": 1000}, "plan": _plan_rows()}
+    html = render_report(failed_bundle(tmp_path, ["t.c: rule"]), trial_plan=plan)
+    assert "id='trial-design'" in html and "href='#trial-design'" in html
+    para = html.split("id='trial-paragraph'>")[1].split("</p>")[0]
+    assert para.startswith("SIMULATION:")
+    for text in ("from 42% (fixed 10 mg/kg) to 48%", "from 65.7% to 64.2% (-1.50 +- 0.40 points", "has 6.1% power",
+                 "would need about 20,000 patients", "gives 31.0% power (n for 80 % about 1,300)"):
+        assert text in para, text
+    assert "about 20,000</td>" in html
+    # from a file, as `atgwin report --trial-plan` passes it
+    f = tmp_path / "plan.summary.json"
+    f.write_text(json.dumps(plan))
+    assert "id='trial-paragraph'" in render_report(failed_bundle(tmp_path / "b2", ["t.c: rule"]), trial_plan=f)
+
+
+def test_trial_design_section_without_a_plan_says_how_to_add_it(tmp_path):
+    html = render_report(failed_bundle(tmp_path, ["t.c: rule"]))
+    assert "id='trial-design'" in html and "atgwin report RUN_ID --trial-plan plan.summary.json" in html
+    assert "id='trial-paragraph'" not in html

@@ -18,15 +18,31 @@ import click
               help="Where to write the HTML report.")
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
-def report(run_ref: str, out: Path, tracking_uri: str | None) -> None:
+@click.option("--trial-plan", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Summary JSON of `atgwin trial --out FILE` (FILE.summary.json): adds what the power analysis "
+                   "means for the registered trial design (SIMULATION).")
+def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path | None = None) -> None:
     """Write the HTML report of the run RUN_ID (id, name, or a local run folder)."""
+    import json
+
     from ml.report import RunBundle, write_report
+
+    plan = None
+    if trial_plan is not None:
+        try:
+            plan = json.loads(trial_plan.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"{trial_plan}: not a readable summary JSON of `atgwin trial --out`: {exc}") \
+                from None
+        if not isinstance(plan, dict) or not plan.get("plan"):
+            raise click.ClickException(f"{trial_plan}: has no power analysis (key 'plan'); run `atgwin trial` with "
+                                       "--population > 0 and --out")
 
     local = Path(run_ref)
     if local.is_dir():
         if not RunBundle(local).exists(RunBundle.MANIFEST):
             raise click.ClickException(f"{local}: not a run folder (no run.json)")
-        path = write_report(local, out)
+        path = write_report(local, out, plan)
         click.echo(f"Report: {path.resolve()}")
         return
     from ml.tracking import RunTracker, TrackingError
@@ -38,7 +54,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None) -> None:
             folder = tracker.download_run(run_id, tmp)
             if not RunBundle(folder).exists(RunBundle.MANIFEST):
                 raise click.ClickException(f"run {run_id} has no run folder among its artefacts (not made by atgwin run)")
-            path = write_report(folder, out)
+            path = write_report(folder, out, plan)
     except TrackingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Report of run {run_id}: {path.resolve()}")

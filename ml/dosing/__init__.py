@@ -8,7 +8,9 @@ P(above ceiling) for the recommended and for the fixed regimen. The engine refus
 (:class:`DosingRefused`) a window open on a side or whose finding is not ``window``
 (:func:`check_dosable`), a window in another unit, a window that is not validated unless an
 override is recorded, and a ``no-window`` result. :class:`InSilicoTrial`
-runs the trial's design (individualised vs fixed) on virtual cohorts.
+runs the trial's design (individualised vs fixed) on virtual cohorts; :class:`TrialPlanner` states
+it for its planners: power on CMV by day 180 and the n for 80 % in closed form from arm rates
+simulated on virtual populations, and what the power hinges on.
 
 The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
 :mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.
@@ -21,6 +23,10 @@ from ._errors import DosingRefused
 from ._forecast import harm_probabilities, weighted_quantile
 from ._gates import check_dosable
 from ._objective import HarmWeighted, MostProbableInWindow
+from ._planning import (
+    ArmRates, PlanRow, TrialPlan, TrialPlanner, closest_regimen_auc, endpoint_rates, iiv_split, replicate_power,
+    two_proportion_n, two_proportion_power,
+)
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
@@ -34,4 +40,6 @@ __all__ = [
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
     "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
     "load_window", "patients_from_cohort", "weighted_quantile",
+    "ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",
+    "replicate_power", "two_proportion_n", "two_proportion_power",
 ]

@@ -63,6 +63,19 @@ def two_proportion_test(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(2 * stats.norm.sf(abs(x1 / n1 - x2 / n2) / se))
 
 
+def cmv_by(outcomes: pd.DataFrame, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(CMV by ``horizon``, evaluable) per patient, as the trial counts them.
+
+    A patient lost to follow-up before ``horizon`` (days from transplant) without CMV is not
+    evaluable; death before CMV counts as no CMV (death competing).
+    """
+    cmv = outcomes["cmv_day"].to_numpy(float)
+    last = outcomes["last_followup_day"].to_numpy(float)
+    died = ~np.isnan(outcomes["death_day"].to_numpy(float))
+    event = cmv <= horizon
+    return event, event | (last >= horizon) | died
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """Per-replicate results of an in-silico trial and their summary.
@@ -172,11 +185,7 @@ class InSilicoTrial:
             refused = sum(isinstance(r, DosingRefused) for r in recs)
             warned = np.mean([bool(r.warnings) for r in recs if isinstance(r, DoseRecommendation)] or [0.0])
             outcomes = om.sample(cohort.patients, auc, np.random.default_rng(outcome_seed))
-            cmv = outcomes["cmv_day"].to_numpy(float)
-            last = outcomes["last_followup_day"].to_numpy(float)
-            died = ~np.isnan(outcomes["death_day"].to_numpy(float))
-            event = cmv <= self.horizon_days
-            known = event | (last >= self.horizon_days) | died
+            event, known = cmv_by(outcomes, self.horizon_days)
             inside = (auc >= lo) & (auc < up)
             k1, k0 = known & (arm == 1), known & (arm == 0)
             x1, n1, x0, n0 = int(event[k1].sum()), int(k1.sum()), int(event[k0].sum()), int(k0.sum())
@@ -194,24 +203,52 @@ def _true_auc(model: PopPKModel, cohort, truth: pd.DataFrame, ind: np.ndarray, r
     Days -5/-4 doses as given; days -3/-2 as recommended (a refused patient gets the fixed
     regimen's doses, as a centre would).
     """
+    doses = np.full((len(ind), len(schedule.days)), np.nan)
+    for k, rec in enumerate(recs):
+        if isinstance(rec, DoseRecommendation):
+            doses[k] = [d.mg for d in rec.doses]
+    return true_auc_under(model, cohort, truth, ind, doses, schedule)
+
+
+def true_auc_under(model: PopPKModel, cohort, truth: pd.DataFrame, ind: np.ndarray, doses_mg: np.ndarray,
+                   schedule) -> np.ndarray:
+    """True total AUC (UE*day/mL) of patients ``ind`` of a virtual cohort under given adjustable doses.
+
+    Parameters
+    ----------
+    model : PopPKModel
+        Only its ``active_fraction`` is used (the PK parameters are each patient's true ones).
+    cohort : ml.cohort.Cohort
+        The virtual cohort (its doses before the schedule's decision time are kept as given).
+    truth : pandas.DataFrame
+        ``VirtualCohort.truth`` (true individual PK parameters).
+    ind : numpy.ndarray of int
+        Rows of ``cohort.patients``.
+    doses_mg : numpy.ndarray, shape (len(ind), len(schedule.days))
+        Thymoglobulin, mg, on each adjustable day; a row of NaN keeps the cohort's own (fixed)
+        doses for that patient.
+    schedule : AdjustmentSchedule
+        Adjustable days, start hour, infusion duration.
+    """
+    ind = np.asarray(ind, dtype=int)
+    doses_mg = np.asarray(doses_mg, dtype=float).reshape(len(ind), len(schedule.days))
+    keep_given = np.isnan(doses_mg).any(axis=1)
     ids = cohort.patients["patient_id"].astype(str).to_numpy()[ind]
     doses = cohort.doses
     pid = doses["patient_id"].astype(str)
     pos = {p: k for k, p in enumerate(ids)}
     start_all = doses["day"].to_numpy(float) + doses["start_hour"].fillna(8.0).to_numpy(float) / 24.0
     rows, start, dur, amt = [], [], [], []
-    for k_row, (p, s, h, mg) in enumerate(zip(pid, start_all, doses["infusion_hours"], doses["dose_mg"])):
+    for p, s, h, mg in zip(pid, start_all, doses["infusion_hours"], doses["dose_mg"]):
         k = pos.get(p)
         if k is None:
             continue
-        rec = recs[k]
-        if s < schedule.decision_time - 1e-6 or isinstance(rec, DosingRefused):
+        if s < schedule.decision_time - 1e-6 or keep_given[k]:
             rows.append(k), start.append(s), dur.append(h / 24.0), amt.append(mg * model.active_fraction)
-    for k, rec in enumerate(recs):
-        if isinstance(rec, DoseRecommendation):
-            for d in rec.doses:
-                rows.append(k), start.append(d.day + d.start_hour / 24.0), dur.append(d.infusion_hours / 24.0)
-                amt.append(d.mg * model.active_fraction)
+    for k in np.flatnonzero(~keep_given):
+        for s, mg in zip(schedule.starts, doses_mg[k]):
+            rows.append(k), start.append(s), dur.append(schedule.infusion_hours / 24.0)
+            amt.append(mg * model.active_fraction)
     t = truth.set_index(truth["patient_id"].astype(str)).loc[ids]
     params = PKParameters(**{p: t[p].to_numpy(float) for p in ("CL", "V1", "Q", "V2", "Vmax", "Km")})
     out = simulate(params, Infusions(np.array(rows), np.array(start), np.array(dur), np.array(amt), len(ids)))

@@ -7,7 +7,7 @@ rendered again from the run's artefacts (``atgwin report RUN_ID``).
 
 Sections carry stable ids (``cohort``, ``exposure``, ``window``, ``statistic-map``,
 ``bootstrap``, ``sides`` (benefit-harm windows: which outcome sets which bound), ``incidence``,
-``risk``, ``models``, ``shap``, ``transport``, ``provenance``) and
+``risk``, ``models``, ``shap``, ``transport``, ``trial-design``, ``provenance``) and
 figures ``<figure id="fig-NAME">`` so tests and readers can find them.
 """
 
@@ -56,7 +56,7 @@ code,.mono{font-family:SFMono-Regular,Consolas,monospace;font-size:.9em}
 SECTIONS = [("cohort", "Cohort"), ("poppk", "PK model"), ("exposure", "Exposure"), ("window", "Window"),
             ("sides", "Floor and ceiling"), ("incidence", "Incidence"),
             ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("transport", "Transport"),
-            ("provenance", "Provenance")]
+            ("trial-design", "Trial design"), ("provenance", "Provenance")]
 
 
 def _e(v) -> str:
@@ -116,7 +116,8 @@ def _kv(pairs: list[tuple[str, str]]) -> str:
 
 
 class _Renderer:
-    def __init__(self, bundle: RunBundle):
+    def __init__(self, bundle: RunBundle, trial_plan: dict | None = None):
+        self.plan = trial_plan
         self.b = bundle
         self.m = bundle.manifest()
         self.r = bundle.results()
@@ -736,6 +737,39 @@ class _Renderer:
         out.append("</section>")
         return "\n".join(out)
 
+    def trial_design(self) -> str:
+        """What the power analysis (``atgwin trial --out``) means for the registered design (SIMULATION)."""
+        out = ["<section id='trial-design'><h2>What this means for the registered trial design (simulation)</h2>"]
+        plan = self.plan
+        if not plan or not plan.get("plan"):
+            out.append("<p class='sub'>The power of the registered design (324 patients, levels of days -5/-4, doses "
+                       "of days -3/-2 adjusted) is not part of this run: <code>atgwin trial --out plan</code> computes "
+                       "it on virtual patients and <code>atgwin report RUN_ID --trial-plan plan.summary.json</code> "
+                       "adds it here (docs/benchmarks.md, section \"Dosing: the trial stated for its planners\").</p>"
+                       "</section>")
+            return "\n".join(out)
+        from ml.dosing._planning import _round_n, design_paragraph
+
+        st = plan.get("settings", {})
+        n_total, alpha = int(st.get("n", 324)), float(st.get("alpha", 0.05))
+        rows = plan["plan"]
+        out.append(f"<p id='trial-paragraph'>{_e(design_paragraph(rows, n_total, alpha))}</p>")
+        body = []
+        for r in rows:
+            n80 = r.get("n_for_80")
+            body.append([_e(r["group"]), _e(r["assumption"]),
+                         f"{100 * r['attain_individualised']:.1f} % / {100 * r['attain_fixed']:.1f} %",
+                         f"{100 * r['above_individualised']:.1f} % / {100 * r['above_fixed']:.1f} %",
+                         f"{100 * r['cmv_individualised']:.1f} % / {100 * r['cmv_fixed']:.1f} %",
+                         f"{100 * r['power']:.1f} %", _e(_round_n(n80))])
+        out.append(_table(body, ["varied", "assumption / design", "in window: individualised / fixed",
+                                 "above ceiling: individualised / fixed", "CMV d180: individualised / fixed",
+                                 f"power at n = {n_total}", "n for 80 %"], {2, 3, 4, 5, 6}))
+        out.append(f"<p class='sub'>SIMULATED: scenario {_e(st.get('scenario', '?'))}, {_e(st.get('population', '?'))} "
+                   "virtual patients per line; power and n in closed form (two-proportion z-test, Fleiss, Levin &amp; "
+                   "Paik 2003, eq. 4.14).</p></section>")
+        return "\n".join(out)
+
     def provenance(self) -> str:
         m = self.m
         c = self.r.get("cohort") or {}
@@ -768,19 +802,23 @@ class _Renderer:
         title = f"ATG window report: {self.m.get('run_name', '')}"
         parts = [self.header(), self.cohort(), self.poppk(), self.exposure(), self.window(), self.sides_section(),
                  self.incidence(), self.risk(),
-                 self.models(), self.shap(), self.transport(), self.provenance(), "</main>"]
+                 self.models(), self.shap(), self.transport(), self.trial_design(), self.provenance(), "</main>"]
         return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-def render_report(bundle: RunBundle | str | Path) -> str:
+def render_report(bundle: RunBundle | str | Path, trial_plan: dict | str | Path | None = None) -> str:
     """The report of a run folder as one self-contained HTML string.
 
     Parameters
     ----------
     bundle : RunBundle or path-like
         The run folder (as written by ``atgwin run``, or downloaded from the run's artefacts).
+    trial_plan : dict or path-like, optional
+        The summary JSON of ``atgwin trial --out FILE`` (``FILE.summary.json``), or its content:
+        the section "trial-design" then says what the power analysis means for the registered
+        design (SIMULATION); without it the section says how to add it.
 
     Returns
     -------
@@ -791,9 +829,14 @@ def render_report(bundle: RunBundle | str | Path) -> str:
         bundle = RunBundle(bundle)
     if not bundle.exists(RunBundle.MANIFEST):
         raise FileNotFoundError(f"{bundle.root}: not a run folder (no {RunBundle.MANIFEST})")
-    return _Renderer(bundle).render()
+    if trial_plan is not None and not isinstance(trial_plan, dict):
+        import json
+
+        trial_plan = json.loads(Path(trial_plan).read_text())
+    return _Renderer(bundle, trial_plan).render()
 
 
-def write_report(bundle: RunBundle | str | Path, out: str | Path) -> Path:
-    """Render the report of ``bundle`` and write it to ``out`` (HTML), whole or not at all."""
-    return write_atomic(Path(out), render_report(bundle), encoding="utf-8")
+def write_report(bundle: RunBundle | str | Path, out: str | Path, trial_plan: dict | str | Path | None = None) -> Path:
+    """Render the report of ``bundle`` (and ``trial_plan``, see :func:`render_report`) and write it to ``out``
+    (HTML), whole or not at all."""
+    return write_atomic(Path(out), render_report(bundle, trial_plan), encoding="utf-8")
