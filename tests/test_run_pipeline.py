@@ -158,6 +158,8 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert sorted(k.data.tags.get("side") for k in kids) == ["ceiling"] * 4 + ["floor"] * 4
     assert all("max_depth" in k.data.params for k in kids)
     assert any("cv_harrell_c" in k.data.metrics for k in kids)
+    assert sorted(k.info.run_name for k in kids) == sorted(f"trial-{i:02d} {side} xgb" for side in ("floor", "ceiling")
+                                                           for i in range(4))
 
     # written locally, and registered as 'candidate' with the experiment's gates
     folder = store["runs"] / "good"
