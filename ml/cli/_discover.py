@@ -199,6 +199,9 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     elif single_cut or covariates:
         raise click.UsageError("--single-cut and --covariates belong to the composite search: add --endpoint, "
                                "or adjust a side with --floor-covariates / --ceiling-covariates")
+    from ml.cli._common import prepare_out
+
+    prepare_out(out)
     horizon = _horizon(horizon_text)
     floor = _endpoints(floor_text, "--floor")
     ceiling = _endpoints(ceiling_text, "--ceiling")

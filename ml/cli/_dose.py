@@ -125,8 +125,10 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     --ceiling-weight, minimise the weighted expected harm). Each patient's line gives
     P(below floor) / P(in window) / P(above ceiling) for the recommended and the fixed regimen
     (2.5 mg/kg/day). Only a two-sided window (finding 'window') is dosed into."""
+    from ml.cli._common import prepare_out
     from ml.dosing import DosingRefused, PatientData, WindowOverride, load_window, patients_from_cohort
 
+    prepare_out(out)
     if (override_by is None) != (override_reason is None):
         raise click.ClickException("an override needs both --override-by and --override-reason")
     try:

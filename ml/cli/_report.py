@@ -20,8 +20,10 @@ import click
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
 def report(run_ref: str, out: Path, tracking_uri: str | None) -> None:
     """Write the HTML report of the run RUN_ID (id, name, or a local run folder)."""
+    from ml.cli._common import prepare_out
     from ml.report import RunBundle, write_report
 
+    prepare_out(out)
     local = Path(run_ref)
     if local.is_dir():
         if not RunBundle(local).exists(RunBundle.MANIFEST):

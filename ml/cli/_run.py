@@ -40,8 +40,10 @@ def _echo(line: str) -> None:
 def run(experiment_file: Path, cohort_dir: Path | None, transport_dir: Path | None, out_dir: Path,
         tracking_uri: str | None, run_name: str | None, no_tracking: bool) -> None:
     """Run the experiment EXPERIMENT_FILE end to end and track it in MLflow."""
+    from ml.cli._common import prepare_out
     from ml.experiments import ExperimentError, load_experiment, run_experiment
 
+    prepare_out(out_dir, "--out-dir", folder=True)
     try:
         experiment = load_experiment(experiment_file).with_cohort(cohort_dir, transport_dir)
     except ExperimentError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ml.cli._common import SIMULATED_BANNER, show_progress
+from ml.cli._common import SIMULATED_BANNER, prepare_out, show_progress
 
 
 @click.command("trial")
@@ -29,6 +29,7 @@ def trial(n, reps, seed, scenario, window_ref, draws, nodes, alpha, out):
     from ml.dosing._trial import InSilicoTrial
     from ml.sim import SimulationConfig
 
+    prepare_out(out)
     click.echo(SIMULATED_BANNER, err=True)
     try:
         SimulationConfig.default().scenario(scenario)
