@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from ml._format import fmt_p
 from ml.cli._common import SIMULATED_BANNER, show_progress
 
 
@@ -119,9 +120,9 @@ def _summary(outcome, folder: Path, run_id, tracker, registered_line: str, track
         lo = "open" if w["lower"] is None else f"{w['lower']:.1f}"
         hi = "open" if w["upper"] is None else f"{w['upper']:.1f}"
         if w["status"] == "no-window":
-            click.echo(f"No exposure window: adjusted p = {w['p_value']:.3g} is not below alpha; nothing registered.")
+            click.echo(f"No exposure window: adjusted p = {fmt_p(w['p_value'])} is not below alpha; nothing registered.")
         else:
-            click.echo(f"Window [{lo}, {hi}) {unit}, adjusted p = {w['p_value']:.3g}, status {w['status']}.")
+            click.echo(f"Window [{lo}, {hi}) {unit}, adjusted p = {fmt_p(w['p_value'])}, status {w['status']}.")
     status = "FINISHED" if outcome.ok else "FAILED"
     click.echo(f"Run {status}: {folder}")
     report = outcome.bundle.path("report.html")
