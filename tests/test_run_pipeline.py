@@ -98,6 +98,7 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test", features="")
     result = run(store, toml, "good")
     assert result.exit_code == 0, result.output
+    assert "alembic" not in result.output and " INFO " not in result.output  # a new store's migrations stay quiet
 
     # progress: one line per step with its seconds; where the report is; how to open the UI
     for k, step in enumerate(["cohort", "poppk", "exposure", "models", "window", "explain", "report"], start=1):

@@ -103,8 +103,9 @@ def quiet():
     """Silence MLflow's informational chatter (logs, progress bars, warnings) for one block.
 
     ``atgwin`` prints its own one line per step; MLflow's and alembic's INFO logs (a new local
-    store announces the creation of its tables), download bars and
-    advisory warnings would interleave with it. Errors still raise.
+    store announces the creation of its tables), download bars and advisory warnings would
+    interleave with it. INFO records are dropped for the block whatever logging configuration the
+    database migrations install (some MLflow versions load alembic's own). Errors still raise.
     """
     import logging
     import warnings
@@ -114,6 +115,8 @@ def quiet():
     bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     for logger in loggers:
         logger.setLevel(logging.WARNING)
+    disabled = logging.root.manager.disable
+    logging.disable(max(disabled, logging.INFO))
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         with warnings.catch_warnings():
@@ -123,6 +126,7 @@ def quiet():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+        logging.disable(disabled)
         if bar is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
         else:
