@@ -187,7 +187,7 @@ class RunTracker:
         int
             Nested runs created.
         """
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         exp_id = self.client.get_run(run_id).info.experiment_id
         name = getattr(study, "study_name", "") or ""
