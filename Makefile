@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-closed-loop env clean ui
+.PHONY: run test test-lowest bench bench-closed-loop env clean ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
+# the tests on the OLDEST versions the pins allow, in a separate .venv-lowest (downloads; see .ci/lowest)
+test-lowest:
+	PYTHON=$(PYTHON) .ci/lowest
+
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_all.py
 
@@ -31,4 +35,4 @@ ui: $(STAMP)
 	$(BIN)/atgwin ui
 
 clean:
-	rm -rf $(VENV) mlflow.db mlflow.db.lock mlartifacts mlruns .pytest_cache
+	rm -rf $(VENV) .venv-lowest mlflow.db mlflow.db.lock mlartifacts mlruns .pytest_cache

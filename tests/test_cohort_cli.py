@@ -30,7 +30,7 @@ def test_warnings_are_counted_and_printed_but_do_not_fail(tmp_path):
     assert result.exit_code == 0
     assert result.stdout.rstrip("\n").endswith(", 1 warning") and result.stdout.count("\n") == 1
     assert result.stderr == ("warning: patients.age_years: outside trial eligibility "
-                             "14..65 years, rows [2] (1 row)\n")
+                             "14..65 years, CSV line [2] (1 row; patient_id P01)\n")
 
 
 def test_invalid_cohort_exits_1_and_lists_every_violation_on_stderr(tmp_path):
@@ -41,8 +41,8 @@ def test_invalid_cohort_exits_1_and_lists_every_violation_on_stderr(tmp_path):
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"{folder}: invalid cohort, 2 violations",
-        "patients.sex: must be one of M, F (e.g. 'U'), rows [3] (1 row)",
-        "atg_doses.infusion_hours: must be > 0, rows [2] (1 row)",
+        "patients.sex: must be one of M, F (e.g. 'U'), CSV line [3] (1 row; patient_id P02)",
+        "atg_doses.infusion_hours: must be > 0, CSV line [2] (1 row; patient_id P01)",
     ]
 
 
@@ -50,3 +50,13 @@ def test_missing_directory_exits_1(tmp_path):
     result = _run(tmp_path / "absent")
     assert result.exit_code == 1
     assert f"cohort: not a directory: {tmp_path / 'absent'}" in result.stderr
+
+
+def test_many_rows_list_their_first_lines_and_patient_ids(tmp_path):
+    text = P
+    for line in (2, 3, 4, 5, 6, 7):
+        text = set_cell(text, line, "sex", "male")
+    result = _run(make_cohort(tmp_path / "c", {"patients.csv": text}))
+    assert result.exit_code == 1
+    assert ("patients.sex: must be one of M, F (e.g. 'male'), CSV lines [2, 3, 4, 5, 6, ...] (6 rows; "
+            "patient_id P01, P02, P03, P04, P05, ...)") in result.stderr.splitlines()

@@ -98,6 +98,7 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test", features="")
     result = run(store, toml, "good")
     assert result.exit_code == 0, result.output
+    assert "alembic" not in result.output and " INFO " not in result.output  # a new store's migrations stay quiet
 
     # progress: one line per step with its seconds; where the report is; how to open the UI
     for k, step in enumerate(["cohort", "poppk", "exposure", "models", "window", "explain", "report"], start=1):
@@ -158,6 +159,8 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert sorted(k.data.tags.get("side") for k in kids) == ["ceiling"] * 4 + ["floor"] * 4
     assert all("max_depth" in k.data.params for k in kids)
     assert any("cv_harrell_c" in k.data.metrics for k in kids)
+    assert sorted(k.info.run_name for k in kids) == sorted(f"trial-{i:02d} {side} xgb" for side in ("floor", "ceiling")
+                                                           for i in range(4))
 
     # written locally, and registered as 'candidate' with the experiment's gates
     folder = store["runs"] / "good"

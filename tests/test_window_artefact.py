@@ -132,7 +132,7 @@ def test_promotion_lists_every_failing_gate():
     assert failed == [
         "adjusted p-value 0.2 < alpha 0.05",
         "lower bound interval width 18 <= 15.0 UE*day/mL",
-        "upper bound interval width <= 15.0 UE*day/mL (interval unbounded: (140.0, None))",
+        "upper bound interval width <= 15.0 UE*day/mL (interval unbounded: [140.0, +inf])",
         "events 20 >= min_events 50",
     ]
 

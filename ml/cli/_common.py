@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 
 SIMULATED_BANNER = "SIMULATED DATA: a virtual cohort, not patients. Results describe the simulator's assumptions."
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (so no folder can be made there)."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def prepare_out(path, option: str = "--out", *, folder: bool = False) -> Path | None:
+    """Check an output path and create its folder now, before anything is computed.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The output file (or, with ``folder=True``, the output folder). None: nothing to check.
+    option : str
+        The command-line option that named it, quoted in the error.
+    folder : bool
+        ``path`` is itself a folder to create (``simulate --out``, ``run --out-dir``).
+
+    Returns
+    -------
+    Path or None
+
+    Raises
+    ------
+    click.UsageError
+        A parent is a file, the path is a folder where a file is expected (or a file where a
+        folder is), or the folder cannot be created or written to.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    target = path if folder else path.parent
+    blocking = path if folder and path.exists() and not path.is_dir() else _blocking_file(path)
+    if blocking is not None:
+        raise click.UsageError(f"{option} {path}: {blocking} is a file, not a folder")
+    if not folder and path.is_dir():
+        raise click.UsageError(f"{option} {path}: is a folder; give a file name")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"{option} {path}: cannot create the folder {target}: {exc.strerror or exc}") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise click.UsageError(f"{option} {path}: the folder {target} is not writable")
+    return path
 
 
 def show_progress() -> bool:

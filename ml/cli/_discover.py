@@ -69,12 +69,16 @@ def _print_banner(cohort) -> None:
                     bold=True)
 
 
+_CELL = 34  # width of one group's cell: "12.3 [8.1-17.9] n=120 p=0.0213"
+
+
 def _print_incidences(incidences) -> None:
     if not incidences:
         return
-    click.echo(f"\nCumulative incidence by day {incidences[0].horizon_days:g} (Aalen-Johansen, competing risks; "
-               "95% CI; p vs inside):")
-    click.echo(f"  {'outcome':<9}" + "".join(f"{g:<26}" for g in ("below", "inside", "above", "outside")))
+    click.echo(f"\nCumulative incidence by day {incidences[0].horizon_days:g}, % [95% CI] (Aalen-Johansen, competing "
+               "risks); n patients; p vs inside (Wald test of the difference at the horizon; not adjusted for "
+               "the comparisons shown):")
+    click.echo(f"  {'outcome':<9}" + "".join(f"{g:<{_CELL}}" for g in ("below", "inside", "above", "outside")))
     by = {}
     for inc in incidences:
         by.setdefault(inc.outcome, {})[inc.group] = inc
@@ -83,10 +87,12 @@ def _print_incidences(incidences) -> None:
         for g in ("below", "inside", "above", "outside"):
             inc = groups.get(g)
             if inc is None:
-                cells.append(f"{'-':<26}")
+                cells.append(f"{'-':<{_CELL}}")
                 continue
             p = "" if inc.p_value is None else f" p={_p(inc.p_value)}"
-            cells.append(f"{100 * inc.incidence:5.1f}% n={inc.n}{p}".ljust(26))
+            ci = (f" [{100 * inc.ci_low:.1f}-{100 * inc.ci_high:.1f}]"
+                  if math.isfinite(inc.ci_low) and math.isfinite(inc.ci_high) else "")
+            cells.append(f"{100 * inc.incidence:.1f}{ci} n={inc.n}{p}".ljust(_CELL))
         click.echo(f"  {outcome:<9}" + "".join(cells))
 
 
@@ -204,6 +210,9 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     elif single_cut or covariates:
         raise click.UsageError("--single-cut and --covariates belong to the composite search: add --endpoint, "
                                "or adjust a side with --floor-covariates / --ceiling-covariates")
+    from ml.cli._common import prepare_out
+
+    prepare_out(out)
     horizon = _horizon(horizon_text)
     floor = _endpoints(floor_text, "--floor")
     ceiling = _endpoints(ceiling_text, "--ceiling")

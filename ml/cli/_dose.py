@@ -14,11 +14,13 @@ were refused (after writing everything else).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
 from ml._atomic import write_atomic
+from ml._format import fmt_bound
 from ml.cli._common import load_cohort_or_exit
 
 
@@ -78,6 +80,52 @@ def _table(recs, refusals) -> str:
     return "\n".join(lines)
 
 
+def _recommend_with_progress(engine, patients, window, override, chunk: int = 64):
+    """``engine.recommend_many`` in chunks of ``chunk`` patients, with a progress bar on a terminal.
+
+    Each patient's random stream is seeded by the engine from its id, so chunking does not change
+    a recommendation.
+    """
+    from tqdm import tqdm
+
+    from ml.cli._common import show_progress
+
+    results = []
+    with tqdm(total=len(patients), desc="dosing", unit="patient", disable=not show_progress() or len(patients) < 2,
+              file=sys.stderr) as bar:
+        for lo in range(0, len(patients), chunk):
+            part = patients[lo:lo + chunk]
+            results.extend(engine.recommend_many(part, window, override, batch_size=chunk))
+            bar.update(len(part))
+    return results
+
+
+def _warning_summary(recs, shown: int = 3) -> list[str]:
+    """The recommendations' warnings, one line per kind of warning with the number of patients.
+
+    Warnings of one kind differ only in their numbers (a level, a probability); a kind seen once
+    is printed as it is, with its patient id.
+    """
+    import re
+
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for r in recs:
+        for w in r.warnings:
+            kinds.setdefault(re.sub(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", "#", w), []).append((r.patient_id, w))
+    lines = []
+    for items in kinds.values():
+        pid, text = items[0]
+        if len(items) == 1:
+            lines.append(f"warning: {pid}: {text}")
+            continue
+        ids = sorted({p for p, _ in items})
+        who = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+        same = all(t == text for _, t in items)
+        lines.append(f"warning ({len(ids)} patients: {who}): {text}" if same else
+                     f"warning ({len(ids)} patients: {who}; numbers differ, e.g. {pid}): {text}")
+    return lines
+
+
 def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> None:
     """The objective (:mod:`ml.dosing._objective`) and the floor margin of ``atgwin dose``."""
     from dataclasses import replace
@@ -132,8 +180,10 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     --ceiling-weight, minimise the weighted expected harm). Each patient's line gives
     P(below floor) / P(in window) / P(above ceiling) for the recommended and the fixed regimen
     (2.5 mg/kg/day). Only a two-sided window (finding 'window') is dosed into."""
+    from ml.cli._common import prepare_out
     from ml.dosing import DosingRefused, PatientData, WindowOverride, load_window, patients_from_cohort
 
+    prepare_out(out)
     if (override_by is None) != (override_reason is None):
         raise click.ClickException("an override needs both --override-by and --override-reason")
     try:
@@ -196,7 +246,7 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
             except DosingRefused as exc:
                 patients.append(exc)
     try:
-        results = engine.recommend_many(patients, window, override)
+        results = _recommend_with_progress(engine, patients, window, override)
     except DosingRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
 
@@ -208,7 +258,8 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
             refusals.append((pid, str(r)))
     if window.simulated:
         click.echo("SIMULATED: the window was derived from a virtual cohort; not for clinical use.", err=True)
-    click.echo(f"window [{window.lower}, {window.upper}) {window.unit}, target {window.target}, "
+    click.echo(f"window [{fmt_bound(window.lower)}, {fmt_bound(window.upper)}) {window.unit}, target "
+               f"{fmt_bound(window.target)}, "
                f"status {window.status}{' (OVERRIDE by ' + override.by + ')' if recs and recs[0].override else ''}")
     click.echo(f"population PK model: {engine.model.name} (digest {engine.model.digest[:12]}), {model_origin}")
     click.echo(f"objective: {engine.objective.describe()}")
@@ -216,9 +267,11 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
         click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "
                    f"(day {engine.schedule.days[0]} at {engine.schedule.start_hour:g} h)")
     click.echo(_table(recs, refusals))
-    for r in recs:
-        for w in r.warnings:
-            click.echo(f"warning: {r.patient_id}: {w}", err=True)
+    summary = _warning_summary(recs)
+    for line in summary:
+        click.echo(line, err=True)
+    if out is None and len(summary) < sum(len(r.warnings) for r in recs):
+        click.echo("(every warning of every patient is in the recommendations: add --out FILE.json)", err=True)
     if recs:
         for c in recs[0].caveats:
             click.echo(f"caveat: {c}", err=True)

@@ -16,8 +16,9 @@ def exposure(cohort_dir, out, exposure_method, pk_model):
     """Per-patient active-ATG AUC (pre, post, total) from the measured levels (MAP by default, or NCA)."""
     import numpy as np
 
-    from ml.cli._common import cohort_exposure, load_cohort_or_exit
+    from ml.cli._common import cohort_exposure, load_cohort_or_exit, prepare_out
 
+    prepare_out(out)
     cohort = load_cohort_or_exit(cohort_dir)
     table, definition = cohort_exposure(cohort, exposure_method, pk_model)
     unit = table.attrs["unit"]

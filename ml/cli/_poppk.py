@@ -41,9 +41,11 @@ def poppk() -> None:
 def fit(cohort_dir, out, as_json, start, seed, explore, smooth, chains, lloq, fix_covariates,
         figures, vpc_sims):
     """Fit the ATG population model (SAEM, M3 for BLOQ) to the levels of COHORT_DIR."""
-    from ml.cli._common import load_cohort_or_exit, show_progress
+    from ml.cli._common import load_cohort_or_exit, prepare_out, show_progress
     from ml.poppk import PopPKFit, read_model, write_model
 
+    prepare_out(out)
+    prepare_out(figures, "--figures", folder=True)
     cohort = load_cohort_or_exit(cohort_dir)
     if not cohort.has_levels:
         raise click.ClickException(

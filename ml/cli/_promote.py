@@ -27,8 +27,18 @@ class WindowStore(Protocol):
         """Write ``window`` (to ``ref``, or where it came from); return where it went."""
 
 
+def validated_path(ref: str | Path) -> Path:
+    """Where a promoted window is written by default: beside the candidate, ``NAME.validated.json``."""
+    path = Path(ref)
+    return path.with_name(f"{path.name.removesuffix('.json')}.validated.json")
+
+
 class JsonFileStore:
-    """Windows as JSON files (``ExposureWindow.to_json`` / ``from_json``)."""
+    """Windows as JSON files (``ExposureWindow.to_json`` / ``from_json``).
+
+    The candidate file is never changed: ``save`` writes beside it (:func:`validated_path`) unless
+    given another file.
+    """
 
     def __init__(self):
         self._source: str | None = None
@@ -47,9 +57,9 @@ class JsonFileStore:
         return window
 
     def save(self, window, ref: str | None) -> str:
-        target = ref or self._source
-        if target is None:
+        if ref is None and self._source is None:
             raise click.ClickException("nowhere to write the window: give --out")
+        target = Path(ref) if ref is not None else validated_path(self._source)
         window.to_json(target)
         return str(target)
 
@@ -132,7 +142,9 @@ def resolve_store(ref: str) -> WindowStore:
                    "(docs/benchmarks.md, benefit-harm): 50 lets nine in ten true windows through.")
 @click.option("--min-events", default=GATES["min_events"], show_default=True, type=click.IntRange(0),
               help="Gate: smallest number of events behind the window, and on each side.")
-@click.option("--out", default=None, help="Where to write the validated window (default: overwrite WINDOW).")
+@click.option("--out", default=None,
+              help="Where to write the validated window (default: beside a WINDOW file, as NAME.validated.json; "
+                   "the candidate is never changed).")
 def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: float, min_events: int,
             out: str | None) -> None:
     """Promote the candidate window WINDOW (a JSON file, or models:/NAME@candidate) to 'validated'
@@ -140,8 +152,12 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
 
     Exits non-zero, listing every failing gate, when it does not; nothing is written then.
     """
+    from ml.cli._common import prepare_out
     from ml.window import PromotionError, PromotionGates, SigningKey, promote_window
 
+    prepare_out(out)
+    if out is not None and not window_ref.startswith("models:/") and Path(out).resolve() == Path(window_ref).resolve():
+        raise click.UsageError(f"--out {out}: is the candidate itself; the candidate is never changed")
     try:
         key = SigningKey.from_env()
     except ValueError as exc:

@@ -31,6 +31,7 @@ def protocol_window(preset, lower, upper, unit, publication, pmid, population, a
     gates: both bounds, a named source, the published unit), and `atgwin discover DIR --evaluate
     FILE` scores it on a cohort.
     """
+    from ml.cli._common import prepare_out
     from ml.window import PRESETS, protocol_window as make
 
     given = {"lower": lower, "upper": upper, "unit": unit, "publication": publication, "pmid": pmid,
@@ -41,7 +42,7 @@ def protocol_window(preset, lower, upper, unit, publication, pmid, population, a
     if missing:
         raise click.UsageError(f"a protocol window names its bounds and its source: give {', '.join(missing)} "
                                "(or --preset)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     try:
         window = make(entered_by=by, **values)
     except ValueError as exc:

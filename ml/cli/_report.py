@@ -25,6 +25,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
     """Write the HTML report of the run RUN_ID (id, name, or a local run folder)."""
     import json
 
+    from ml.cli._common import prepare_out
     from ml.report import RunBundle, write_report
 
     plan = None
@@ -37,7 +38,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
         if not isinstance(plan, dict) or not plan.get("plan"):
             raise click.ClickException(f"{trial_plan}: has no power analysis (key 'plan'); run `atgwin trial` with "
                                        "--population > 0 and --out")
-
+    prepare_out(out)
     local = Path(run_ref)
     if local.is_dir():
         if not RunBundle(local).exists(RunBundle.MANIFEST):

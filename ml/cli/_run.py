@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 
 from ml._atomic import write_atomic
+from ml._format import fmt_p
 from ml.cli._common import SIMULATED_BANNER, show_progress
 from ml.cli._signals import interrupts_raise
 
@@ -50,8 +51,10 @@ def _echo(line: str) -> None:
 def run(experiment_file: Path, cohort_dir: Path | None, transport_dir: Path | None, out_dir: Path,
         tracking_uri: str | None, run_name: str | None, no_tracking: bool) -> None:
     """Run the experiment EXPERIMENT_FILE end to end and track it in MLflow."""
+    from ml.cli._common import prepare_out
     from ml.experiments import ExperimentError, load_experiment
 
+    prepare_out(out_dir, "--out-dir", folder=True)
     try:
         experiment = load_experiment(experiment_file).with_cohort(cohort_dir, transport_dir)
     except ExperimentError as exc:
@@ -232,9 +235,9 @@ def _summary(outcome, folder: Path, run_id, tracker, registered_line: str, track
         lo = "open" if w["lower"] is None else f"{w['lower']:.1f}"
         hi = "open" if w["upper"] is None else f"{w['upper']:.1f}"
         if w["status"] == "no-window":
-            click.echo(f"No exposure window: adjusted p = {w['p_value']:.3g} is not below alpha; nothing registered.")
+            click.echo(f"No exposure window: adjusted p = {fmt_p(w['p_value'])} is not below alpha; nothing registered.")
         else:
-            click.echo(f"Window [{lo}, {hi}) {unit}, adjusted p = {w['p_value']:.3g}, status {w['status']}.")
+            click.echo(f"Window [{lo}, {hi}) {unit}, adjusted p = {fmt_p(w['p_value'])}, status {w['status']}.")
     status = "FINISHED" if outcome.ok else "FAILED"
     click.echo(f"Run {status}: {folder}")
     report = outcome.bundle.path("report.html")

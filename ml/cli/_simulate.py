@@ -20,13 +20,19 @@ import click
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
 def simulate(scenario, n, seed, lower, upper, fmt, pk_model, overwrite, out):
     """Write a SIMULATED virtual cohort (with its true window in cohort.toml [truth])."""
+    from ml.cli._common import prepare_out, show_progress
+
+    prepare_out(out, folder=True)  # before the (slower) imports and the simulation
     from tqdm import tqdm
 
-    from ml.cli._common import show_progress
-    from ml.cohort import write_cohort
+    from ml.cohort import existing_cohort_files, write_cohort
     from ml.pk import PopPKModel
     from ml.sim import SimulationConfig, simulate_virtual
 
+    existing = existing_cohort_files(out)
+    if existing and not overwrite:
+        raise click.UsageError(f"{out} already holds cohort files ({', '.join(p.name for p in existing)}); "
+                               "add --overwrite to replace them")
     try:
         spec = SimulationConfig.default().scenario(scenario)
         model = PopPKModel.from_file(pk_model) if pk_model else None

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from ml._atomic import atomic_path, write_atomic
-from ml.cli._common import SIMULATED_BANNER, show_progress
+from ml.cli._common import SIMULATED_BANNER, prepare_out, show_progress
 
 
 def plan_summary(plan) -> str:
@@ -62,6 +62,7 @@ def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, windo
     from ml.dosing._trial import InSilicoTrial
     from ml.sim import SimulationConfig
 
+    prepare_out(out)
     click.echo(SIMULATED_BANNER, err=True)
     if population == 0 and reps == 0:
         raise click.UsageError("nothing to do: give --population > 0 (power analysis) and/or --reps > 0")

@@ -17,7 +17,8 @@ def validate(directory: Path) -> None:
     """Check the cohort folder DIRECTORY against the cohort format.
 
     Valid: prints a one-line summary (exit 0); eligibility warnings follow on stderr.
-    Invalid: prints every violation on stderr, one per line (exit 1).
+    Invalid: prints every violation on stderr, one per line (exit 1): the rule, the offending
+    rows as CSV line numbers (the header is line 1) and their patient ids.
     """
     from ml.cohort import validate_cohort
 
@@ -25,7 +26,7 @@ def validate(directory: Path) -> None:
     if not report.ok:
         click.echo(f"{directory}: invalid cohort, {_plural(len(report.violations), 'violation')}",
                    err=True)
-        for line in report.messages:
+        for line in report.located_messages:
             click.echo(line, err=True)
         raise SystemExit(1)
     cohort = report.cohort
@@ -36,5 +37,5 @@ def validate(directory: Path) -> None:
         f"{levels}, unit {cohort.meta.concentration_unit}, "
         f"simulated: {'yes' if cohort.meta.simulated else 'no'}, "
         f"digest {cohort.digest[:12]}, {_plural(len(report.warnings), 'warning')}")
-    for line in report.warning_messages:
+    for line in report.located_warning_messages:
         click.echo(f"warning: {line}", err=True)

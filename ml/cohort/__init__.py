@@ -16,7 +16,7 @@ from ml.cohort._model import DONOR_SOURCES, Cohort, CohortMeta, exposure_unit
 from ml.cohort._rules import RULES, Rule
 from ml.cohort._schema import KNOWN_CONCENTRATION_UNITS, TABLES, ColumnSpec
 from ml.cohort._violation import CohortValidationError, ValidationReport, Violation
-from ml.cohort._write import write_cohort
+from ml.cohort._write import existing_cohort_files, write_cohort
 
 __all__ = [
     "DONOR_SOURCES",
@@ -34,5 +34,6 @@ __all__ = [
     "exposure_unit",
     "load_cohort",
     "validate_cohort",
+    "existing_cohort_files",
     "write_cohort",
 ]

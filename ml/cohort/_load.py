@@ -10,6 +10,7 @@ that breaks any rule is refused as a whole with every violation listed (format i
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import tomllib
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def _structure(raw: RawCohort, missing: str) -> list[Violation]:
     return found
 
 
+def _with_patient_ids(v: Violation, tables) -> Violation:
+    """``v`` with the ``patient_id`` of each of its rows, when its table has that column."""
+    table = tables.get(v.table) if v.rows else None
+    if table is None or "patient_id" not in table.columns:
+        return v
+    by_line = dict(zip(table.lines.tolist(), table.columns["patient_id"]))
+    ids = tuple(str(by_line.get(r, "")).strip() for r in v.rows)
+    return replace(v, patient_ids=ids)
+
+
 def _assess(raw: RawCohort, missing: str) -> ValidationReport:
     violations = list(raw.violations)
     warnings: list[Violation] = []
@@ -65,6 +76,8 @@ def _assess(raw: RawCohort, missing: str) -> ValidationReport:
     found, warned = run_rules(ctx)
     violations += found
     warnings += warned
+    violations = [_with_patient_ids(v, raw.tables) for v in violations]
+    warnings = [_with_patient_ids(w, raw.tables) for w in warnings]
     violations.sort(key=lambda v: _ORDER.get(v.table, len(_ORDER)))
     warnings.sort(key=lambda v: _ORDER.get(v.table, len(_ORDER)))
     if violations:

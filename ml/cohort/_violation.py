@@ -19,7 +19,7 @@ there are more); ``N`` is always the total, written ``(N rows)`` (``(1 row)`` fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ml.cohort._model import Cohort
 
@@ -42,6 +42,9 @@ class Violation:
         File line numbers of every offending row (header = 1); empty when not row-level.
     n_rows : int
         ``len(rows)``.
+    patient_ids : tuple of str
+        ``patient_id`` of each offending row, when its table has one (filled in by
+        :func:`~ml.cohort.validate_cohort`; not part of equality).
     """
 
     table: str
@@ -49,6 +52,7 @@ class Violation:
     rule: str
     rows: tuple[int, ...] = ()
     n_rows: int = 0
+    patient_ids: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.n_rows != len(self.rows):
@@ -71,6 +75,26 @@ class Violation:
             listed = ", ".join(str(r) for r in self.rows[:_MAX_LISTED_ROWS])
             more = ", ..." if self.n_rows > _MAX_LISTED_ROWS else ""
             text += f", rows [{listed}{more}] ({self.n_rows} {'row' if self.n_rows == 1 else 'rows'})"
+        return text
+
+    @property
+    def located(self) -> str:
+        """The message with its row numbers labelled as CSV lines and the rows' patient ids.
+
+        ``table.column: rule, CSV lines [r1, ...] (N rows; patient_id P1, ...)``. CSV line
+        numbers count the header as line 1 (module docstring).
+        """
+        where = self.table if self.column is None else f"{self.table}.{self.column}"
+        text = f"{where}: {self.rule}"
+        if self.n_rows:
+            listed = ", ".join(str(r) for r in self.rows[:_MAX_LISTED_ROWS])
+            more = ", ..." if self.n_rows > _MAX_LISTED_ROWS else ""
+            label = "CSV line" if self.n_rows == 1 else "CSV lines"
+            text += f", {label} [{listed}{more}] ({self.n_rows} {'row' if self.n_rows == 1 else 'rows'}"
+            ids = [p for p in dict.fromkeys(self.patient_ids) if p]
+            if ids:
+                text += f"; patient_id {', '.join(ids[:_MAX_LISTED_ROWS])}{', ...' if len(ids) > _MAX_LISTED_ROWS else ''}"
+            text += ")"
         return text
 
     def __str__(self) -> str:
@@ -126,3 +150,13 @@ class ValidationReport:
     def warning_messages(self) -> list[str]:
         """Warning messages, one per warning."""
         return [w.message for w in self.warnings]
+
+    @property
+    def located_messages(self) -> list[str]:
+        """Violation messages with labelled CSV lines and patient ids (:attr:`Violation.located`)."""
+        return [v.located for v in self.violations]
+
+    @property
+    def located_warning_messages(self) -> list[str]:
+        """Warning messages with labelled CSV lines and patient ids."""
+        return [w.located for w in self.warnings]

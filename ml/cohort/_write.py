@@ -64,6 +64,13 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
 
 
+def existing_cohort_files(path: str | Path) -> list[Path]:
+    """The cohort files (``cohort.toml`` and the tables, any format) already in folder ``path``."""
+    folder = Path(path)
+    ours = [folder / TOML_NAME, *(folder / f"{name}.{ext}" for name in TABLE_NAMES for ext in _FORMATS)]
+    return [p for p in ours if p.exists()]
+
+
 def write_cohort(cohort: Cohort, path: str | os.PathLike, fmt: str = "csv", *,
                  overwrite: bool = False) -> Path:
     """Write ``cohort`` as a cohort folder in the contract format.
@@ -95,9 +102,7 @@ def write_cohort(cohort: Cohort, path: str | os.PathLike, fmt: str = "csv", *,
     if fmt not in _FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(_FORMATS)}, got {fmt!r}")
     folder = Path(path)
-    ours = [folder / TOML_NAME, *(folder / f"{name}.{ext}" for name in TABLE_NAMES
-                                  for ext in _FORMATS)]
-    existing = [p for p in ours if p.exists()]
+    existing = existing_cohort_files(folder)
     if existing and not overwrite:
         raise FileExistsError(
             f"{folder} already holds cohort files ({', '.join(p.name for p in existing)}); "

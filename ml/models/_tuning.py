@@ -3,9 +3,8 @@
 Each trial draws parameters from a :class:`XGBSearchSpace` (seeded TPE), fits one model per
 event-stratified fold of the data it is given, and reports the running mean of the fold
 scores after every fold so that a pruner (default :class:`optuna.pruners.MedianPruner`) can
-stop unpromising trials early. ``callbacks`` are passed to ``study.optimize`` unchanged, e.g.
-optuna-integration's ``MLflowCallback(..., mlflow_kwargs={"nested": True})`` from the tracking
-module; nothing here logs.
+stop unpromising trials early. ``callbacks`` are passed to ``study.optimize`` unchanged (e.g. a progress
+bar); nothing here logs (``ml.tracking.RunTracker.log_trials`` logs the finished study).
 
 Honesty: :func:`tune_xgb_survival` tunes on whatever data it receives. Scores of the tuned
 model on that same data are optimistic. For an honest estimate wrap the tuning in the
@@ -164,7 +163,7 @@ def tune_xgb_survival(
     scoring : callable ``(fitted_estimator, X_test, y_test) -> float``, default Harrell's C
         Higher is better.
     callbacks : sequence of callables
-        Passed to ``study.optimize`` (e.g. optuna-integration's ``MLflowCallback``).
+        Passed to ``study.optimize`` (e.g. a progress bar).
     pruner : optuna pruner, optional
         Default ``MedianPruner(n_startup_trials=5, n_warmup_steps=1)``: a trial stops when
         its running mean after a fold falls below the median of earlier trials at that fold.

@@ -1,8 +1,7 @@
 """MLflow runs of ``atgwin run``: open a run, publish a run folder to it, close it.
 
 :class:`RunTracker` holds an explicit :class:`mlflow.MlflowClient` and tracking URI; every call
-names its run id. The fluent API (needed by ``mlflow.log_input``, ``mlflow.pyfunc.log_model``
-and optuna-integration's ``MLflowCallback``) is used only inside :meth:`RunTracker.active`,
+names its run id. The fluent API (needed by ``mlflow.log_input`` and ``mlflow.pyfunc.log_model``) is used only inside :meth:`RunTracker.active`,
 which points it at this tracker's store and this run for one block.
 
 What a published run holds:
@@ -15,12 +14,11 @@ What a published run holds:
 * tags: simulated flag, cohort, dataset digest, code version, window status, failed step, and a
   run description (``mlflow.note.content``);
 * the run folder as artefacts (report, figures, tables, window JSON, errors);
-* one nested run per Optuna trial (optuna-integration's ``MLflowCallback``).
+* one nested run per Optuna trial, named ``trial-NN SIDE MODEL``.
 """
 
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,7 +72,8 @@ class RunTracker:
         # MlflowClient opens (and on a new local store creates and migrates) the tracking store at
         # once, the registry store on first use: both under the lock, one process at a time
         try:
-            with store_lock(self.tracking_uri):
+            # quiet: a new local store logs the creation of its tables (MLflow, alembic) at INFO
+            with store_lock(self.tracking_uri), quiet():
                 self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
                 if sqlite_path(self.tracking_uri) is not None:
                     with quiet():
@@ -226,30 +225,53 @@ class RunTracker:
             mlflow.log_input(ds, context="training", tags={"n_patients": str(dataset.get("n", ""))})
 
     def log_trials(self, run_id: str, study, *, metric_name: str = "cv_harrell_c") -> int:
-        """One nested run per Optuna trial, by optuna-integration's ``MLflowCallback``.
+        """One nested run per finished Optuna trial, logged through this tracker's client.
 
-        The trials ran before (the run folder is written first); the callback is replayed on
-        each finished trial, which logs its parameters, value and state as a child run.
+        The trials ran before (the run folder is written first). Each child run (tag
+        ``mlflow.parentRunId``) is named ``trial-NN SIDE MODEL`` (e.g. ``trial-07 floor xgb``;
+        NN counts the trials of one side from 0) and holds the trial's parameters, its value as
+        ``metric_name``, and tags ``side``, ``number``, ``state`` and ``atgwin.kind=optuna-trial``.
+
+        Parameters
+        ----------
+        run_id : str
+            The parent run.
+        study : optuna.Study
+            Trials; the user attribute ``side`` (floor/ceiling) names the side, and a study name
+            ending in ``-xgb`` (or ``-xgb-SIDE``) names the model.
+        metric_name : str
+            Name of the trial value (cross-validated Harrell's C by default).
 
         Returns
         -------
         int
             Nested runs created.
         """
-        from optuna_integration.mlflow import MLflowCallback
+        from mlflow.entities import Metric, Param
 
         exp_id = self.client.get_run(run_id).info.experiment_id
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the callback is marked deprecated in optuna-integration 4.9
-            callback = MLflowCallback(tracking_uri=None, metric_name=metric_name, create_experiment=False,
-                                      mlflow_kwargs={"nested": True, "experiment_id": exp_id,
-                                                     "tags": {"atgwin.kind": "optuna-trial"}})
+        name = getattr(study, "study_name", "") or ""
+        model = "xgb" if "-xgb" in name else ""
+        counts: dict[str, int] = {}
         n = 0
-        with self.active(run_id):
-            for trial in study.trials:
-                if trial.state.is_finished():
-                    callback(study, trial)
-                    n += 1
+        for trial in study.trials:
+            if not trial.state.is_finished():
+                continue
+            side = str(trial.user_attrs.get("side", ""))
+            number = counts.get(side, 0)
+            counts[side] = number + 1
+            run_name = " ".join(part for part in (f"trial-{number:02d}", side, model) if part)
+            tags = {"mlflow.parentRunId": run_id, "atgwin.kind": "optuna-trial", "number": str(trial.number),
+                    "state": trial.state.name, **{str(k): str(v) for k, v in trial.user_attrs.items()}}
+            child = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+            params = [Param(str(k), str(v)[:_MAX_PARAM_VALUE]) for k, v in trial.params.items()]
+            metrics = []
+            if trial.value is not None:
+                stamp = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else 0
+                metrics.append(Metric(metric_name, float(trial.value), stamp, 0))
+            self.client.log_batch(child, params=params[:_BATCH], metrics=metrics, synchronous=True)
+            self.client.set_terminated(child, status="FINISHED" if trial.state.name == "COMPLETE" else "FAILED")
+            n += 1
         return n
 
     def log_folder(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:

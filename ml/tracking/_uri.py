@@ -73,8 +73,7 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]
 def fluent_uri(uri: str):
     """Point MLflow's fluent API (process-wide) at ``uri`` for the block, then restore it exactly.
 
-    The fluent API is needed for ``log_input``, ``pyfunc.log_model`` and optuna-integration's
-    callback. MLflow keeps the tracking and registry URIs as process globals and copies them into
+    The fluent API is needed for ``log_input`` and ``pyfunc.log_model``. MLflow keeps the tracking and registry URIs as process globals and copies them into
     ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``; both are put back as they were, so nothing
     leaks out of :mod:`ml.tracking`.
     """
@@ -103,16 +102,21 @@ def fluent_uri(uri: str):
 def quiet():
     """Silence MLflow's informational chatter (logs, progress bars, warnings) for one block.
 
-    ``atgwin`` prints its own one line per step; MLflow's INFO logs, download bars and
-    advisory warnings would interleave with it. Errors still raise.
+    ``atgwin`` prints its own one line per step; MLflow's and alembic's INFO logs (a new local
+    store announces the creation of its tables), download bars and advisory warnings would
+    interleave with it. INFO records are dropped for the block whatever logging configuration the
+    database migrations install (some MLflow versions load alembic's own). Errors still raise.
     """
     import logging
     import warnings
 
-    logger = logging.getLogger("mlflow")
-    level = logger.level
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
     bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    logger.setLevel(logging.WARNING)
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    disabled = logging.root.manager.disable
+    logging.disable(max(disabled, logging.INFO))
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         with warnings.catch_warnings():
@@ -120,7 +124,9 @@ def quiet():
             warnings.filterwarnings("ignore", category=UserWarning, message=r".*(type hints|input example|input_example).*")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        logging.disable(disabled)
         if bar is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
         else:

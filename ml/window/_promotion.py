@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ml._defaults import PROMOTION as _GATES
+from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml.window._artefact import ExposureWindow, _finite
 from ml.window._integrity import SigningKey
 
@@ -63,7 +64,7 @@ class PromotionGates:
             return self._check_protocol(window, passed, failed, gate)
         gate(window.finding == "window", f"finding is 'window', both bounds evidenced (got {window.finding!r})")
         pv = window.p_value
-        gate(pv is not None and pv < self.alpha, f"adjusted p-value {pv} < alpha {self.alpha}")
+        gate(pv is not None and pv < self.alpha, f"adjusted p-value {fmt_p(pv)} < alpha {self.alpha:g}")
         for name in ("lower", "upper"):
             bound, ci = getattr(window, name), getattr(window, f"{name}_ci")
             if bound is None:
@@ -71,7 +72,7 @@ class PromotionGates:
                 continue
             if ci is None or ci[0] is None or ci[1] is None:
                 gate(False, f"{name} bound interval width <= {self.max_ci_width} {window.unit} "
-                            f"(interval {'missing' if ci is None else 'unbounded'}: {ci})")
+                            f"(interval {'missing' if ci is None else 'unbounded'}: {fmt_ci(ci)})")
                 continue
             width = ci[1] - ci[0]
             gate(width <= self.max_ci_width,
@@ -83,7 +84,7 @@ class PromotionGates:
                 continue
             sp = side.p_value
             gate(sp is not None and sp < self.alpha,
-                 f"{side.side} ({'|'.join(side.endpoints)}) adjusted p-value {sp} < alpha {self.alpha}")
+                 f"{side.side} ({'|'.join(side.endpoints)}) adjusted p-value {fmt_p(sp)} < alpha {self.alpha:g}")
             gate(side.events >= self.min_events,
                  f"{side.side} ({'|'.join(side.endpoints)}) events {side.events} >= min_events {self.min_events}")
         return passed, failed
@@ -93,7 +94,7 @@ class PromotionGates:
     def _check_protocol(window: ExposureWindow, passed, failed, gate) -> tuple[list[str], list[str]]:
         """A protocol window has no data behind it here: its gates are its bounds and its source."""
         gate(window.lower is not None and window.upper is not None,
-             f"both bounds finite (lower={window.lower}, upper={window.upper})")
+             f"both bounds finite (lower {fmt_bound(window.lower)}, upper {fmt_bound(window.upper)})")
         p = window.protocol or {}
         gate(bool(p.get("publication")) and bool(p.get("pmid")),
              f"published source named (publication {p.get('publication')!r}, PMID {p.get('pmid')!r})")
