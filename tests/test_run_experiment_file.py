@@ -18,10 +18,10 @@ def test_default_experiment_is_the_done_when_pipeline():
     assert (e.window.permutations, e.window.bootstraps, e.models.n_trials) == (1000, 1000, 30)
     assert isinstance(e.window.scores, LogRankScores) and isinstance(e.window.grid, QuantileGrid)
     assert e.window.grid.get_params() == {"k": 40, "minprop": 0.1, "maxprop": None}
-    # the benefit-harm window: a floor against acute GVHD, a ceiling against CMV/EBV, both by day 180
+    # the benefit-harm window: a floor against acute and chronic GVHD by day 730, a ceiling against CMV/EBV by day 180
     assert e.endpoint.kind == "benefit-harm" and e.endpoint.name is None
-    assert (e.endpoint.floor, e.endpoint.ceiling) == (("agvhd2",), ("cmv", "ebv"))
-    assert (e.endpoint.floor_horizon_days, e.endpoint.ceiling_horizon_days, e.endpoint.horizon_days) == (180, 180, 180)
+    assert (e.endpoint.floor, e.endpoint.ceiling) == (("agvhd2", "cgvhd"), ("cmv", "ebv"))
+    assert (e.endpoint.floor_horizon_days, e.endpoint.ceiling_horizon_days) == (730, 180)
     assert e.model_name == "atg-window-urd" and e.transport is None
     assert e.promotion.gates().max_ci_width == 50.0
     # exposure: MAP + M3 under a population model fitted to the cohort first ([poppk] budget)

@@ -189,7 +189,7 @@ def test_harms_that_overlap_are_a_finding_not_an_error():
         outcomes[col] = np.where(t < 365, t, np.nan)
     for col in ("ebv_day", "death_day", "relapse_day"):
         outcomes[col] = np.nan
-    s = BenefitHarmSearch(random_state=0, **QUICK).fit(x, outcomes)
+    s = BenefitHarmSearch("agvhd2", floor_horizon=180.0, random_state=0, **QUICK).fit(x, outcomes)
     assert s.finding_ == "overlap", s.summary()
     assert s.floor_.evidenced and s.ceiling_.evidenced
     assert np.isneginf(s.lower_) and np.isposinf(s.upper_)
@@ -207,7 +207,7 @@ def test_discover_writes_a_benefit_harm_artefact_that_round_trips(urd, tmp_path)
                      pk_model={"name": "shipped prior", "digest": "abc", "source": "shipped"})
     w = found.window
     assert w.search_kind == "benefit-harm" and w.finding == "window" and w.status == "candidate"
-    assert (w.floor.endpoints, w.ceiling.endpoints) == (("agvhd2",), ("cmv", "ebv"))
+    assert (w.floor.endpoints, w.ceiling.endpoints) == (("agvhd2", "cgvhd"), ("cmv", "ebv"))
     assert w.floor.p_value < 0.05 and w.ceiling.p_value < 0.05 and w.floor.effect.hr > 1
     assert w.lower_ci is not None and w.upper_ci is not None and w.pk_model["digest"] == "abc"
     assert {i.outcome for i in found.incidences} >= {"cmv", "agvhd2"}

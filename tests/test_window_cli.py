@@ -33,12 +33,13 @@ def test_discover_writes_a_window_and_prints_a_summary(cohorts, tmp_path):
     assert r.exit_code == 0, r.output
     assert "SIMULATED DATA" in r.output
     assert "adjusted p" in r.output or "No evidence" in r.output
-    assert "Cumulative incidence by day 180" in r.output
+    # the sides' horizons differ (730 and 180 days): incidences are read at the longer one unless told
+    assert "Cumulative incidence by day 730" in r.output
     w = ExposureWindow.from_json(out)
-    # the default is the benefit-harm search: floor from aGVHD II-IV, ceiling from CMV/EBV
+    # the default is the benefit-harm search: floor from acute and chronic GVHD (day 730), ceiling from CMV/EBV (day 180)
     assert w.simulated and w.unit == "UE*day/mL" and w.search_kind == "benefit-harm"
-    assert (w.floor.endpoints, w.ceiling.endpoints) == (("agvhd2",), ("cmv", "ebv"))
-    assert w.horizon_days == 180.0 and w.population.n == 324
+    assert (w.floor.endpoints, w.ceiling.endpoints) == (("agvhd2", "cgvhd"), ("cmv", "ebv"))
+    assert (w.floor.horizon_days, w.ceiling.horizon_days) == (730.0, 180.0) and w.population.n == 324
     assert w.status == ("candidate" if w.finding in ("window", "floor-only", "ceiling-only") else "no-window")
     assert "floor" in r.output and "ceiling" in r.output and "cross-fitted HR" in r.output
     assert {i.outcome for i in w.incidences} >= {"cmv", "agvhd2", "nrm"}

@@ -184,7 +184,7 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     """Find the exposure window of the cohort in DIRECTORY (total active-ATG AUC).
 
     By default a benefit-harm search: the floor is the cut below which the under-exposure harm
-    (acute GVHD II-IV) rises, the ceiling the cut above which the over-exposure harm (CMV/EBV
+    (acute GVHD II-IV and chronic GVHD, by day 730) rises, the ceiling the cut above which the over-exposure harm (CMV/EBV
     reactivation) rises, each one-sided on its own endpoint, searched together (floor < ceiling)
     with one permutation test of the whole search and a closed test per side. Prints the window,
     each bound's adjusted p-value, bootstrap interval and cross-fitted hazard ratio, and the
