@@ -227,7 +227,7 @@ def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monk
     assert "id='sides'" in text and "id='window-sentence'" in text and "id='fig-side_profiles'" in text
     results = json.loads((folder / "results.json").read_text())
     assert set(results["models"]["fits"]) == {"floor", "ceiling"}
-    assert results["models"]["fits"]["floor"]["endpoint"] == "agvhd2"
+    assert results["models"]["fits"]["floor"]["endpoint"] == "agvhd2|cgvhd"  # the floor side's endpoints, first event
     assert results["models"]["fits"]["ceiling"]["endpoint"] == "cmv|ebv"
     assert {s["shap_bound"] is not None for s in results["shap"]["sides"].values()} == {True}
     assert {i["group"] for i in results["side_incidences"]["floor"]["incidences"]} >= {"below", "inside", "above"}
