@@ -91,7 +91,7 @@ def _with(cohort, **tables):
 
 
 @pytest.mark.parametrize("name,message", [
-    ("noev", "Error: no window search possible: too few events on the floor side: 0 events of 'agvhd2'"),
+    ("noev", "Error: no window search possible: too few events on the floor side: 0 events of 'agvhd2|cgvhd'"),
     ("one", "Error: no window search possible: exposure is constant"),
     ("bloq", None),  # every level BLOQ: exposures come from the doses under the model; a result, not a crash
 ])
