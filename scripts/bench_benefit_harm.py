@@ -422,6 +422,7 @@ def known_cut_oracle(reps: int, alpha: float = 0.05) -> dict:
     from ml.features import competing_target
     from ml.sim import simulate_virtual
     from ml.window import logrank_scores
+    from ml.window._sides import _standardised
 
     warnings.simplefilter("ignore")
     z = {"map": [], "true": []}
@@ -431,10 +432,10 @@ def known_cut_oracle(reps: int, alpha: float = 0.05) -> dict:
         s = logrank_scores(np.asarray(y["time"], dtype=float), np.asarray(y["event"]) == 1)
         for method in z:
             x = _exposure_cached(v, method) if method == "map" else _exposure(v, method)
-            below, n = x < v.cohort.meta.truth["floor"], s.size
-            c = below.sum()
-            var = c * (n - c) / (n**2 * (n - 1)) * (n * np.sum(s**2) - s.sum() ** 2)
-            z[method].append((s[below].sum() - c * s.mean()) / np.sqrt(var))
+            below = x < v.cohort.meta.truth["floor"]
+            # the scan's own standardised statistic of the patients below the cut (ml.window._sides)
+            z[method].append(float(_standardised(np.array([[s[below].sum()]]), np.array([float(below.sum())]), s.size,
+                                                 np.array([s.sum()]), np.array([s @ s]))[0, 0]))
     crit = stats.norm.ppf(1 - alpha)
     return {k: (float(np.mean(np.array(v) > crit)), len(v)) for k, v in z.items()}
 

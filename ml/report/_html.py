@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from ml._atomic import write_atomic
+from ml._format import fmt_bound
 from ml.report._bundle import RunBundle
 
 
@@ -79,8 +80,7 @@ def _p(v) -> str:
     return f"{v:.3g}" if v >= 1e-4 else f"{v:.1e}"
 
 
-def _bound(v) -> str:
-    return "open" if v is None else f"{v:.1f}"
+_bound = fmt_bound  # one formatting of a bound for the CLI, the window's description and the report
 
 
 def _ci(ci) -> str:
