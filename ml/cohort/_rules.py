@@ -477,6 +477,20 @@ def offending_positions(result) -> np.ndarray:
     return np.flatnonzero(result) if result.dtype == bool else np.sort(result.astype(np.int64))
 
 
+def _needed(rule: Rule) -> list[str]:
+    """``table`` or ``table.column`` names a rule cannot run without.
+
+    A rule that reads more than one table joins them on ``patient_id``, so it also needs that key
+    in each of them (a missing key column is reported once by the schema check, as ``column
+    missing``; the join must not fail on it).
+    """
+    needs = [*rule.needs, f"{rule.table}.{rule.column}" if rule.column else rule.table]
+    tables = {n.split(".", 1)[0] for n in [*needs, *rule.reads]}
+    if len(tables) > 1:
+        needs += [f"{t}.patient_id" for t in sorted(tables)]
+    return needs
+
+
 def run_rules(ctx: Context, rules=RULES) -> tuple[list[Violation], list[Violation]]:
     """Run every applicable rule; return ``(violations, warnings)``.
 
@@ -487,7 +501,7 @@ def run_rules(ctx: Context, rules=RULES) -> tuple[list[Violation], list[Violatio
     warnings: list[Violation] = []
     ordered = [r for r in rules if not r.reason] + [r for r in rules if r.reason]
     for rule in ordered:
-        needs = [*rule.needs, f"{rule.table}.{rule.column}" if rule.column else rule.table]
+        needs = _needed(rule)
         if not all(ctx.has(*need.split(".", 1)) for need in needs):
             continue
         if rule.reason:
