@@ -155,7 +155,8 @@ class RunTracker:
 
     def end_run(self, run_id: str, status: str) -> None:
         """Close the run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-        self.client.set_terminated(run_id, status=status)
+        with quiet():  # a tracking server: no "View run ... at: URL" on stdout
+            self.client.set_terminated(run_id, status=status)
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
@@ -174,7 +175,8 @@ class RunTracker:
         if run.info.status == "RUNNING":
             self.client.update_run(run_id, status="RUNNING")
         else:
-            self.client.set_terminated(run_id, status=run.info.status, end_time=run.info.end_time)
+            with quiet():
+                self.client.set_terminated(run_id, status=run.info.status, end_time=run.info.end_time)
 
     # ------------------------------------------------------------------------------ publish
     def log_params(self, run_id: str, params: dict) -> None:
@@ -270,7 +272,7 @@ class RunTracker:
                 stamp = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else 0
                 metrics.append(Metric(metric_name, float(trial.value), stamp, 0))
             self.client.log_batch(child, params=params[:_BATCH], metrics=metrics, synchronous=True)
-            self.client.set_terminated(child, status="FINISHED" if trial.state.name == "COMPLETE" else "FAILED")
+            self.end_run(child, "FINISHED" if trial.state.name == "COMPLETE" else "FAILED")
             n += 1
         return n
 
