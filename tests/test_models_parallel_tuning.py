@@ -106,7 +106,24 @@ def test_storage_from_text_and_what_a_run_records(tmp_path):
     assert j == JournalTuningStorage(f"{tmp_path}/t.log") and str(j) == f"journal:{tmp_path}/t.log"
     r = tuning_storage("postgresql+psycopg2://atgwin:s3cret@db.example:5432/optuna")
     assert isinstance(r, RDBTuningStorage)
-    assert r.describe() == "postgresql+psycopg2://atgwin:***@db.example:5432/optuna" and "s3cret" not in str(r)
+    assert r.describe() == "postgresql+psycopg2://atgwin:***@db.example:5432/optuna"
+    assert "s3cret" not in str(r) and "s3cret" not in repr(r)
     for bad in ("journal:", "tuning.log", "redis://x"):
         with pytest.raises(ValueError, match="tuning storage"):
             tuning_storage(bad)
+
+
+def test_the_experiment_file_names_the_storage_and_the_workers(tmp_path):
+    from ml.experiments import ExperimentError, load_experiment
+
+    toml = tmp_path / "e.toml"
+    toml.write_text(f'name = "x"\n[models]\ntuning_storage = "journal:{tmp_path}/t.log"\ntuning_workers = 2\n')
+    e = load_experiment(toml)
+    assert e.models.tuning_storage == JournalTuningStorage(f"{tmp_path}/t.log") and e.models.tuning_workers == 2
+    assert e.params()["models.tuning_storage"] == f"journal:{tmp_path}/t.log"  # the run's MLflow parameter
+    toml.write_text('name = "x"\n[models]\ntuning_workers = 2\n')
+    with pytest.raises(ExperimentError, match="models.tuning_workers: 2 workers need models.tuning_storage"):
+        load_experiment(toml)
+    toml.write_text('name = "x"\n[models]\ntuning_storage = "tuning.log"\n')
+    with pytest.raises(ExperimentError, match="models.tuning_storage: tuning storage 'tuning.log'"):
+        load_experiment(toml)

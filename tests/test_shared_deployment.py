@@ -54,6 +54,8 @@ n_trials = 2
 tuning_folds = 2
 cv_folds = 2
 cv_repeats = 1
+tuning_storage = "{optuna_url}"
+tuning_workers = 2
 [features]
 pk_model = "shipped"
 [promotion]
@@ -117,9 +119,12 @@ def postgres():
         started = True
         _check([*_as_owner(), str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "postgres.log"), "-w",
                 "-t", "60", "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start"], "pg_ctl start")
-        _check([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "atgwin", "mlflow"],
-               "createdb", env={**os.environ, "PGPASSWORD": password})
-        yield {"url": f"postgresql+psycopg2://atgwin:{password}@127.0.0.1:{port}/mlflow", "port": port,
+        for db in ("mlflow", "optuna"):
+            _check([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "atgwin", db],
+                   "createdb", env={**os.environ, "PGPASSWORD": password})
+        # no password in the URLs: libpq reads PGPASSWORD (docs/deployment.md)
+        yield {"url": f"postgresql+psycopg2://atgwin@127.0.0.1:{port}/mlflow",
+               "optuna_url": f"postgresql+psycopg2://atgwin@127.0.0.1:{port}/optuna", "port": port,
                "password": password}
     finally:
         if started:
@@ -136,7 +141,7 @@ def server(postgres, tmp_path_factory):
     artifacts, port = root / "artifacts", free_port()
     uri = f"http://127.0.0.1:{port}"
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed in the finaliser
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job-runner process: nothing to wait for
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PGPASSWORD": postgres["password"]}  # no job-runner process: nothing to wait for
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres["url"],
          "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port),
@@ -177,14 +182,15 @@ def server(postgres, tmp_path_factory):
 def atgwin(server, *args):
     """One ``atgwin`` command, given only the server's URI (no local store)."""
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False,
-                              env={"MLFLOW_TRACKING_URI": server["uri"], "MLFLOW_REGISTRY_URI": None})
+                              env={"MLFLOW_TRACKING_URI": server["uri"], "MLFLOW_REGISTRY_URI": None,
+                                   "PGPASSWORD": server["db"]["password"]})
 
 
-def _pg_rows(postgres, sql: str, *params) -> list[tuple]:
+def _pg_rows(postgres, sql: str, *params, db: str = "mlflow") -> list[tuple]:
     import psycopg2
 
     conn = psycopg2.connect(host="127.0.0.1", port=postgres["port"], user="atgwin", password=postgres["password"],
-                            dbname="mlflow")
+                            dbname=db)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -202,7 +208,7 @@ def test_run_promote_dose_report_and_pyfunc_through_a_postgres_backed_server(ser
 
     monkeypatch.chdir(tmp_path)  # nothing may be written to a local store here
     toml = tmp_path / "shared.toml"
-    toml.write_text(EXPERIMENT)
+    toml.write_text(EXPERIMENT.format(optuna_url=server["db"]["optuna_url"]))
 
     # run: tracked in the server, the window registered there with alias candidate
     result = atgwin(server, "run", toml, "--out-dir", tmp_path / "runs", "--run-name", "centre-a")
@@ -221,6 +227,17 @@ def test_run_promote_dose_report_and_pyfunc_through_a_postgres_backed_server(ser
     # the run is a row of PostgreSQL, its artefacts files in the server's artefact store
     assert _pg_rows(server["db"], "SELECT status FROM runs WHERE run_uuid = %s", run.info.run_id) == [("FINISHED",)]
     assert list(server["artifacts"].rglob("report.html")) and list(server["artifacts"].rglob("window.json"))
+    # tuning: one study per side in the optuna database, two worker processes each, recorded in the run
+    assert run.data.params["models.tuning_storage"] == server["db"]["optuna_url"]
+    assert run.data.params["models.tuning_workers"] == "2"
+    assert run.data.metrics["floor_tuning_n_workers"] == run.data.metrics["ceiling_tuning_n_workers"] == 2.0
+    studies = sorted(n for (n,) in _pg_rows(server["db"], "SELECT study_name FROM studies", db="optuna"))
+    assert [n.rsplit("-", 1)[0] for n in studies] == ["shared_urd-xgb-ceiling", "shared_urd-xgb-floor"], studies
+    results = json.loads((tmp_path / "runs" / "centre-a" / "results.json").read_text())
+    for side, fit in results["models"]["fits"].items():
+        info = fit["tuning_storage"]
+        assert info["storage"] == server["db"]["optuna_url"] and info["n_workers"] == 2
+        assert info["study_name"] in studies and info["study_name"].startswith(f"shared_urd-xgb-{side}")
 
     # promote the registered candidate: a new version with alias validated
     validated = tmp_path / "validated.json"

@@ -51,7 +51,7 @@ class JournalTuningStorage:
         return self.describe()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RDBTuningStorage:
     """A relational database reached by a SQLAlchemy URL, shared by workers on several machines.
 
@@ -79,6 +79,9 @@ class RDBTuningStorage:
 
     def __str__(self) -> str:
         return self.describe()
+
+    def __repr__(self) -> str:  # never the password, wherever the object is printed
+        return f"RDBTuningStorage({self.describe()!r})"
 
 
 def tuning_storage(spec: str):
