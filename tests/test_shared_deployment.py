@@ -101,6 +101,8 @@ def _check(cmd: list[str], what: str, **kw) -> None:
 def postgres():
     """A PostgreSQL server on a free loopback port with a database ``mlflow``; stopped and removed afterwards."""
     bin_dir = pg_bin()
+    if bin_dir is None and os.environ.get("CI") == "true":
+        pytest.fail("CI must run the shared-deployment test: .ci/run installs postgresql, but initdb/pg_ctl are missing")
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql "
                     "(.ci/run installs it)")
