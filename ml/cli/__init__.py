@@ -33,10 +33,16 @@ class _LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use.
 
     A file-system error that reaches it (a file that cannot be read or written) is a user
-    error: it ends the command with one line naming the file, not a traceback.
+    error: it ends the command with one line naming the file, not a traceback. Every command
+    runs with MLflow's HTTP retries bounded (``ml.tracking.bounded_http``; the user's own settings
+    win), so that ``report``, ``promote`` or ``dose`` against a tracking server that does not answer
+    end within seconds.
     """
 
     def invoke(self, ctx: click.Context):
+        from ml.tracking._store import bounded_http
+
+        bounded_http()  # a tracking server that does not answer costs seconds, not MLflow's minutes of retries
         try:
             return super().invoke(ctx)
         except OSError as exc:

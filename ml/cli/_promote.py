@@ -80,9 +80,12 @@ class RegistryStore:
     """
 
     def __init__(self):
-        from ml.tracking import RegistryWindowStore
+        from ml.tracking import RegistryWindowStore, TrackingError
 
-        self._store = RegistryWindowStore()
+        try:
+            self._store = RegistryWindowStore()
+        except TrackingError as exc:  # a tracking server that does not answer
+            raise click.ClickException(str(exc)) from None
 
     def load(self, ref: str):
         from ml.tracking import TrackingError

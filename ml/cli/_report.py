@@ -48,8 +48,8 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
         return
     from ml.tracking import RunTracker, TrackingError
 
-    tracker = RunTracker(tracking_uri)
     try:
+        tracker = RunTracker(tracking_uri)
         run_id = tracker.find_run(run_ref)
         with tempfile.TemporaryDirectory() as tmp:
             folder = tracker.download_run(run_id, tmp)

@@ -258,6 +258,11 @@ class ModelSpec:
         XGBoost monotone constraint on exposure (-1, 0, 1).
     shap_tolerance : float or None
         Tolerance of the SHAP window (log-hazard units); None: half the curve's range.
+    tuning_storage : JournalTuningStorage or RDBTuningStorage or None
+        Where the Optuna studies live (``journal:PATH`` or a database URL in the file;
+        ``ml.models.tuning_storage``); None: in memory.
+    tuning_workers : int
+        Worker processes joining each study (more than 1 needs ``tuning_storage``).
     """
 
     objective: str = "survival:cox"
@@ -268,6 +273,8 @@ class ModelSpec:
     horizon_days: float = 180.0
     monotone_exposure: int = 0
     shap_tolerance: float | None = None
+    tuning_storage: object = None
+    tuning_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -588,8 +595,22 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     )
 
     m = _Section(doc, "models", problems, ("objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats",
-                                            "horizon_days", "monotone_exposure", "shap_tolerance"))
+                                            "horizon_days", "monotone_exposure", "shap_tolerance", "tuning_storage",
+                                            "tuning_workers"))
     md = ModelSpec()
+    storage = m.get("tuning_storage", None, str)
+    if storage is not None:
+        from ml.models import tuning_storage
+
+        try:
+            storage = tuning_storage(storage)
+        except ValueError as exc:
+            problems.append(f"models.tuning_storage: {exc}")
+            storage = None
+    workers = m.get("tuning_workers", 1, int, lambda v: v >= 1, "must be >= 1")
+    if workers > 1 and storage is None and "tuning_storage" not in m.raw:
+        problems.append(f"models.tuning_workers: {workers} workers need models.tuning_storage (journal:PATH or a "
+                        "database URL): an in-memory study lives in one process")
     models = ModelSpec(
         objective=m.get("objective", md.objective, str, lambda v: v in ("survival:cox", "survival:aft"),
                         "must be survival:cox or survival:aft"),
@@ -600,6 +621,7 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         horizon_days=_horizon(m, "horizon_days", horizon or md.horizon_days) or horizon or md.horizon_days,
         monotone_exposure=m.get("monotone_exposure", 0, int, lambda v: v in (-1, 0, 1), "must be -1, 0 or 1"),
         shap_tolerance=m.get("shap_tolerance", None, float, lambda v: v > 0, "must be > 0 (log-hazard units)"),
+        tuning_storage=storage, tuning_workers=workers,
     )
 
     p = _Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events"))

@@ -349,6 +349,7 @@ def _models_step(experiment, data, bundle: RunBundle, params: dict, metrics: dic
         "n_trials_per_endpoint": experiment.models.n_trials,
         "fits": {name: {"endpoint": fit.endpoint, "horizon_days": fit.horizon_days, "events": int(fit.y["event"].sum()),
                         "best_params": fit.tuning.best_params, "tuning": fit.tuning.to_dict(),
+                        "tuning_storage": fit.tuning.storage_info(),
                         "at_chance": fit.at_chance,
                         "xgb": _cv_payload(fit.xgb_cv), "cox": _cv_payload(fit.cox_cv)}
                  for name, fit in models.fits.items()},

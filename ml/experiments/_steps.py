@@ -367,7 +367,9 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
     composite).
 
     Every endpoint gets the experiment's full ``[models] n_trials`` (measured on the default
-    experiment: about 9 s per side on the 2-core reference machine).
+    experiment: about 9 s per side on the 2-core reference machine). With ``[models]
+    tuning_storage`` each endpoint's study lives there under a new unique name (a run never adds
+    trials to another run's study) and ``tuning_workers`` processes join it.
 
     Parameters
     ----------
@@ -394,11 +396,17 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
                                exposure_feature=experiment.features.exposure, n_jobs=1)
         bar = _TrialBar(m.n_trials) if progress else None
         suffix = "" if name == "composite" else f"-{name}"
+        study_name = f"{experiment.name}-xgb{suffix}"
+        if m.tuning_storage is not None:  # shared storage: one new study per run and endpoint
+            import uuid
+
+            study_name = f"{study_name}-{uuid.uuid4().hex[:12]}"
         try:
             with quiet_optuna():
                 tuning = tune_xgb_survival(X_tree, y, estimator=template, n_trials=m.n_trials,
                                            n_splits=m.tuning_folds, callbacks=[bar] if bar else (),
-                                           random_state=random_state, study_name=f"{experiment.name}-xgb{suffix}")
+                                           random_state=random_state, study_name=study_name,
+                                           storage=m.tuning_storage, n_workers=m.tuning_workers)
         finally:
             if bar:
                 bar.close()

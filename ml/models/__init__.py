@@ -49,9 +49,11 @@ from ml.models._shap import (
     strongest_interaction,
 )
 from ml.models._spline import HARRELL_QUANTILES, RestrictedCubicSpline, harrell_knots, rcs_basis
+from ml.models._storage import JournalTuningStorage, RDBTuningStorage, tuning_storage
 from ml.models._tuning import (
     TunedXGBSurvival,
     TuningResult,
+    WorkerReport,
     XGBSearchSpace,
     harrell_c_score,
     quiet_optuna,
@@ -66,15 +68,18 @@ __all__ = [
     "ExcludeCensored",
     "HARRELL_QUANTILES",
     "IPCW",
+    "JournalTuningStorage",
     "LocalLinear",
     "METRICS",
     "MIN_TIME",
+    "RDBTuningStorage",
     "RestrictedCubicSpline",
     "ShapBound",
     "ShapWindow",
     "SurvivalCVResult",
     "TunedXGBSurvival",
     "TuningResult",
+    "WorkerReport",
     "XGBEventClassifier",
     "XGBSearchSpace",
     "XGBSurvival",
@@ -112,4 +117,5 @@ __all__ = [
     "to_xgb_cox_label",
     "quiet_optuna",
     "tune_xgb_survival",
+    "tuning_storage",
 ]

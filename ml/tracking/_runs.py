@@ -22,8 +22,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from ml.tracking._store import check_reachable, store_lock
-from ml.tracking._uri import artifact_root, fluent_uri, quiet, resolve_tracking_uri, sqlite_path
+from ml.tracking._store import bounded_http, check_reachable, store_lock
+from ml.tracking._uri import artifact_root, fluent_uri, is_remote, quiet, resolve_tracking_uri, sqlite_path
 
 __all__ = ["RunTracker", "TrackingError"]
 
@@ -58,10 +58,16 @@ class RunTracker:
         Default: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` (artefacts in
         ``mlartifacts/`` beside it).
 
+    Raises
+    ------
+    TrackingError
+        A tracking server (``http(s)://``) does not answer within 5 s.
+
     Notes
     -----
     A new local store is created under a file lock (``ml/tracking/_store.py``), so that
-    processes opening the same new store at once all succeed.
+    processes opening the same new store at once all succeed. A server's own database handles
+    concurrent clients: no lock.
     """
 
     def __init__(self, tracking_uri: str | None = None):
@@ -69,6 +75,12 @@ class RunTracker:
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self._initialised = False
+        if is_remote(self.tracking_uri):  # a server that does not answer: one line within seconds, not a traceback
+            bounded_http()
+            try:
+                check_reachable(self.tracking_uri)
+            except ConnectionError as exc:
+                raise TrackingError(str(exc)) from None
         # MlflowClient opens (and on a new local store creates and migrates) the tracking store at
         # once, the registry store on first use: both under the lock, one process at a time
         try:
@@ -155,7 +167,8 @@ class RunTracker:
 
     def end_run(self, run_id: str, status: str) -> None:
         """Close the run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-        self.client.set_terminated(run_id, status=status)
+        with quiet():  # a tracking server: no "View run ... at: URL" on stdout
+            self.client.set_terminated(run_id, status=status)
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
@@ -174,7 +187,8 @@ class RunTracker:
         if run.info.status == "RUNNING":
             self.client.update_run(run_id, status="RUNNING")
         else:
-            self.client.set_terminated(run_id, status=run.info.status, end_time=run.info.end_time)
+            with quiet():
+                self.client.set_terminated(run_id, status=run.info.status, end_time=run.info.end_time)
 
     # ------------------------------------------------------------------------------ publish
     def log_params(self, run_id: str, params: dict) -> None:
@@ -270,7 +284,7 @@ class RunTracker:
                 stamp = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else 0
                 metrics.append(Metric(metric_name, float(trial.value), stamp, 0))
             self.client.log_batch(child, params=params[:_BATCH], metrics=metrics, synchronous=True)
-            self.client.set_terminated(child, status="FINISHED" if trial.state.name == "COMPLETE" else "FAILED")
+            self.end_run(child, "FINISHED" if trial.state.name == "COMPLETE" else "FAILED")
             n += 1
         return n
 

@@ -98,26 +98,32 @@ def fluent_uri(uri: str):
                 os.environ[key] = value
 
 
+#: environment of :func:`quiet`: no download bars, no "View run ... at: URL" lines on stdout
+_QUIET_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
 @contextmanager
 def quiet():
     """Silence MLflow's informational chatter (logs, progress bars, warnings) for one block.
 
     ``atgwin`` prints its own one line per step; MLflow's and alembic's INFO logs (a new local
     store announces the creation of its tables), download bars and advisory warnings would
-    interleave with it. INFO records are dropped for the block whatever logging configuration the
-    database migrations install (some MLflow versions load alembic's own). Errors still raise.
+    interleave with it, and so would the links MLflow prints to stdout when a run on a tracking
+    server ends (``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``). INFO records are dropped for the block
+    whatever logging configuration the database migrations install (some MLflow versions load
+    alembic's own). Errors still raise.
     """
     import logging
     import warnings
 
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
-    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     disabled = logging.root.manager.disable
     logging.disable(max(disabled, logging.INFO))
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    os.environ.update(_QUIET_ENV)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module=r"mlflow\..*")
@@ -127,7 +133,8 @@ def quiet():
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
         logging.disable(disabled)
-        if bar is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
