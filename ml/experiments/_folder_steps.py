@@ -396,14 +396,14 @@ def _side_figures(out: _Out, data, experiment, res, prefix: str = "", label: str
         f"each side's permutation critical value at alpha = {alpha:g} (the {1 - alpha:.0%} quantile of that side's "
         "maximum over the whole search under permutation). Vertical lines: the reported bounds.")
     cuts = _side_cuts(win)
-    out = {}
+    sides = {}
     for side in ("floor", "ceiling"):
         ev = getattr(win, side)
         endpoint = res.search.composite(side)
         lower, upper = cuts[side]
         horizon = ev.horizon_days if ev.horizon_days is not None else experiment.endpoint.incidence_horizon_days
         inc = window_incidences(data.x, data.cohort.outcomes, lower, upper, [endpoint], horizon)
-        out[side] = {"endpoint": endpoint, "label": endpoint_label(ev.endpoints), "horizon_days": horizon,
+        sides[side] = {"endpoint": endpoint, "label": endpoint_label(ev.endpoints), "horizon_days": horizon,
                      "lower": lower, "upper": upper, "incidences": [i.__dict__ for i in inc]}
         curves = _steps.incidence_curves(data.x, data.cohort.outcomes, lower, upper, [endpoint])
         xmax = max(2.0 * horizon, 365.0)
@@ -418,7 +418,7 @@ def _side_figures(out: _Out, data, experiment, res, prefix: str = "", label: str
             caption=f"Aalen-Johansen cumulative incidence of {endpoint_label(ev.endpoints)} (death without it "
             f"competes) below, inside and above [{_fmt(lower)}, {_fmt(upper)}) {win.unit}, 95% pointwise bands "
             f"(log(-log)); numbers at risk below; dotted line: day {horizon:g}, the {side}'s horizon{evidenced}.")
-    out.record.update(**{f"{prefix}side_incidences": out})
+    out.record.update(**{f"{prefix}side_incidences": sides})
 
 
 def _explain_note(s) -> str:
