@@ -21,8 +21,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ml.experiments import (SCHEMA_VERSION, RecordError, RunBundle, RunCallback, RunRecord, StepFailed,
-                            StepResult, run_experiment)
+from ml.experiments import (
+    SCHEMA_VERSION,
+    RecordError,
+    RunBundle,
+    RunCallback,
+    RunRecord,
+    StepFailed,
+    StepResult,
+    run_experiment,
+)
 
 TINY = """\
 name = "{name}"
@@ -93,8 +101,8 @@ def test_a_results_json_without_schema_version_is_read_as_version_1():
 
 
 @pytest.mark.parametrize(("doc", "message"), [
-    ({"schema_version": 2, "cohort": {}}, "schema_version 2 is newer than this version of atgwin reads "
-                                          "(schema_version 1)"),
+    ({"schema_version": 2, "cohort": {}},
+     "schema_version 2 is newer than this version of atgwin reads (schema_version 1)"),
     ({"schema_version": 0}, "schema_version must be a positive integer, got 0"),
     ({"schema_version": "1"}, "schema_version must be a positive integer, got '1'"),
     ({"cohort": {}, "windows": {}}, "unknown section(s) ['windows'] for schema_version 1"),
@@ -215,7 +223,7 @@ def test_a_tracked_run_from_a_notebook_in_two_lines(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tiny(Path("tiny.toml"), name="notebook")
 
-    from ml.experiments import run_experiment; from ml.tracking import MLflowCallback  # noqa: E702, I001
+    from ml.experiments import run_experiment; from ml.tracking import MLflowCallback  # noqa: I001
     outcome = run_experiment("tiny.toml", callbacks=[MLflowCallback()])
 
     assert outcome.ok and outcome.run_id
