@@ -49,7 +49,7 @@ def install(step: str | None, marker: str | Path | None = None, *, light: bool =
     ``step`` None: no pause (only the stand-ins); ``mode``: ``wait`` or a signal name; ``setattr``:
     e.g. pytest's ``monkeypatch.setattr``, so that the patches are undone after a test.
     """
-    from ml.experiments import _pipeline
+    from ml.experiments import StepResult, _pipeline
     from ml.tracking import RunTracker
 
     marker = str(marker)
@@ -59,7 +59,7 @@ def install(step: str | None, marker: str | Path | None = None, *, light: bool =
         if name == step:
             return original(self, name, lambda *a, **k: _pause(marker, mode), note=None)
         if light and name in STAND_INS:
-            out = SimpleNamespace(study=None, window=None)
+            out = StepResult(value=SimpleNamespace(study=None, window=None))
             return original(self, name, lambda *a, **k: out, note=lambda _: "(stand-in)")
         return original(self, name, fn, *args, note=note, **kwargs)
 

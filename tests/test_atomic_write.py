@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from ml._atomic import atomic_path, write_atomic
-from ml.report import RunBundle
+from ml.experiments import RunBundle
 
 
 def temporaries(folder):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ml.report import RunBundle, render_report, write_report
+from ml.experiments import RunBundle
+from ml.report import render_report, write_report
 
 
 def failed_bundle(tmp_path, violations):

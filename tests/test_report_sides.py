@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from ml.report import RunBundle, render_report
+from ml.experiments import RunBundle
+from ml.report import render_report
 from ml.window import BoundEvidence, ExposureWindow, Population, SideEffect
 from ml.window._describe import endpoint_label, window_sentence
 

@@ -39,7 +39,7 @@ import click
                    "else sqlite:///mlflow.db).")
 def publish(run_dir: Path, tracking_uri: str | None) -> None:
     """Send the run folder RUN_DIR to MLflow and close its run with the run's own status."""
-    from ml.report import RunBundle
+    from ml.experiments import RunBundle
 
     bundle = RunBundle(run_dir)
     if not bundle.exists(RunBundle.MANIFEST):
@@ -91,7 +91,7 @@ def publish(run_dir: Path, tracking_uri: str | None) -> None:
 
 def _restore_pipeline_status(bundle) -> str | None:
     """A folder killed while publishing gets back the status its pipeline ended with."""
-    from ml.report import RunBundle
+    from ml.experiments import RunBundle
 
     m = bundle.manifest()
     before = m.get("before_kill")
@@ -105,9 +105,8 @@ def _restore_pipeline_status(bundle) -> str | None:
 
 def _gates(bundle):
     """The promotion gates of the experiment file kept in the folder, or None if it cannot be read."""
-    from ml.experiments import ExperimentError
+    from ml.experiments import ExperimentError, RunBundle
     from ml.experiments._config import parse_experiment
-    from ml.report import RunBundle
 
     text = bundle.read_text(RunBundle.EXPERIMENT)
     if text is None:

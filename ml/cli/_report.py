@@ -26,7 +26,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
     import json
 
     from ml.cli._common import prepare_out
-    from ml.report import RunBundle, write_report
+    from ml.experiments import RunBundle
 
     plan = None
     if trial_plan is not None:
@@ -43,7 +43,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
     if local.is_dir():
         if not RunBundle(local).exists(RunBundle.MANIFEST):
             raise click.ClickException(f"{local}: not a run folder (no run.json)")
-        path = write_report(local, out, plan)
+        path = _write(local, out, plan)
         click.echo(f"Report: {path.resolve()}")
         return
     from ml.tracking import RunTracker, TrackingError
@@ -55,7 +55,18 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
             folder = tracker.download_run(run_id, tmp)
             if not RunBundle(folder).exists(RunBundle.MANIFEST):
                 raise click.ClickException(f"run {run_id} has no run folder among its artefacts (not made by atgwin run)")
-            path = write_report(folder, out, plan)
+            path = _write(folder, out, plan)
     except TrackingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Report of run {run_id}: {path.resolve()}")
+
+
+def _write(folder: Path, out: Path, plan: dict | None) -> Path:
+    """The report of a run folder; a run record this version cannot read is a one-line error."""
+    from ml.experiments import RecordError
+    from ml.report import write_report
+
+    try:
+        return write_report(folder, out, plan)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None

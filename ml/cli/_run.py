@@ -20,7 +20,6 @@ could not be tracked; 130 / 143 interrupted by SIGINT / SIGTERM (run KILLED).
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -90,146 +89,76 @@ def _writable(folder: Path) -> None:
                                "--out-dir") from None
 
 
+class _Console:
+    """``atgwin run``'s own hooks (a ``ml.experiments.RunCallback``): free the reserve before anything
+    is published, and say why a run failed before it is tracked."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def on_run_start(self, experiment, *, run_name: str, folder: Path) -> None:
+        return None
+
+    def on_run_end(self, outcome) -> None:
+        (self.folder / RESERVE).unlink(missing_ok=True)
+        if not outcome.ok:
+            errors = outcome.bundle.read_text("errors.txt") or outcome.error or ""
+            _echo(f"\nRun FAILED at step {outcome.failed_step!r}:")
+            _echo(errors.split("\n\nTraceback")[0].rstrip())
+
+    def on_run_abort(self, folder: Path, **why) -> None:
+        (self.folder / RESERVE).unlink(missing_ok=True)
+
+
 def _run(experiment, folder: Path, run_name: str, tracking_uri: str | None, no_tracking: bool) -> None:
-    from ml.experiments import run_experiment
+    from ml.experiments import run_experiment, run_folder_error
 
-    tracker, run_id, tracking, track_error = None, None, {}, None
+    tracking = None
     if not no_tracking:
-        t0 = time.perf_counter()
-        from ml.tracking import RunTracker, TrackingError, bounded_http, process_tags
+        from ml.tracking import MLflowCallback
 
-        bounded_http()
-        try:
-            tracker = RunTracker(tracking_uri).connect()
-            _repair(tracker)
-            run_id = tracker.start_run(experiment.name, run_name,
-                                       tags={"atgwin.experiment": experiment.name, **process_tags(folder)})
-            tracking = {"tracking_uri": tracker.tracking_uri, "experiment": experiment.name}
-            _echo(f"[0] tracking  {time.perf_counter() - t0:6.1f} s  run {run_id} in {tracker.tracking_uri}")
-        except KeyboardInterrupt as exc:  # before the pipeline started
-            how = getattr(exc, "signal_name", "SIGINT")
-            _close(tracker, run_id, "KILLED", {"atgwin.status": "KILLED", "atgwin.killed_by": how})
-            _echo(f"\nInterrupted by {how} before the pipeline started" + (f": run {run_id} KILLED" if run_id else ""))
-            raise SystemExit(getattr(exc, "exit_code", 130)) from None
-        except TrackingError as exc:
-            track_error = str(exc)
-            _echo(f"warning: {exc}\nContinuing: results are written to {folder} only; send them later with "
-                  f"atgwin publish {folder}")
-            tracker = None
-
+        tracking = MLflowCallback(tracking_uri, echo=_echo)
     try:
-        try:
-            outcome = run_experiment(experiment, out_dir=folder, run_name=run_name, run_id=run_id, tracking=tracking,
-                                     echo=_echo, progress=show_progress())
-        finally:
-            (folder / RESERVE).unlink(missing_ok=True)
-    except KeyboardInterrupt as exc:  # run.json already says KILLED (run_experiment wrote it)
-        how = getattr(exc, "signal_name", "SIGINT")
-        _close(tracker, run_id, "KILLED", {"atgwin.status": "KILLED", "atgwin.killed_by": how})
-        _echo(f"\nInterrupted by {how}: run {run_id or run_name} KILLED; partial results in {folder}; nothing "
-              "registered.")
-        raise SystemExit(getattr(exc, "exit_code", 130)) from None
+        outcome = run_experiment(experiment, callbacks=[_Console(folder), *([tracking] if tracking else [])],
+                                 out_dir=folder, run_name=run_name, echo=_echo, progress=show_progress())
+    except KeyboardInterrupt as exc:  # run.json says KILLED, the MLflow run is closed KILLED
+        _interrupted(exc, tracking, folder, run_name)
     except OSError as exc:  # the run folder cannot be written any more (disk full, read-only, removed)
-        reason = f"cannot write the run folder {folder}: {exc.strerror or exc}" + (
-            f" ({exc.filename})" if getattr(exc, "filename", None) else "")
-        _close(tracker, run_id, "FAILED", {"atgwin.status": "FAILED", "atgwin.error": reason})
-        _best_effort_failed(folder, reason)
-        _echo(f"\nerror: {reason}\nRun FAILED: {run_id or run_name}; nothing registered; no report announced.")
+        run_id = tracking.run_id if tracking else None
+        _echo(f"\nerror: {run_folder_error(folder, exc)}\nRun FAILED: {run_id or run_name}; nothing registered; no "
+              "report announced.")
         raise SystemExit(1) from None
-    except BaseException:  # an unexpected error: the MLflow run must not stay RUNNING
-        _close(tracker, run_id, "FAILED", {"atgwin.status": "FAILED"})
-        raise
-    if not outcome.ok:
-        errors = outcome.bundle.read_text("errors.txt") or outcome.error or ""
-        _echo(f"\nRun FAILED at step {outcome.failed_step!r}:")
-        _echo(errors.split("\n\nTraceback")[0].rstrip())
-
-    registered_line = ""
-    if tracker is not None:
-        from ml.tracking import TrackingError, mark_folder_killed, publish_run
-
-        t0 = time.perf_counter()
-        try:
-            pub = publish_run(tracker, run_id, outcome.bundle, study=outcome.study, model_name=experiment.model_name,
-                              gates=experiment.promotion.gates())
-            what = (f"registered {pub.registered.uri} with alias '{pub.registered.alias}'" if pub.registered
-                    else pub.note)
-            _echo(f"[+] track     {time.perf_counter() - t0:6.1f} s  run {pub.status}, {pub.nested_runs} nested "
-                  f"trial runs; {what}")
-            registered_line = what
-        except KeyboardInterrupt as exc:  # publish_run closed the run KILLED
-            how = getattr(exc, "signal_name", "SIGINT")
-            mark_folder_killed(folder, how, step="track")
-            _close(tracker, run_id, "KILLED", {"atgwin.status": "KILLED", "atgwin.killed_by": how})
-            _echo(f"\nInterrupted by {how} while publishing: run {run_id} KILLED. The run folder {folder} is "
-                  f"complete; send it again with: atgwin publish {folder}")
-            raise SystemExit(getattr(exc, "exit_code", 130)) from None
-        except TrackingError as exc:
-            track_error = str(exc)
-            _echo(f"error: {exc}\nThe run folder is complete; send it again with: atgwin publish {folder}")
-
-    _summary(outcome, folder, run_id, tracker, registered_line, track_error)
+    finally:
+        (folder / RESERVE).unlink(missing_ok=True)
+    track_error = tracking.error if tracking else None
+    _summary(outcome, folder, tracking, track_error)
     if not outcome.ok:
         raise SystemExit(1)
-    if track_error and not no_tracking:
+    if track_error:
         raise SystemExit(3)
 
 
-def _repair(tracker) -> None:
-    """Mark runs of this store left RUNNING by a killed process (one line each)."""
-    from ml.tracking import repair_runs
-
-    try:
-        report = repair_runs(tracker)
-    except Exception as exc:  # noqa: BLE001 - a repair that fails must not stop a new run
-        _echo(f"warning: could not check for runs left RUNNING: {exc}")
-        return
-    for r in report.repaired:
-        _echo(f"[0] repaired  run {r.run_id} ({r.run_name}) was left RUNNING by a process that no longer exists: "
-              "marked KILLED")
-
-
-def _close(tracker, run_id: str | None, status: str, tags: dict) -> None:
-    """End the MLflow run with ``status`` (and tags saying why); a store that fails here is reported."""
-    if tracker is None or run_id is None:
-        return
-    try:
-        tracker.set_tags(run_id, tags)
-        tracker.end_run(run_id, status)
-    except Exception as exc:  # noqa: BLE001
-        _echo(f"warning: could not mark run {run_id} {status} in {tracker.tracking_uri}: {exc}; "
-              "atgwin runs repair will find it")
+def _interrupted(exc: KeyboardInterrupt, tracking, folder: Path, run_name: str) -> None:
+    """Say where the run was interrupted and exit 130 / 143 (the MLflow run is already KILLED)."""
+    how = getattr(exc, "signal_name", "SIGINT")
+    run_id = tracking.run_id if tracking else None
+    where = tracking.interrupted if tracking else None
+    if where == "start":
+        _echo(f"\nInterrupted by {how} before the pipeline started" + (f": run {run_id} KILLED" if run_id else ""))
+    elif where == "publish":
+        _echo(f"\nInterrupted by {how} while publishing: run {run_id} KILLED. The run folder {folder} is "
+              f"complete; send it again with: atgwin publish {folder}")
+    else:
+        _echo(f"\nInterrupted by {how}: run {run_id or run_name} KILLED; partial results in {folder}; nothing "
+              "registered.")
+    raise SystemExit(getattr(exc, "exit_code", 130)) from None
 
 
-def _best_effort_failed(folder: Path, reason: str) -> None:
-    """Say FAILED in run.json, with the step, if there is room to (it is written whole or not at all).
-
-    The reserve (``RESERVE``) was freed just before. A report already rendered is removed: it was
-    rendered before the failure and says the run FINISHED (``atgwin publish`` renders it again).
-    """
-    from ml.report import RunBundle
-
-    b = RunBundle(folder)
-    if not b.exists(RunBundle.MANIFEST):
-        return
-    b.path(RunBundle.REPORT).unlink(missing_ok=True)
-    try:
-        m = b.manifest()
-        steps = m.get("steps") or []
-        done = {s.get("name") for s in steps if s.get("status") == "FINISHED"}
-        unfinished = [s.get("name") for s in steps if s.get("status") != "FINISHED"]
-        order = ["cohort", "poppk", "exposure", "models", "window", "explain", "report"]
-        step = m.get("failed_step") or (unfinished or [next((s for s in order if s not in done), "report")])[0]
-        b.update(RunBundle.MANIFEST, status="FAILED", failed_step=step, error=reason)
-    except OSError:
-        pass
-
-
-def _summary(outcome, folder: Path, run_id, tracker, registered_line: str, track_error: str | None) -> None:
-    results = outcome.bundle.results()
-    if (results.get("cohort") or {}).get("simulated"):
+def _summary(outcome, folder: Path, tracking, track_error: str | None) -> None:
+    record = outcome.record
+    if record.simulated:
         click.echo(SIMULATED_BANNER)
-    w = results.get("window")
+    w = record.window
     if w:
         unit = w["artefact"]["unit"]
         lo = "open" if w["lower"] is None else f"{w['lower']:.1f}"
@@ -245,8 +174,11 @@ def _summary(outcome, folder: Path, run_id, tracker, registered_line: str, track
         click.echo(f"Report: {report.resolve()}  (open it in a browser)")
     if outcome.bundle.exists("window/window.json"):
         click.echo(f"Window artefact: {outcome.bundle.path('window/window.json')}")
-    if run_id and tracker is not None and not track_error:
-        click.echo(f"MLflow run: {run_id} in {tracker.tracking_uri}" + (f"; {registered_line}" if registered_line else ""))
+    tracker = tracking.tracker if tracking else None
+    if tracker is not None and tracking.run_id and not track_error:
+        registered_line = tracking.registered
+        click.echo(f"MLflow run: {tracking.run_id} in {tracker.tracking_uri}"
+                   + (f"; {registered_line}" if registered_line else ""))
         from ml.tracking import DEFAULT_TRACKING_URI
         from ml.tracking._uri import is_remote
 

@@ -3,10 +3,14 @@
 :func:`load_experiment` reads and checks a file, mapping its strings to strategy objects once;
 :func:`run_experiment` runs every step locally (cohort, population PK model
 (:func:`population_model`), exposure, models, window search, explanations, transport, report)
-and writes the run folder. MLflow is not imported here: the
-command line hands the folder to :mod:`ml.tracking`.
+and writes the run folder (:class:`RunBundle`), whose ``results.json`` is a versioned
+:class:`RunRecord`. Each step returns a :class:`StepResult` (its record sections, parameters,
+metrics and figures). MLflow is not imported here: tracking comes in as a :class:`RunCallback`
+(``ml.tracking.MLflowCallback``).
 """
 
+from ml.experiments._bundle import RunBundle
+from ml.experiments._callbacks import RunCallback, RunStart
 from ml.experiments._config import (
     CohortSpec,
     EndpointSpec,
@@ -20,23 +24,34 @@ from ml.experiments._config import (
     load_experiment,
     parse_experiment,
 )
+from ml.experiments._pipeline import RunOutcome, run_experiment, run_folder_error
 from ml.experiments._pk import FitCheck, PKModelResult, check_pk_fit, population_model
-from ml.experiments._pipeline import RunOutcome, StepFailed, run_experiment
+from ml.experiments._record import SCHEMA_VERSION, RecordError, RunRecord
+from ml.experiments._results import FigureRef, StepContext, StepFailed, StepResult
 from ml.experiments._steps import incidence_curves
 
 __all__ = [
+    "SCHEMA_VERSION",
     "CohortSpec",
     "EndpointSpec",
     "Experiment",
     "ExperimentError",
     "FeatureSpec",
+    "FigureRef",
     "FitCheck",
     "ModelSpec",
     "PKModelResult",
     "PopPKSpec",
     "PromotionSpec",
+    "RecordError",
+    "RunBundle",
+    "RunCallback",
     "RunOutcome",
+    "RunRecord",
+    "RunStart",
+    "StepContext",
     "StepFailed",
+    "StepResult",
     "WindowSpec",
     "check_pk_fit",
     "incidence_curves",
@@ -44,4 +59,5 @@ __all__ = [
     "parse_experiment",
     "population_model",
     "run_experiment",
+    "run_folder_error",
 ]

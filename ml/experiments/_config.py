@@ -457,6 +457,165 @@ def _scores(name: str):
             "subdistribution": SubdistributionScores}[name]()
 
 
+def _endpoint_spec(e: _Section) -> EndpointSpec:
+    """``[endpoint]``: the benefit-harm sides (default) or one composite endpoint (``name``)."""
+    d = EndpointSpec()
+    ep_name = e.get("name", None, str)
+    ep_name = None if ep_name is None else _endpoint_name(e, "name", ep_name)
+    floor = tuple(_endpoint_name(e, "floor", o) for o in e.strings("floor", d.floor))
+    ceiling = tuple(_endpoint_name(e, "ceiling", o) for o in e.strings("ceiling", d.ceiling))
+    f_h = _horizon(e, "floor_horizon_days", d.floor_horizon_days)
+    c_h = _horizon(e, "ceiling_horizon_days", d.ceiling_horizon_days)
+    if ep_name is not None and {"floor", "ceiling", "floor_horizon_days", "ceiling_horizon_days"} & set(e.raw):
+        e.problems.append("[endpoint]: `name` runs the composite search on one endpoint; floor/ceiling settings "
+                          "belong to the benefit-harm search: give one or the other")
+    if ep_name is None and "horizon_days" in e.raw:
+        e.problems.append("[endpoint].horizon_days: the horizon of a composite endpoint (`name`); the benefit-harm "
+                          "search takes floor_horizon_days and ceiling_horizon_days")
+    default_h = max(h for h in (f_h, c_h, 0.0) if h is not None) or None
+    horizon = _horizon(e, "horizon_days", d.horizon_days) if ep_name is not None else default_h
+    outcomes = tuple(_endpoint_name(e, "outcomes", o) for o in e.strings("outcomes", d.outcomes))
+    inc_h = _horizon(e, "incidence_horizon_days", horizon or 365.0) or horizon or 365.0
+    return EndpointSpec(floor=floor, ceiling=ceiling, floor_horizon_days=f_h, ceiling_horizon_days=c_h,
+                        name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
+
+
+def _feature_spec(f: _Section) -> FeatureSpec:
+    """``[features]``: the exposure column, how it is computed, and the covariates."""
+    fd = FeatureSpec()
+    exposure = f.get("exposure", fd.exposure, str, lambda v: v in ("auc_total", "auc_pre", "auc_post"),
+                     "must be auc_total, auc_pre or auc_post")
+    method = f.get("exposure_method", fd.exposure_method, str, lambda v: v in ("map", "nca"), "must be map or nca")
+    pk_model = f.get("pk_model", fd.pk_model, str, lambda v: v == "shipped" or Path(v).is_file(),
+                     "must be an existing model file or \"shipped\"")
+    if pk_model is not None and method != "map":
+        f.problems.append("[features].pk_model: only applies to exposure_method = \"map\"")
+    if pk_model not in (None, "shipped"):
+        from ml.pk import PopPKModel
+
+        try:
+            PopPKModel.from_file(pk_model)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            f.problems.append(f"features.pk_model: {pk_model} is not a population PK model: {exc}")
+    return FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates),
+                       exposure_method=method, pk_model=pk_model)
+
+
+def _poppk_spec(k: _Section) -> PopPKSpec:
+    """``[poppk]``: the population PK fit's budget and convergence checks."""
+    kd = PopPKSpec()
+    return PopPKSpec(
+        n_explore=k.get("n_explore", kd.n_explore, int, lambda v: v >= 20, "must be >= 20"),
+        n_smooth=k.get("n_smooth", kd.n_smooth, int, lambda v: v >= 1, "must be >= 1"),
+        n_importance=k.get("n_importance", kd.n_importance, int, lambda v: v >= 0, "must be >= 0"),
+        vpc_sims=k.get("vpc_sims", kd.vpc_sims, int, lambda v: v == 0 or v >= 20, "must be 0 (skip) or >= 20"),
+        max_rse=k.get("max_rse", kd.max_rse, float, lambda v: v > 0, "must be > 0 (percent)"),
+        max_drift=k.get("max_drift", kd.max_drift, float, lambda v: v > 0, "must be > 0 (fraction)"),
+    )
+
+
+def _window_keys_fit_search(w: _Section, composite: bool, side_cov: dict) -> None:
+    """Problems of ``[window]`` keys given to the wrong search (composite vs benefit-harm)."""
+    if composite and any(side_cov.values()):
+        w.problems.append("window.floor_covariates / ceiling_covariates: only for the benefit-harm search (no "
+                          "[endpoint].name); a composite search takes window.covariates")
+    if not composite:
+        for key in ("covariates", "single_cut", "scores"):
+            if key in w.raw and not (key == "scores" and w.raw[key] == "logrank"):
+                w.problems.append(f"window.{key}: only for the composite search ([endpoint].name); the benefit-harm "
+                                  "search adjusts each side with window.floor_covariates / ceiling_covariates")
+
+
+def _window_scores(w: _Section) -> tuple[str, tuple[str, ...]]:
+    """``[window] scores`` and ``covariates``, checked against each other."""
+    scores_name = w.get("scores", "logrank", str, lambda v: v in SCORES, f"must be one of {list(SCORES)}")
+    w_cov = w.strings("covariates", ())
+    if scores_name == "cox-martingale" and not w_cov:
+        w.problems.append("window.covariates: an adjusted search (scores = \"cox-martingale\") needs covariates")
+    if w_cov and scores_name != "cox-martingale":
+        w.problems.append(f"window.covariates: only used by scores = \"cox-martingale\", got scores = {scores_name!r}")
+    return scores_name, w_cov
+
+
+def _window_spec(w: _Section, endpoint: EndpointSpec) -> WindowSpec:
+    """``[window]``: the search's settings (defaults depend on the endpoint's kind)."""
+    composite = endpoint.kind == "composite"
+    side_cov = {k: w.strings(k, ()) for k in ("floor_covariates", "ceiling_covariates")}
+    _window_keys_fit_search(w, composite, side_cov)
+    scores_name, w_cov = _window_scores(w)
+    grid_k = w.get("grid_k", GRID_K, int, lambda v: v >= 2, "must be >= 2")
+    minprop = w.get("minprop", COMPOSITE_MINPROP if composite else MINPROP, float, lambda v: 0.01 <= v <= 0.45,
+                    "must be in [0.01, 0.45]")
+    folds = w.get("folds", _BH["n_folds"], int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
+    bootstraps = w.get("bootstraps", _BH["n_bootstraps"], int, lambda v: v >= 0, "must be >= 0")
+    estimate = w.get("estimate", "bagged" if composite else _BH["estimate"], str,
+                     lambda v: v in ("bagged", "argmax") or (v == "smoothed" and not composite),
+                     "must be smoothed (benefit-harm search only), bagged or argmax")
+    if estimate in ("bagged", "smoothed") and bootstraps == 0:
+        w.problems.append(f"window.estimate: {estimate!r} comes from the bootstrap windows; needs bootstraps >= 1")
+    from ml.window import QuantileGrid
+
+    return WindowSpec(
+        scores=_scores(scores_name if scores_name in SCORES else "logrank"),
+        grid=QuantileGrid(k=grid_k, minprop=minprop),
+        covariates=w_cov,
+        floor_covariates=side_cov["floor_covariates"], ceiling_covariates=side_cov["ceiling_covariates"],
+        permutations=w.get("permutations", _BH["n_permutations"], int, lambda v: v >= 0, "must be >= 0"),
+        bootstraps=bootstraps, folds=folds,
+        ci_method=w.get("ci_method", "percentile" if composite else _BH["ci_method"], str,
+                        lambda v: v in ("percentile", "basic") or (v == "ij" and not composite),
+                        "must be ij (benefit-harm search only), percentile or basic"),
+        estimate=estimate,
+        single_cut=w.get("single_cut", False, bool),
+        min_events=w.get("min_events", _BH["min_events"], int, lambda v: v >= 1, "must be >= 1"),
+    )
+
+
+def _model_spec(m: _Section, horizon: float | None) -> ModelSpec:
+    """``[models]``: tuning and cross-validation of the survival models (``horizon``: the endpoint's)."""
+    md = ModelSpec()
+    storage = _tuning_storage(m)
+    workers = m.get("tuning_workers", 1, int, lambda v: v >= 1, "must be >= 1")
+    if workers > 1 and storage is None and "tuning_storage" not in m.raw:
+        m.problems.append(f"models.tuning_workers: {workers} workers need models.tuning_storage (journal:PATH or a "
+                          "database URL): an in-memory study lives in one process")
+    return ModelSpec(
+        objective=m.get("objective", md.objective, str, lambda v: v in ("survival:cox", "survival:aft"),
+                        "must be survival:cox or survival:aft"),
+        n_trials=m.get("n_trials", md.n_trials, int, lambda v: v >= 1, "must be >= 1"),
+        tuning_folds=m.get("tuning_folds", md.tuning_folds, int, lambda v: v >= 2, "must be >= 2"),
+        cv_folds=m.get("cv_folds", md.cv_folds, int, lambda v: v >= 2, "must be >= 2"),
+        cv_repeats=m.get("cv_repeats", md.cv_repeats, int, lambda v: v >= 1, "must be >= 1"),
+        horizon_days=_horizon(m, "horizon_days", horizon or md.horizon_days) or horizon or md.horizon_days,
+        monotone_exposure=m.get("monotone_exposure", 0, int, lambda v: v in (-1, 0, 1), "must be -1, 0 or 1"),
+        shap_tolerance=m.get("shap_tolerance", None, float, lambda v: v > 0, "must be > 0 (log-hazard units)"),
+        tuning_storage=storage, tuning_workers=workers,
+    )
+
+
+def _tuning_storage(m: _Section):
+    """``[models].tuning_storage`` as a storage object (None: in memory), problems collected."""
+    storage = m.get("tuning_storage", None, str)
+    if storage is None:
+        return None
+    from ml.models import tuning_storage
+
+    try:
+        return tuning_storage(storage)
+    except ValueError as exc:
+        m.problems.append(f"models.tuning_storage: {exc}")
+        return None
+
+
+def _promotion_spec(p: _Section) -> PromotionSpec:
+    """``[promotion]``: the gates of ``atgwin promote`` (``alpha`` also decides candidate vs no-window)."""
+    return PromotionSpec(
+        alpha=p.get("alpha", 0.05, float, lambda v: 0 < v < 1, "must be in (0, 1)"),
+        max_ci_width=p.get("max_ci_width", _GATES["max_ci_width"], float, lambda v: math.isfinite(v) and v > 0, "must be > 0"),
+        min_events=p.get("min_events", 50, int, lambda v: v >= 0, "must be >= 0"),
+    )
+
+
 def parse_experiment(text: str, source: str = "experiment") -> Experiment:
     """Parse the text of an experiment file.
 
@@ -492,150 +651,25 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         problems.append("name: required (the experiment's name)")
     seed = top.get("seed", 0, int, lambda v: v >= 0, "must be >= 0")
 
-    c = _Section(doc, "cohort", problems, ("scenario", "n", "seed", "path"))
-    cohort = _cohort_spec(c, CohortSpec())
-
-    e = _Section(doc, "endpoint", problems, ("name", "horizon_days", "floor", "ceiling", "floor_horizon_days",
-                                              "ceiling_horizon_days", "outcomes", "incidence_horizon_days"))
-    d = EndpointSpec()
-    ep_name = e.get("name", None, str)
-    ep_name = None if ep_name is None else _endpoint_name(e, "name", ep_name)
-    floor = tuple(_endpoint_name(e, "floor", o) for o in e.strings("floor", d.floor))
-    ceiling = tuple(_endpoint_name(e, "ceiling", o) for o in e.strings("ceiling", d.ceiling))
-    f_h = _horizon(e, "floor_horizon_days", d.floor_horizon_days)
-    c_h = _horizon(e, "ceiling_horizon_days", d.ceiling_horizon_days)
-    if ep_name is not None and {"floor", "ceiling", "floor_horizon_days", "ceiling_horizon_days"} & set(e.raw):
-        problems.append("[endpoint]: `name` runs the composite search on one endpoint; floor/ceiling settings belong "
-                        "to the benefit-harm search: give one or the other")
-    if ep_name is None and "horizon_days" in e.raw:
-        problems.append("[endpoint].horizon_days: the horizon of a composite endpoint (`name`); the benefit-harm "
-                        "search takes floor_horizon_days and ceiling_horizon_days")
-    default_h = max(h for h in (f_h, c_h, 0.0) if h is not None) or None
-    horizon = _horizon(e, "horizon_days", d.horizon_days) if ep_name is not None else default_h
-    outcomes = tuple(_endpoint_name(e, "outcomes", o) for o in e.strings("outcomes", d.outcomes))
-    inc_h = _horizon(e, "incidence_horizon_days", horizon or 365.0) or horizon or 365.0
-    endpoint = EndpointSpec(floor=floor, ceiling=ceiling, floor_horizon_days=f_h, ceiling_horizon_days=c_h,
-                            name=ep_name, horizon_days=horizon, outcomes=outcomes, incidence_horizon_days=inc_h)
-
-    f = _Section(doc, "features", problems, ("exposure", "covariates", "exposure_method", "pk_model"))
-    fd = FeatureSpec()
-    exposure = f.get("exposure", fd.exposure, str, lambda v: v in ("auc_total", "auc_pre", "auc_post"),
-                     "must be auc_total, auc_pre or auc_post")
-    method = f.get("exposure_method", fd.exposure_method, str, lambda v: v in ("map", "nca"), "must be map or nca")
-    pk_model = f.get("pk_model", fd.pk_model, str, lambda v: v == "shipped" or Path(v).is_file(),
-                     "must be an existing model file or \"shipped\"")
-    if pk_model is not None and method != "map":
-        problems.append("[features].pk_model: only applies to exposure_method = \"map\"")
-    if pk_model not in (None, "shipped"):
-        from ml.pk import PopPKModel
-
-        try:
-            PopPKModel.from_file(pk_model)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            problems.append(f"features.pk_model: {pk_model} is not a population PK model: {exc}")
-    features = FeatureSpec(exposure=exposure, covariates=f.strings("covariates", fd.covariates),
-                           exposure_method=method, pk_model=pk_model)
-
-    k = _Section(doc, "poppk", problems, ("n_explore", "n_smooth", "n_importance", "vpc_sims", "max_rse",
-                                           "max_drift"))
-    kd = PopPKSpec()
-    poppk = PopPKSpec(
-        n_explore=k.get("n_explore", kd.n_explore, int, lambda v: v >= 20, "must be >= 20"),
-        n_smooth=k.get("n_smooth", kd.n_smooth, int, lambda v: v >= 1, "must be >= 1"),
-        n_importance=k.get("n_importance", kd.n_importance, int, lambda v: v >= 0, "must be >= 0"),
-        vpc_sims=k.get("vpc_sims", kd.vpc_sims, int, lambda v: v == 0 or v >= 20, "must be 0 (skip) or >= 20"),
-        max_rse=k.get("max_rse", kd.max_rse, float, lambda v: v > 0, "must be > 0 (percent)"),
-        max_drift=k.get("max_drift", kd.max_drift, float, lambda v: v > 0, "must be > 0 (fraction)"),
-    )
-
-    w = _Section(doc, "window", problems, ("scores", "covariates", "floor_covariates", "ceiling_covariates",
-                                            "grid_k", "minprop", "permutations", "bootstraps", "folds", "ci_method",
-                                            "estimate", "single_cut", "min_events"))
-    composite = endpoint.kind == "composite"
-    side_cov = {k: w.strings(k, ()) for k in ("floor_covariates", "ceiling_covariates")}
-    if composite and any(side_cov.values()):
-        problems.append("window.floor_covariates / ceiling_covariates: only for the benefit-harm search (no "
-                        "[endpoint].name); a composite search takes window.covariates")
-    if not composite:
-        for key in ("covariates", "single_cut", "scores"):
-            if key in w.raw and not (key == "scores" and w.raw[key] == "logrank"):
-                problems.append(f"window.{key}: only for the composite search ([endpoint].name); the benefit-harm "
-                                "search adjusts each side with window.floor_covariates / ceiling_covariates")
-    scores_name = w.get("scores", "logrank", str, lambda v: v in SCORES, f"must be one of {list(SCORES)}")
-    w_cov = w.strings("covariates", ())
-    if scores_name == "cox-martingale" and not w_cov:
-        problems.append("window.covariates: an adjusted search (scores = \"cox-martingale\") needs covariates")
-    if w_cov and scores_name != "cox-martingale":
-        problems.append(f"window.covariates: only used by scores = \"cox-martingale\", got scores = {scores_name!r}")
-    grid_k = w.get("grid_k", GRID_K, int, lambda v: v >= 2, "must be >= 2")
-    minprop = w.get("minprop", COMPOSITE_MINPROP if composite else MINPROP, float, lambda v: 0.01 <= v <= 0.45,
-                    "must be in [0.01, 0.45]")
-    folds = w.get("folds", _BH["n_folds"], int, lambda v: v == 0 or v >= 2, "must be 0 (skip) or >= 2")
-    bootstraps = w.get("bootstraps", _BH["n_bootstraps"], int, lambda v: v >= 0, "must be >= 0")
-    estimate = w.get("estimate", "bagged" if composite else _BH["estimate"], str,
-                     lambda v: v in ("bagged", "argmax") or (v == "smoothed" and not composite),
-                     "must be smoothed (benefit-harm search only), bagged or argmax")
-    if estimate in ("bagged", "smoothed") and bootstraps == 0:
-        problems.append(f"window.estimate: {estimate!r} comes from the bootstrap windows; needs bootstraps >= 1")
-    from ml.window import QuantileGrid
-
-    window = WindowSpec(
-        scores=_scores(scores_name if scores_name in SCORES else "logrank"),
-        grid=QuantileGrid(k=grid_k, minprop=minprop),
-        covariates=w_cov,
-        floor_covariates=side_cov["floor_covariates"], ceiling_covariates=side_cov["ceiling_covariates"],
-        permutations=w.get("permutations", _BH["n_permutations"], int, lambda v: v >= 0, "must be >= 0"),
-        bootstraps=bootstraps, folds=folds,
-        ci_method=w.get("ci_method", "percentile" if composite else _BH["ci_method"], str,
-                        lambda v: v in ("percentile", "basic") or (v == "ij" and not composite),
-                        "must be ij (benefit-harm search only), percentile or basic"),
-        estimate=estimate,
-        single_cut=w.get("single_cut", False, bool),
-        min_events=w.get("min_events", _BH["min_events"], int, lambda v: v >= 1, "must be >= 1"),
-    )
-
-    m = _Section(doc, "models", problems, ("objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats",
-                                            "horizon_days", "monotone_exposure", "shap_tolerance", "tuning_storage",
-                                            "tuning_workers"))
-    md = ModelSpec()
-    storage = m.get("tuning_storage", None, str)
-    if storage is not None:
-        from ml.models import tuning_storage
-
-        try:
-            storage = tuning_storage(storage)
-        except ValueError as exc:
-            problems.append(f"models.tuning_storage: {exc}")
-            storage = None
-    workers = m.get("tuning_workers", 1, int, lambda v: v >= 1, "must be >= 1")
-    if workers > 1 and storage is None and "tuning_storage" not in m.raw:
-        problems.append(f"models.tuning_workers: {workers} workers need models.tuning_storage (journal:PATH or a "
-                        "database URL): an in-memory study lives in one process")
-    models = ModelSpec(
-        objective=m.get("objective", md.objective, str, lambda v: v in ("survival:cox", "survival:aft"),
-                        "must be survival:cox or survival:aft"),
-        n_trials=m.get("n_trials", md.n_trials, int, lambda v: v >= 1, "must be >= 1"),
-        tuning_folds=m.get("tuning_folds", md.tuning_folds, int, lambda v: v >= 2, "must be >= 2"),
-        cv_folds=m.get("cv_folds", md.cv_folds, int, lambda v: v >= 2, "must be >= 2"),
-        cv_repeats=m.get("cv_repeats", md.cv_repeats, int, lambda v: v >= 1, "must be >= 1"),
-        horizon_days=_horizon(m, "horizon_days", horizon or md.horizon_days) or horizon or md.horizon_days,
-        monotone_exposure=m.get("monotone_exposure", 0, int, lambda v: v in (-1, 0, 1), "must be -1, 0 or 1"),
-        shap_tolerance=m.get("shap_tolerance", None, float, lambda v: v > 0, "must be > 0 (log-hazard units)"),
-        tuning_storage=storage, tuning_workers=workers,
-    )
-
-    p = _Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events"))
-    promotion = PromotionSpec(
-        alpha=p.get("alpha", 0.05, float, lambda v: 0 < v < 1, "must be in (0, 1)"),
-        max_ci_width=p.get("max_ci_width", _GATES["max_ci_width"], float, lambda v: math.isfinite(v) and v > 0, "must be > 0"),
-        min_events=p.get("min_events", 50, int, lambda v: v >= 0, "must be >= 0"),
-    )
-
+    cohort = _cohort_spec(_Section(doc, "cohort", problems, ("scenario", "n", "seed", "path")), CohortSpec())
+    endpoint = _endpoint_spec(_Section(doc, "endpoint", problems, (
+        "name", "horizon_days", "floor", "ceiling", "floor_horizon_days", "ceiling_horizon_days", "outcomes",
+        "incidence_horizon_days")))
+    features = _feature_spec(_Section(doc, "features", problems, ("exposure", "covariates", "exposure_method",
+                                                                   "pk_model")))
+    poppk = _poppk_spec(_Section(doc, "poppk", problems, ("n_explore", "n_smooth", "n_importance", "vpc_sims",
+                                                           "max_rse", "max_drift")))
+    window = _window_spec(_Section(doc, "window", problems, (
+        "scores", "covariates", "floor_covariates", "ceiling_covariates", "grid_k", "minprop", "permutations",
+        "bootstraps", "folds", "ci_method", "estimate", "single_cut", "min_events")), endpoint)
+    models = _model_spec(_Section(doc, "models", problems, (
+        "objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats", "horizon_days", "monotone_exposure",
+        "shap_tolerance", "tuning_storage", "tuning_workers")), endpoint.horizon_days)
+    promotion = _promotion_spec(_Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events")))
     r = _Section(doc, "registry", problems, ("model_name",))
     model_name = r.get("model_name", f"atg-window-{name or 'default'}", str,
                        lambda v: bool(v.strip()) and "/" not in v and "@" not in v,
                        "must be a non-empty name without '/' or '@'")
-
     t = _Section(doc, "transport", problems, ("scenario", "n", "seed", "path"))
     transport = _cohort_spec(t, None) if t.raw else None
 

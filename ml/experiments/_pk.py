@@ -102,7 +102,7 @@ def check_pk_fit(fit, max_rse: float = 50.0, max_drift: float = 0.1) -> FitCheck
     return FitCheck(converged=not problems, problems=tuple(problems), drift=drift)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PKModelResult:
     """The population model of a run.
 

@@ -114,7 +114,7 @@ def cohort_summary(cohort) -> dict:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class CohortData:
     """A cohort with its exposure, aligned with ``cohort.outcomes`` row by row.
 
@@ -231,7 +231,7 @@ class _TrialBar:
         self.bar.close()
 
 
-@dataclass
+@dataclass(frozen=True)
 class EndpointModels:
     """Tuned XGBoost survival model and Cox spline reference of one endpoint, with their repeated-CV
     metrics.
@@ -290,7 +290,7 @@ class EndpointModels:
         return pd.DataFrame(rows)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelsResult:
     """The models of a run: one :class:`EndpointModels` per side of a benefit-harm window (floor
     endpoint(s), ceiling endpoint(s)), or one for a composite search.
@@ -424,7 +424,7 @@ def fit_models(data: CohortData, experiment, *, random_state: int, progress: boo
 
 
 # ----------------------------------------------------------------------------------------- window
-@dataclass
+@dataclass(frozen=True)
 class WindowResult:
     """The fitted search and the exported artefact.
 
@@ -567,7 +567,7 @@ def at_risk_table(x, outcomes: pd.DataFrame, lower, upper, endpoint: str, times)
 
 
 # --------------------------------------------------------------------------------- explanations
-@dataclass
+@dataclass(frozen=True)
 class EndpointShap:
     """SHAP explanation of one endpoint's tuned model and its exposure bound(s) beside the scan's.
 
@@ -619,7 +619,7 @@ class EndpointShap:
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class ShapResult:
     """SHAP explanation of every endpoint's tuned model, and the Cox risk curves per outcome.
 
@@ -701,7 +701,7 @@ def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapR
 
 
 # ------------------------------------------------------------------------------------ transport
-@dataclass
+@dataclass(frozen=True)
 class TransportResult:
     """A window applied to another cohort, and that cohort's own window.
 

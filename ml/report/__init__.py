@@ -1,13 +1,13 @@
 """The reviewer's report: one self-contained HTML file per run, rendered from the run folder.
 
-:class:`RunBundle` is the run folder (results, tables, figures) that ``atgwin run`` writes
-first and logs to MLflow as is; :func:`render_report` / :func:`write_report` turn it into the
-report; :mod:`figures <ml.report._figures>` draws the window-search figures.
+The run folder (``ml.experiments.RunBundle``: results, tables, figures) is what ``atgwin run``
+writes first and logs to MLflow as is; :func:`render_report` / :func:`write_report` turn it into
+the report, reading ``results.json`` as an ``ml.experiments.RunRecord``;
+:mod:`figures <ml.report._figures>` draws the window-search figures.
 """
 
 from ml.report import _figures as figures
-from ml.report._bundle import RunBundle
 from ml.report._chromium import find_chromium, screenshot
 from ml.report._html import SECTIONS, render_report, write_report
 
-__all__ = ["SECTIONS", "RunBundle", "figures", "find_chromium", "render_report", "screenshot", "write_report"]
+__all__ = ["SECTIONS", "figures", "find_chromium", "render_report", "screenshot", "write_report"]

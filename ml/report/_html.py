@@ -1,7 +1,7 @@
 """The reviewer's report: one self-contained HTML file rendered from a run folder.
 
-Everything comes from the run folder (:class:`RunBundle`): numbers from ``results.json`` and
-``run.json``, aggregate tables from ``tables/``, figures from ``figures/`` embedded as base64
+Everything comes from the run folder (``ml.experiments.RunBundle``): numbers from ``results.json``
+(read as an ``ml.experiments.RunRecord``) and ``run.json``, aggregate tables from ``tables/``, figures from ``figures/`` embedded as base64
 PNG. No network access, no script: the file opens anywhere, is archived with the run, and can be
 rendered again from the run's artefacts (``atgwin report RUN_ID``).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ml._atomic import write_atomic
 from ml._format import fmt_bound
-from ml.report._bundle import RunBundle
+from ml.experiments._bundle import RunBundle
 
 
 def _label(endpoint) -> str:
@@ -120,7 +120,7 @@ class _Renderer:
         self.plan = trial_plan
         self.b = bundle
         self.m = bundle.manifest()
-        self.r = bundle.results()
+        self.r = bundle.record()
         self.figs = bundle.read_json("figures/index.json", {}) or {}
 
     # ---------------------------------------------------------------------------- pieces
@@ -139,22 +139,22 @@ class _Renderer:
 
     @property
     def simulated(self) -> bool:
-        return bool(self.r.get("cohort", {}).get("simulated", self.m.get("simulated", False)))
+        return bool((self.r.cohort or {}).get("simulated", self.m.get("simulated", False)))
 
     def has_section(self, key: str) -> bool:
         """Whether the report renders section ``key`` (the navigation links only those)."""
         if key == "transport":
-            return bool(self.r.get("transport")) or "transport" in [s["name"] for s in self.m.get("steps", [])] \
+            return bool(self.r.transport) or "transport" in [s["name"] for s in self.m.get("steps", [])] \
                 or self.m.get("failed_step") == "transport"
         if key == "sides":
-            return ((self.r.get("window") or {}).get("artefact") or {}).get("search_kind") == "benefit-harm"
+            return ((self.r.window or {}).get("artefact") or {}).get("search_kind") == "benefit-harm"
         return True
 
     def artefact(self, key: str = "window"):
         """The window artefact of ``results.json`` as an :class:`ml.window.ExposureWindow` (None if absent)."""
         from ml.window import ExposureWindow
 
-        w = self.r.get(key) if key == "window" else ((self.r.get("transport") or {}).get("rederived"))
+        w = self.r.section(key) if key == "window" else ((self.r.transport or {}).get("rederived"))
         if not w or not w.get("artefact"):
             return None
         try:
@@ -191,7 +191,7 @@ class _Renderer:
                    + "</nav>")
         if status != "FINISHED":
             details = self.b.read_text(RunBundle.ERRORS) or m.get("error") or ""
-            violations = self.r.get("validation", {}).get("violations") or []
+            violations = (self.r.validation or {}).get("violations") or []
             ended = "was KILLED (interrupted)" if status == "KILLED" else "FAILED"
             out.append(f"<div class='failed' id='failure'><b>This run {ended}"
                        + (f" at step '{_e(m.get('failed_step'))}'" if m.get("failed_step") else "")
@@ -208,7 +208,7 @@ class _Renderer:
 
     def truth(self, key: str = "truth") -> str:
         """The simulator's true bounds, labelled, for a simulated run ('' otherwise)."""
-        t = self.r.get(key)
+        t = self.r.section(key)
         if not t or not self.simulated:
             return ""
         parts = []
@@ -223,7 +223,7 @@ class _Renderer:
                 f"AUC): {', '.join(parts)}{overlap}.</span>")
 
     def verdict(self) -> str:
-        w = self.r.get("window")
+        w = self.r.window
         if not w:
             return ""
         art = w["artefact"]
@@ -258,8 +258,8 @@ class _Renderer:
 
     def cohort(self) -> str:
         out = ["<section id='cohort'><h2>Cohort</h2>"]
-        c = self.r.get("cohort")
-        v = self.r.get("validation", {})
+        c = self.r.cohort
+        v = (self.r.validation or {})
         if not c:
             out.append(self.missing("Cohort summary"))
             out.append("</section>")
@@ -293,7 +293,7 @@ class _Renderer:
 
     def poppk(self) -> str:
         out = ["<section id='poppk'><h2>Population PK model</h2>"]
-        k = self.r.get("poppk")
+        k = self.r.poppk
         if not k:
             out.append(self.missing("Population PK model"))
             out.append("</section>")
@@ -330,7 +330,7 @@ class _Renderer:
 
     def exposure(self) -> str:
         out = ["<section id='exposure'><h2>Exposure</h2>"]
-        x = self.r.get("exposure")
+        x = self.r.exposure
         if not x:
             out.append(self.missing("Exposure"))
         else:
@@ -348,7 +348,7 @@ class _Renderer:
         return "\n".join(out)
 
     def window(self, key: str = "window", prefix: str = "", title: str = "Window") -> str:
-        w = self.r.get(key) if not prefix else (self.r.get("transport") or {}).get("rederived")
+        w = self.r.section(key) if not prefix else (self.r.transport or {}).get("rederived")
         sid = "window" if not prefix else "transport-window"
         out = [f"<section id='{sid}'><h2>{_e(title)}</h2>" if not prefix else f"<div id='{sid}'><h3>{_e(title)}</h3>"]
         if not w:
@@ -406,7 +406,7 @@ class _Renderer:
                                 "events", "cross-fitted HR (harmed vs protected)", "evidence"]) + "</div>")
 
     def _model_cell(self, side: str) -> str:
-        fit = ((self.r.get("models") or {}).get("fits") or {}).get(side)
+        fit = ((self.r.models or {}).get("fits") or {}).get(side)
         if not fit:
             return "&ndash;"
         out = []
@@ -419,7 +419,7 @@ class _Renderer:
         return "<br>".join(out)
 
     def _shap_cell(self, side: str, unit: str) -> str:
-        e = (((self.r.get("shap") or {}).get("sides")) or {}).get(side)
+        e = (((self.r.shap or {}).get("sides")) or {}).get(side)
         if not e or e.get("shap_bound") is None:
             return "&ndash;"
         word = "stops falling" if side == "floor" else "starts rising"
@@ -441,13 +441,13 @@ class _Renderer:
 
     def sides_section(self) -> str:
         """Which outcome sets which bound (benefit-harm windows): evidence, incidences, models, SHAP."""
-        w = self.r.get("window") or {}
+        w = self.r.window or {}
         art = w.get("artefact") or {}
         if art.get("search_kind") != "benefit-harm":
             return ""
         unit = art["unit"]
-        truth = self.r.get("truth") if self.simulated else None
-        si = self.r.get("side_incidences") or {}
+        truth = self.r.truth if self.simulated else None
+        si = self.r.side_incidences or {}
         out = ["<section id='sides'><h2>Floor and ceiling: which outcome sets which bound</h2>",
                f"<p>Finding: <b>{_e(art.get('finding', ''))}</b>. The floor is the lowest exposure that protects "
                "against the under-exposure harm; the ceiling the highest that does not yet raise the over-exposure "
@@ -489,7 +489,7 @@ class _Renderer:
                        + ". Incidences: Aalen-Johansen, death without the event competing; 95% log(-log) intervals."
                        "</p>")
         chance = [s for s in ("floor", "ceiling")
-                  if (((self.r.get("models") or {}).get("fits") or {}).get(s) or {}).get("at_chance")]
+                  if (((self.r.models or {}).get("fits") or {}).get(s) or {}).get("at_chance")]
         if chance:
             out.append(self.chance_warning(chance))
         out.append(self.figure("side_profiles"))
@@ -537,11 +537,11 @@ class _Renderer:
 
     def incidence(self) -> str:
         out = ["<section id='incidence'><h2>Cumulative incidence by window group</h2>"]
-        inc = self.r.get("incidences")
+        inc = self.r.incidences
         if not inc:
             out.append(self.missing("Incidences"))
         else:
-            if (self.r.get("window") or {}).get("status") == "no-window":
+            if (self.r.window or {}).get("status") == "no-window":
                 out.append("<p class='sub'>No significant window: the groups below are those of the best-scoring "
                            "window, for the record only.</p>")
             out.append(self.incidence_table(inc))
@@ -556,7 +556,7 @@ class _Renderer:
             out.append(self.missing("Risk curves"))
         else:
             out.append(fig)
-            roles = (self.r.get("shap") or {}).get("roles")
+            roles = (self.r.shap or {}).get("roles")
             if roles:
                 out.append("<p>Which outcome sets which bound (band's lower edge above 0 outside the window):</p>")
                 out.append(_table([[_e(r["endpoint"]), _num(r["max_log_hr_below"], 2), _num(r["max_log_hr_above"], 2),
@@ -568,14 +568,14 @@ class _Renderer:
     def _fits(self) -> dict:
         """Per endpoint (``floor``, ``ceiling`` or ``composite``) the models' summary; older run folders
         (one model, no ``fits``) read as one composite."""
-        mm = self.r.get("models") or {}
+        mm = self.r.models or {}
         if "fits" in mm:
             return mm["fits"]
         return {"composite": mm} if mm else {}
 
     def models(self) -> str:
         out = ["<section id='models'><h2>Models</h2>"]
-        mm = self.r.get("models")
+        mm = self.r.models
         table = self.b.read_table("model_metrics")
         if not mm or table is None:
             out.append(self.missing("Model metrics"))
@@ -638,12 +638,12 @@ class _Renderer:
 
     def shap(self) -> str:
         out = ["<section id='shap'><h2>SHAP explanations</h2>"]
-        s = self.r.get("shap")
+        s = self.r.shap
         if not s:
             out.append(self.missing("SHAP"))
             out.append("</section>")
             return "\n".join(out)
-        w = self.r.get("window") or {}
+        w = self.r.window or {}
         art = w.get("artefact") or {}
         unit = art.get("unit", "")
         sides = s.get("sides") or {"composite": s}  # older run folders: one composite explanation
@@ -690,12 +690,12 @@ class _Renderer:
         return "\n".join(out)
 
     def transport(self) -> str:
-        t = self.r.get("transport")
+        t = self.r.transport
         if not t:
             if "transport" in [s["name"] for s in self.m.get("steps", [])] or self.m.get("failed_step") == "transport":
                 return "<section id='transport'><h2>Transportability</h2>" + self.missing("Transport") + "</section>"
             return ""
-        w = self.r.get("window") or {}
+        w = self.r.window or {}
         rw = t["rederived"]
         ev = t["evaluation"]
         unit = w["artefact"]["unit"]
@@ -772,7 +772,7 @@ class _Renderer:
 
     def provenance(self) -> str:
         m = self.m
-        c = self.r.get("cohort") or {}
+        c = self.r.cohort or {}
         ds = m.get("dataset") or {}
         trk = m.get("tracking") or {}
         reg = m.get("registry") or {}

@@ -6,12 +6,14 @@ through ``mlflow.data``, artefacts, Optuna trials as nested runs) and closes it;
 population PK model that defined its exposure beside it (``pk_model.toml``, digest in the tags);
 :class:`RegistryWindowStore` / :func:`promote_registered` promote a registered candidate to
 ``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call (and what
-``atgwin publish RUN_DIR`` repeats); :func:`repair_runs` marks runs left RUNNING by a killed process;
+``atgwin publish RUN_DIR`` repeats); :class:`MLflowCallback` tracks a run of
+``ml.experiments.run_experiment`` (open, publish, close); :func:`repair_runs` marks runs left RUNNING by a killed process;
 :func:`store_lock` / :func:`check_reachable` / :func:`bounded_http` make a new local store safe
 to open from several processes and an unreachable server quick to report. Estimators and
 pipeline steps never import MLflow.
 """
 
+from ml.tracking._callback import MLflowCallback
 from ml.tracking._publish import PublishResult, publish_run, run_tags
 from ml.tracking._registry import (
     CANDIDATE,
@@ -36,6 +38,7 @@ __all__ = [
     "HTTP_DEFAULTS",
     "PK_MODEL_FILE",
     "VALIDATED",
+    "MLflowCallback",
     "ModelRef",
     "PublishResult",
     "RegisteredWindow",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ml.experiments import RunBundle, RunRecord
 from ml.tracking._registry import CANDIDATE, RegisteredWindow, register_window
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import quiet
@@ -50,10 +51,21 @@ class PublishResult:
     nested_runs: int
 
 
-def run_tags(manifest: dict, results: dict) -> dict[str, str]:
-    """Searchable tags of a run, and its description (``mlflow.note.content``) for the UI."""
-    cohort = results.get("cohort") or {}
-    window = results.get("window") or {}
+def run_tags(manifest: dict, record: RunRecord | dict) -> dict[str, str]:
+    """Searchable tags of a run, and its description (``mlflow.note.content``) for the UI.
+
+    Parameters
+    ----------
+    manifest : dict
+        The run folder's ``run.json``.
+    record : RunRecord or dict
+        Its ``results.json`` (a dict is read with ``RunRecord.from_dict``).
+    """
+    if not isinstance(record, RunRecord):
+        record = RunRecord.from_dict(record)
+    cohort = record.cohort or {}
+    window = record.window or {}
+    poppk = record.poppk or {}
     sim = bool(manifest.get("simulated", cohort.get("simulated", False)))
     tags = {
         "atgwin.experiment": manifest.get("experiment", ""),
@@ -64,8 +76,8 @@ def run_tags(manifest: dict, results: dict) -> dict[str, str]:
         "atgwin.status": manifest.get("status", ""),
         "atgwin.window_status": window.get("status", ""),
         "atgwin.failed_step": manifest.get("failed_step") or "",
-        "atgwin.pk_model_status": (results.get("poppk") or {}).get("status", ""),
-        "atgwin.pk_model_digest": ((results.get("poppk") or {}).get("model") or {}).get("digest", ""),
+        "atgwin.pk_model_status": poppk.get("status", ""),
+        "atgwin.pk_model_digest": (poppk.get("model") or {}).get("digest", ""),
         "mlflow.source.name": f"atgwin run {manifest.get('experiment_file', '')}",
         "mlflow.source.type": "LOCAL",
     }
@@ -114,34 +126,38 @@ def publish_run(tracker: RunTracker, run_id: str, bundle, *, study=None, model_n
 
     Raises
     ------
+    ValueError
+        The run has not ended (``run.json`` says RUNNING), or its ``results.json`` is a run record
+        this version cannot read (``ml.experiments.RecordError``, naming the version).
     TrackingError
         The store failed part-way; the run is marked FAILED when it can be, and the run folder
         keeps every result.
     """
     t0 = time.perf_counter()
-    manifest, results = bundle.manifest(), bundle.results()
-    ok = manifest.get("status") == "FINISHED"
+    manifest = bundle.manifest()
     if manifest.get("status") not in ("FINISHED", "FAILED", "KILLED"):
         raise ValueError(f"{bundle.root}: run.json says {manifest.get('status')!r}; only a run that ended "
                          "(FINISHED, FAILED or KILLED) can be published")
-    window = results.get("window") or {}
+    record = bundle.record()  # RecordError (a ValueError) for a record this version cannot read
     try:
         with quiet():
-            return _publish(tracker, run_id, bundle, manifest, results, ok, window, study, model_name, gates, t0)
+            return _publish(tracker, run_id, bundle, manifest, record, study, model_name, gates, t0)
     except Exception as exc:  # noqa: BLE001 - report any store failure the same way
         raise TrackingError(f"publishing to {tracker.tracking_uri} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _publish(tracker, run_id, bundle, manifest, results, ok, window, study, model_name, gates, t0) -> PublishResult:
-    from ml.report import RunBundle, write_report
+def _publish(tracker, run_id, bundle, manifest, record, study, model_name, gates, t0) -> PublishResult:
+    from ml.report import write_report
 
+    ok = manifest.get("status") == "FINISHED"
+    window = record.window or {}
     registered = None
     try:
         tracker.log_params(run_id, manifest.get("params") or {})
         metrics = dict(manifest.get("metrics") or {})
         metrics.update({f"time_{s['name']}_s": s["seconds"] for s in manifest.get("steps", [])})
         tracker.log_metrics(run_id, metrics)
-        tags = run_tags(manifest, results)
+        tags = run_tags(manifest, record)
         tracker.set_tags(run_id, tags)
         if manifest.get("dataset", {}).get("digest"):
             tracker.log_dataset(run_id, manifest["dataset"])

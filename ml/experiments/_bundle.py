@@ -5,7 +5,7 @@ never loses results; the folder is then logged as the run's artefacts as it is, 
 ``atgwin report RUN_ID`` renders the report again from the downloaded copy. Layout::
 
     run.json              manifest: status, steps and their timing, provenance, MLflow ids
-    results.json          the numbers: cohort summary, window, models, SHAP, transport
+    results.json          the numbers (a RunRecord): cohort summary, window, models, SHAP, transport
     experiment.toml       the experiment file as run
     window/window.json    the ExposureWindow (exactly one; transport windows live elsewhere)
     transport/*.json      transportability results (experiments with a [transport] section)
@@ -24,30 +24,14 @@ outcome, never per patient.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from ml._atomic import atomic_path, write_atomic
+from ml.experiments._record import RunRecord, jsonable
 
 __all__ = ["RunBundle"]
-
-
-def _clean(value):
-    """JSON-safe copy: NaN / inf become None, tuples lists, numpy scalars Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 class RunBundle:
@@ -85,7 +69,7 @@ class RunBundle:
         return p.read_text() if p.is_file() else None
 
     def write_json(self, name: str, data) -> Path:
-        return self.write_text(name, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
+        return self.write_text(name, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
 
     def read_json(self, name: str, default=None):
         text = self.read_text(name)
@@ -95,15 +79,26 @@ class RunBundle:
     def update(self, name: str, **fields) -> dict:
         """Merge ``fields`` into the JSON document ``name`` and write it back at once."""
         doc = self.read_json(name, {}) or {}
-        doc.update(_clean(fields))
+        doc.update(jsonable(fields))
         self.write_json(name, doc)
         return doc
 
     def manifest(self) -> dict:
         return self.read_json(self.MANIFEST, {}) or {}
 
-    def results(self) -> dict:
-        return self.read_json(self.RESULTS, {}) or {}
+    def record(self) -> RunRecord:
+        """``results.json`` as a :class:`RunRecord` (empty when the file does not exist yet).
+
+        Raises
+        ------
+        RecordError
+            The file was written by a newer version of atgwin, or is not a run record.
+        """
+        return RunRecord.from_dict(self.read_json(self.RESULTS, {}) or {}, source=str(self.path(self.RESULTS)))
+
+    def write_record(self, record: RunRecord) -> Path:
+        """Write ``record`` as ``results.json`` (whole or not at all)."""
+        return self.write_json(self.RESULTS, record.to_dict())
 
     # -------------------------------------------------------------------------------- tables
     def write_table(self, name: str, frame: pd.DataFrame) -> Path:
