@@ -12,8 +12,8 @@ runs the trial's design (individualised vs fixed) on virtual cohorts; :class:`Tr
 it for its planners: power on CMV by day 180 and the n for 80 % in closed form from arm rates
 simulated on virtual populations, and what the power hinges on.
 
-The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
-:mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.
+The MLflow edge (the pyfunc model served over REST, windows from ``models:/`` URIs) is
+:mod:`ml.tracking`: nothing here imports MLflow.
 """
 
 from ml.pk import ForecastGrid, LaplaceImportance, LevelLikelihood, MAPFit, PosteriorDraws, PriorImportance, fit_map

@@ -8,10 +8,22 @@ population PK model that defined its exposure beside it (``pk_model.toml``, dige
 ``validated``; :func:`publish_run` does what ``atgwin run`` needs in one call (and what
 ``atgwin publish RUN_DIR`` repeats); :func:`repair_runs` marks runs left RUNNING by a killed process;
 :func:`store_lock` / :func:`check_reachable` / :func:`bounded_http` make a new local store safe
-to open from several processes and an unreachable server quick to report. Estimators and
-pipeline steps never import MLflow.
+to open from several processes and an unreachable server quick to report.
+:func:`load_window_source` resolves a window file or ``models:/`` URI into the window the dosing
+engine doses into; :func:`log_dosing_model` logs and registers the dosing engine as the pyfunc
+model ``atg-dosing`` (:class:`DosingPyfunc`), and :func:`scoring_app` / :func:`serve` serve it over
+REST. Estimators, pipeline steps and the dosing engine never import MLflow.
 """
 
+from ml.tracking._dosing_model import (
+    DEFAULT_ALIAS,
+    EXAMPLE_PATIENT,
+    REGISTERED_NAME,
+    DosingPyfunc,
+    log_dosing_model,
+    pyfunc_signature,
+    write_artifacts,
+)
 from ml.tracking._publish import PublishResult, publish_run, run_tags
 from ml.tracking._registry import (
     CANDIDATE,
@@ -29,15 +41,25 @@ from ml.tracking._repair import RepairedRun, RepairReport, mark_folder_killed, p
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._store import HTTP_DEFAULTS, bounded_http, check_reachable, store_lock
 from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri, ui_command
+from ml.tracking._windows import (
+    is_registry_uri,
+    load_registered_pk_model,
+    load_registered_window,
+    load_window_source,
+)
 
 __all__ = [
     "CANDIDATE",
+    "DEFAULT_ALIAS",
     "DEFAULT_TRACKING_URI",
+    "EXAMPLE_PATIENT",
     "HTTP_DEFAULTS",
     "PK_MODEL_FILE",
     "VALIDATED",
+    "DosingPyfunc",
     "ModelRef",
     "PublishResult",
+    "REGISTERED_NAME",
     "RegisteredWindow",
     "RepairReport",
     "RepairedRun",
@@ -47,16 +69,23 @@ __all__ = [
     "artifact_root",
     "bounded_http",
     "check_reachable",
+    "is_registry_uri",
+    "load_registered_pk_model",
+    "load_registered_window",
+    "load_window_source",
+    "log_dosing_model",
     "mark_folder_killed",
     "parse_model_ref",
     "pk_model_file",
     "process_tags",
     "promote_registered",
     "publish_run",
+    "pyfunc_signature",
     "register_window",
     "repair_runs",
     "resolve_tracking_uri",
     "run_tags",
     "store_lock",
     "ui_command",
+    "write_artifacts",
 ]
