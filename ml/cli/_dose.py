@@ -177,8 +177,9 @@ def _register(window_ref, engine, override, draws, seed, alias, tracking_uri) ->
                                 alias=alias)
     except DosingRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
-    click.echo(f"registered atg-dosing version {info.registered_model_version} ({info.model_uri}) "
-               f"in {tracking_uri}; alias {alias}: serve it with atgwin serve models:/atg-dosing@{alias}")
+    click.echo(f"registered atg-dosing version {info.registered_model_version} (models:/atg-dosing/"
+               f"{info.registered_model_version}, alias {alias}) in {tracking_uri}; serve it with: "
+               f"atgwin serve models:/atg-dosing@{alias}")
 
 
 def _patients(patient_ref: Path, decision_time: float):

@@ -39,6 +39,17 @@ from ml.tracking._registry import (
 )
 from ml.tracking._repair import RepairedRun, RepairReport, mark_folder_killed, process_tags, repair_runs
 from ml.tracking._runs import RunTracker, TrackingError
+from ml.tracking._serve import (
+    MAX_BODY_BYTES,
+    BodyLimit,
+    LoadReport,
+    load_test,
+    mlflow_serve_command,
+    post_json,
+    running_server,
+    scoring_app,
+    serve,
+)
 from ml.tracking._store import HTTP_DEFAULTS, bounded_http, check_reachable, store_lock
 from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri, ui_command
 from ml.tracking._windows import (
@@ -49,11 +60,14 @@ from ml.tracking._windows import (
 )
 
 __all__ = [
+    "BodyLimit",
     "CANDIDATE",
     "DEFAULT_ALIAS",
     "DEFAULT_TRACKING_URI",
     "EXAMPLE_PATIENT",
     "HTTP_DEFAULTS",
+    "LoadReport",
+    "MAX_BODY_BYTES",
     "PK_MODEL_FILE",
     "VALIDATED",
     "DosingPyfunc",
@@ -72,19 +86,25 @@ __all__ = [
     "is_registry_uri",
     "load_registered_pk_model",
     "load_registered_window",
+    "load_test",
     "load_window_source",
     "log_dosing_model",
     "mark_folder_killed",
+    "mlflow_serve_command",
     "parse_model_ref",
     "pk_model_file",
     "process_tags",
     "promote_registered",
+    "post_json",
     "publish_run",
     "pyfunc_signature",
     "register_window",
     "repair_runs",
     "resolve_tracking_uri",
     "run_tags",
+    "running_server",
+    "scoring_app",
+    "serve",
     "store_lock",
     "ui_command",
     "write_artifacts",

@@ -47,7 +47,7 @@ from ml.dosing import (
 )
 from ml.dosing._window import window_from_dict, window_pk_model
 from ml.pk import PopPKModel
-from ml.tracking._uri import fluent_uri, resolve_tracking_uri
+from ml.tracking._uri import fluent_uri, quiet, resolve_tracking_uri
 from ml.tracking._windows import is_registry_uri, load_window_source, registered_window_file
 
 __all__ = ["DEFAULT_ALIAS", "EXAMPLE_PATIENT", "REGISTERED_NAME", "DosingPyfunc", "log_dosing_model",
@@ -59,7 +59,7 @@ DEFAULT_ALIAS = "current"
 MODEL_CODE = Path(__file__).with_name("_dosing_model_code.py")
 #: the request format, stored with the model as its input example (a 70 kg patient, days -5/-4 levels)
 EXAMPLE_PATIENT = {
-    "patient_id": "EXAMPLE", "weight_kg": 70, "alc_pre_atg": 0.3, "concentration_unit": "UE/mL",
+    "patient_id": "EXAMPLE", "weight_kg": 70.0, "alc_pre_atg": 0.3, "concentration_unit": "UE/mL",
     "doses": [{"day": -5, "start_hour": 8, "dose_mg": 175, "infusion_hours": 6},
               {"day": -4, "start_hour": 8, "dose_mg": 175, "infusion_hours": 4}],
     "levels": [{"day": -4.666667, "bloq": 1}, {"day": -4.416667, "concentration": 6.1, "bloq": 0},
@@ -346,7 +346,7 @@ def log_dosing_model(window: str | Path, *, model: PopPKModel | None = None, cap
         pk = PopPKModel.from_toml(artifacts["population_model"])
         tags = _tags(target, pk, config, recorded)
         uri = resolve_tracking_uri(tracking_uri)
-        with fluent_uri(uri):
+        with fluent_uri(uri), quiet():
             client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
             experiment_id = _experiment(client, experiment_name, uri, artifact_location)
             with mlflow.start_run(experiment_id=experiment_id, run_name="atg-dosing-engine"):

@@ -17,7 +17,7 @@ from ml.dosing import DosingRefused, WindowTarget, load_window
 from ml.dosing._window import window_from_dict, with_model_file
 from ml.pk import PopPKModel
 from ml.tracking._registry import WINDOW_DIGEST_TAG, parse_model_ref
-from ml.tracking._uri import fluent_uri, resolve_tracking_uri
+from ml.tracking._uri import fluent_uri, quiet, resolve_tracking_uri
 
 __all__ = ["is_registry_uri", "load_registered_pk_model", "load_registered_window", "load_window_source",
            "registered_digest", "registered_window_file"]
@@ -76,7 +76,7 @@ def _download(uri: str, tracking_uri: str | None, what: str) -> Path:
     import mlflow
 
     try:
-        with fluent_uri(resolve_tracking_uri(tracking_uri)):
+        with fluent_uri(resolve_tracking_uri(tracking_uri)), quiet():
             return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; all mean "cannot read"
         raise DosingRefused(f"cannot read {what} {uri}: {exc}") from exc
@@ -136,7 +136,7 @@ def registered_digest(uri: str, tracking_uri: str | None) -> str | None:
         return None
     resolved = resolve_tracking_uri(tracking_uri)
     try:
-        with fluent_uri(resolved):
+        with fluent_uri(resolved), quiet():
             client = mlflow.MlflowClient(tracking_uri=resolved, registry_uri=resolved)
             mv = (client.get_model_version_by_alias(ref.name, ref.alias) if ref.alias
                   else client.get_model_version(ref.name, ref.version))
