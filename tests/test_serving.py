@@ -110,7 +110,7 @@ def _registered_version_has_alias_and_tags(uri):
     import mlflow
 
     mv = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("atg-dosing", "current")
-    assert mv.version == "1"
+    assert str(mv.version) == "1"
     assert mv.tags["window_status"] == "validated" and mv.tags["window_source"] == "serving/window.validated.json"
     assert mv.tags["window_integrity"] == "signed" and mv.tags["simulated"] == "false"
     assert (mv.tags["window_lower"], mv.tags["window_upper"]) == ("100.0", "148.5")
