@@ -99,7 +99,7 @@ def test_the_readme_request_is_served_under_load_and_malformed_requests_are_4xx(
         status, answer = post_json(f"{url}/invocations", json.dumps(request).encode())
         assert status == 200, answer
         assert_same(answer, response)
-        _served_is_the_engine(answer["predictions"][0], request, tmp_path)
+        _served_is_the_engine(answer["predictions"][0], request)
         _load(url)
         _malformed_requests_are_4xx(url, request)
         status, answer = post_json(f"{url}/invocations", json.dumps(request).encode())
@@ -117,12 +117,12 @@ def _registered_version_has_alias_and_tags(uri):
     assert mv.tags["n_samples"] == "256" and mv.tags["random_state"] == "0" and mv.tags["pk_model_digest"]
 
 
-def _served_is_the_engine(served, request, tmp_path):
+def _served_is_the_engine(served, request):
     """The server's answer is the engine's, called here with the same window, model and seed."""
     from ml.dosing import DosingEngine, LaplaceImportance, PatientData, load_window
 
     local = DosingEngine(posterior=LaplaceImportance(256), random_state=0).recommend(
-        PatientData.from_dict(request["dataframe_records"][0]), load_window(tmp_path / "serving/window.validated.json"))
+        PatientData.from_dict(request["dataframe_records"][0]), load_window("serving/window.validated.json"))
     assert served["doses_mg"] == [d.mg for d in local.doses]
     assert served["forecast_median"] == pytest.approx(local.forecast.median, rel=1e-12)
     assert served["recommendation"] == json.loads(json.dumps(local.to_dict()))
