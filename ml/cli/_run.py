@@ -248,7 +248,7 @@ def _summary(outcome, folder: Path, run_id, tracker, registered_line: str, track
     if run_id and tracker is not None and not track_error:
         click.echo(f"MLflow run: {run_id} in {tracker.tracking_uri}" + (f"; {registered_line}" if registered_line else ""))
         from ml.tracking import DEFAULT_TRACKING_URI
-        from ml.tracking._uri import is_remote
+        from ml.tracking import is_remote
 
         uri = tracker.tracking_uri
         if is_remote(uri):

@@ -51,7 +51,14 @@ from ml.tracking._serve import (
     serve,
 )
 from ml.tracking._store import HTTP_DEFAULTS, bounded_http, check_reachable, store_lock
-from ml.tracking._uri import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri, ui_command
+from ml.tracking._uri import (
+    DEFAULT_TRACKING_URI,
+    artifact_root,
+    is_remote,
+    resolve_tracking_uri,
+    sqlite_path,
+    ui_command,
+)
 from ml.tracking._windows import (
     is_registry_uri,
     load_registered_pk_model,
@@ -84,6 +91,7 @@ __all__ = [
     "bounded_http",
     "check_reachable",
     "is_registry_uri",
+    "is_remote",
     "load_registered_pk_model",
     "load_registered_window",
     "load_test",
@@ -105,6 +113,7 @@ __all__ = [
     "running_server",
     "scoring_app",
     "serve",
+    "sqlite_path",
     "store_lock",
     "ui_command",
     "write_artifacts",
