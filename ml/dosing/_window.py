@@ -56,7 +56,11 @@ class WindowOverride:
 
 @dataclass(frozen=True)
 class WindowTarget:
-    """The target exposure range of the dosing engine (from an ``ExposureWindow``).
+    """The target exposure range of the dosing engine: an ``ExposureWindow`` as admitted for dosing.
+
+    There is one conversion, :meth:`from_artefact` (an :class:`ml.window.ExposureWindow` or its
+    JSON dict); :func:`load_window` (a file) and :func:`ml.tracking.load_window_source` (a file or
+    a ``models:/`` URI) use it and add where the window was read and how its content was checked.
 
     Attributes
     ----------
