@@ -111,7 +111,8 @@ def _registered_version_has_alias_and_tags(uri):
 
     mv = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("atg-dosing", "current")
     assert str(mv.version) == "1"
-    assert mv.tags["window_status"] == "validated" and mv.tags["window_source"] == "serving/window.validated.json"
+    assert mv.tags["window_status"] == "validated"
+    assert mv.tags["window_source"] == "example/serving/window.validated.json"
     assert mv.tags["window_integrity"] == "signed" and mv.tags["simulated"] == "false"
     assert (mv.tags["window_lower"], mv.tags["window_upper"]) == ("100.0", "148.5")
     assert mv.tags["n_samples"] == "256" and mv.tags["random_state"] == "0" and mv.tags["pk_model_digest"]
@@ -121,8 +122,9 @@ def _served_is_the_engine(served, request):
     """The server's answer is the engine's, called here with the same window, model and seed."""
     from ml.dosing import DosingEngine, LaplaceImportance, PatientData, load_window
 
+    window = load_window("example/serving/window.validated.json")
     local = DosingEngine(posterior=LaplaceImportance(256), random_state=0).recommend(
-        PatientData.from_dict(request["dataframe_records"][0]), load_window("serving/window.validated.json"))
+        PatientData.from_dict(request["dataframe_records"][0]), window)
     assert served["doses_mg"] == [d.mg for d in local.doses]
     assert served["forecast_median"] == pytest.approx(local.forecast.median, rel=1e-12)
     assert served["recommendation"] == json.loads(json.dumps(local.to_dict()))

@@ -31,7 +31,9 @@ from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
-from ._window import WindowOverride, WindowTarget, admit_window, load_window
+from ._window import (
+    WindowOverride, WindowTarget, admit_window, load_window, window_from_dict, window_pk_model, with_model_file,
+)
 
 __all__ = [
     "MAX_REGIMENS", "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
@@ -39,7 +41,8 @@ __all__ = [
     "LaplaceImportance", "Level", "LevelLikelihood", "MAPFit", "MostProbableInWindow", "PatientData",
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
     "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
-    "load_window", "patients_from_cohort", "weighted_quantile",
+    "load_window", "patients_from_cohort", "weighted_quantile", "window_from_dict", "window_pk_model",
+    "with_model_file",
     "ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",
     "replicate_power", "two_proportion_n", "two_proportion_power",
 ]

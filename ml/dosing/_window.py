@@ -19,7 +19,7 @@ from ._errors import DosingRefused
 from ._gates import check_dosable
 
 __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
-           "model_mismatch", "window_pk_model"]
+           "model_mismatch", "window_from_dict", "window_pk_model", "with_model_file"]
 
 _STATUSES = ("candidate", "validated", "no-window")
 _INTEGRITY = ("signed", "registered", "unsigned", "in-memory")

@@ -13,8 +13,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ml.dosing import DosingRefused, WindowTarget, load_window
-from ml.dosing._window import window_from_dict, with_model_file
+from ml.dosing import DosingRefused, WindowTarget, load_window, window_from_dict, with_model_file
 from ml.pk import PopPKModel
 from ml.tracking._registry import WINDOW_DIGEST_TAG, parse_model_ref
 from ml.tracking._uri import fluent_uri, quiet, resolve_tracking_uri
@@ -65,7 +64,10 @@ def _with_registry_pk_model(window: WindowTarget, tracking_uri: str | None) -> W
     rec = window.pk_model
     if rec is None or window.model_file or ":/" not in rec["source"]:
         return window
-    path = _download(rec["source"], tracking_uri, "population PK model")
+    try:
+        path = _download(rec["source"], tracking_uri, "population PK model")
+    except DosingRefused:
+        return window  # not needed when the model is given (--model); else window_pk_model says so
     files = [path] if path.is_file() else sorted(path.rglob("*.toml"))
     if len(files) != 1:
         return window  # ml.dosing.window_pk_model names the problem when the model is needed
