@@ -32,6 +32,7 @@ BENCHMARKS = {
     "poppk": ([], ["--reps", "2", "--no-doc"]),
     "validate": ([], ["--sizes", "5000", "--base", "500", "--no-doc"]),
     "closed_loop": ([], ["--quick"]),
+    "serving": ([], ["--requests", "40", "--no-write"]),
 }
 
 

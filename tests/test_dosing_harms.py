@@ -241,7 +241,7 @@ def test_cli_shows_both_harms_and_takes_the_weighted_objective(tmp_path):
 
 
 def test_pyfunc_output_has_both_harms_of_both_regimens(tmp_path):
-    from ml.dosing.serving import DosingPyfunc, write_artifacts
+    from ml.tracking import DosingPyfunc, write_artifacts
     from test_dosing_support import write_window
 
     artifacts, _, _ = write_artifacts(tmp_path, write_window(tmp_path / "w.json"), n_samples=16)
@@ -249,8 +249,8 @@ def test_pyfunc_output_has_both_harms_of_both_regimens(tmp_path):
     model.load_context(SimpleNamespace(artifacts=artifacts))
     raw, _ = virtual_patients(1, seed=11)
     out = model.predict(None, pd.DataFrame(copy.deepcopy(raw)))
-    row = out.iloc[0]
-    rec = json.loads(row["recommendation"])
+    row = out[0]  # a structured response: the recommendation is an object, not a JSON string (issue 14)
+    rec = row["recommendation"]
     assert row["status"] == "recommended"
     assert row["p_below_floor"] + row["p_in_window"] + row["p_above_ceiling"] == pytest.approx(1.0)
     assert row["fixed_p_below_floor"] == rec["fixed_forecast"]["p_below_floor"]

@@ -1,6 +1,6 @@
-"""The engine as an MLflow pyfunc: logged with its window and population model, registered as
-``atg-dosing``, loaded back, and served over REST by ``mlflow models serve`` (loopback only, a free
-port, bounded wait, the server always killed).
+"""The engine as an MLflow pyfunc (ml.tracking): logged from code with its window and population
+model, registered as ``atg-dosing`` with an alias and tags, loaded back, and fed by registry
+windows. Serving it over REST is tests/test_serving.py.
 
 Everything that needs a tracking store runs in ONE test on one temporary SQLite store: creating a
 store costs seconds, and under ``pytest -n 2`` a module fixture would be built once per worker.
@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,12 +18,12 @@ import pandas as pd
 import pytest
 
 from ml.dosing import (
-    DoseRecommendation, DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowOverride, load_window,
+    DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowOverride,
 )
 from test_dosing_support import virtual_patients, write_window
 
 mlflow = pytest.importorskip("mlflow")
-from ml.dosing.serving import DosingPyfunc, load_registered_window, log_dosing_model, write_artifacts  # noqa: E402
+from ml.tracking import DosingPyfunc, load_registered_window, log_dosing_model, write_artifacts  # noqa: E402
 
 PATIENTS, _ = virtual_patients(3, seed=9)
 
@@ -43,12 +37,16 @@ def test_register_read_and_serve(tmp_path, monkeypatch):
     _registered_model_and_its_window(registry)
     _windows_registered_by_ml_tracking_are_read_and_gated(registry)
     _cli_registers_and_doses_from_the_registry(registry, tmp_path)
-    _rest_recommendation_from_mlflow_models_serve(registry)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    _the_logged_model_loads_where_the_project_is_not_installed(registry, tmp_path)
 
 
 def _registered_model_and_its_window(registry):
     uri, info, _ = registry
     assert info.registered_model_version == 1
+    mv = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("atg-dosing", "current")
+    assert str(mv.version) == "1" and mv.tags["window_status"] == "validated" and mv.tags["simulated"] == "true"
+    assert mv.tags["window_integrity"] == "signed" and mv.tags["n_samples"] == "64"
     w = load_registered_window("models:/atg-dosing/1", tracking_uri=uri)
     assert (w.lower, w.upper, w.status, w.source) == (100.0, 148.5, "validated", "models:/atg-dosing/1")
     with pytest.raises(DosingRefused, match="cannot read window models:/nothing/1"):
@@ -64,7 +62,7 @@ def _cli_registers_and_doses_from_the_registry(registry, tmp_path):
     runner = CliRunner(env={"MLFLOW_TRACKING_URI": uri})
     res = runner.invoke(main, ["dose", "--window", str(tmp / "window.json"), "--register", "--draws", "16"])
     assert res.exit_code == 0, res.output
-    assert "registered atg-dosing version 2" in res.output
+    assert "registered atg-dosing version 2 (models:/atg-dosing/2, alias current)" in res.output
     patient = tmp_path / "patient.json"
     patient.write_text(json.dumps(PATIENTS[0]))
     res = runner.invoke(main, ["dose", "--window", "models:/atg-dosing/2", "--patient", str(patient), "--draws", "16"])
@@ -72,6 +70,15 @@ def _cli_registers_and_doses_from_the_registry(registry, tmp_path):
     assert "window [100.0, 148.5) UE*day/mL, target 124.0, status validated" in res.output
     res = runner.invoke(main, ["dose", "--window", "models:/atg-dosing/9", "--patient", str(patient)])
     assert res.exit_code == 1 and "refused: cannot read window models:/atg-dosing/9" in res.output
+    # a registered window is registered with the engine too (its registry digest travels with it)
+    res = runner.invoke(main, ["dose", "--window", "models:/atg-window-test@validated", "--register", "--draws", "16",
+                               "--alias", "ward-a"])
+    assert res.exit_code == 0, res.output
+    assert "registered atg-dosing version 3 (models:/atg-dosing/3, alias ward-a)" in res.output
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version_by_alias("atg-dosing", "ward-a")
+    assert mv.tags["window_source"] == "models:/atg-window-test@validated" and mv.tags["window_digest"]
+    assert str(client.get_model_version_by_alias("atg-dosing", "current").version) == "2"  # untouched
 
 
 def _windows_registered_by_ml_tracking_are_read_and_gated(registry):
@@ -95,59 +102,28 @@ def _windows_registered_by_ml_tracking_are_read_and_gated(registry):
         engine.recommend(PatientData.from_dict(PATIENTS[0]), candidate)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _the_logged_model_loads_where_the_project_is_not_installed(registry, tmp_path):
+    """The model version carries the ``ml`` package (code_paths): a Python that cannot import the
+    project otherwise (no PYTHONPATH, no site .pth files, hence no editable install) loads and runs it."""
+    import subprocess
+    import sysconfig
 
-
-def _rest_recommendation_from_mlflow_models_serve(registry):
-    uri, _, tmp = registry
-    port = _free_port()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri,
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    log = open(tmp / "serve.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/atg-dosing/1", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "serve.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not start within 90 s"
-            time.sleep(0.5)
-        au = dict(copy.deepcopy(PATIENTS[2]), concentration_unit="AU/mL")
-        body = json.dumps({"dataframe_records": copy.deepcopy(PATIENTS[:2]) + [au]}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            answer = json.loads(r.read())
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
-    rows = answer["predictions"]
-    assert [r["status"] for r in rows] == ["recommended", "recommended", "refused"]
-    assert "unit mismatch" in rows[2]["error"] and rows[2]["doses_mg"] == [] and rows[2]["recommendation"] is None
-    rec = DoseRecommendation.from_dict(json.loads(rows[0]["recommendation"]))  # re-validated on arrival
-    assert rec.window.status == "validated" and all(d.mg == 25 * d.vials for d in rec.doses)
-    assert rows[0]["doses_mg"] == [d.mg for d in rec.doses]
-    # the server's answer is the engine's (same seed and patient; numerics independent of the batch)
-    local = DosingEngine(posterior=LaplaceImportance(64), random_state=0).recommend(
-        PatientData.from_dict(PATIENTS[0]), load_window(tmp / "window.json"))
-    assert [d.mg for d in local.doses] == [d.mg for d in rec.doses]
-    assert local.forecast.median == pytest.approx(rec.forecast.median, rel=1e-12)
+    local = mlflow.artifacts.download_artifacts("models:/atg-dosing@current", dst_path=str(tmp_path / "model"))
+    reqs = Path(local, "requirements.txt").read_text().split()
+    assert {r.split("==")[0] for r in reqs} >= {"mlflow", "numpy", "scipy", "pandas"}
+    assert all("==" in r for r in reqs)
+    code = ("import sys, json; sys.path.append(sys.argv[1])\n"
+            "try:\n    import ml; print('project importable', ml.__file__); sys.exit(3)\n"
+            "except ImportError: pass\n"
+            "import mlflow, pandas as pd\n"
+            "m = mlflow.pyfunc.load_model(sys.argv[2])\n"
+            "import ml; assert ml.__file__.startswith(sys.argv[2]), ml.__file__\n"
+            "print(json.dumps(m.predict(pd.DataFrame([json.loads(sys.argv[3])]))))")
+    res = subprocess.run([sys.executable, "-I", "-S", "-c", code, sysconfig.get_paths()["purelib"], local,
+                          json.dumps(PATIENTS[0])], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    row = json.loads(res.stdout.strip().splitlines()[-1])[0]
+    assert row["status"] == "recommended" and row["simulated"] is True and row["doses_mg"]
 
 
 def test_a_window_the_engine_refuses_is_never_logged(tmp_path):
@@ -160,17 +136,44 @@ def test_a_window_the_engine_refuses_is_never_logged(tmp_path):
     assert not db.exists()  # refused before MLflow was touched
 
 
-def test_pyfunc_records_the_override_and_refuses_bad_rows(tmp_path):
+def test_pyfunc_records_the_override_and_rejects_bad_rows(tmp_path):
+    from mlflow.exceptions import MlflowException
+
     window = write_window(tmp_path / "c.json", status="candidate")
     ov = WindowOverride(by="Dr A", reason="pilot")
     artifacts, _, recorded = write_artifacts(tmp_path, window, n_samples=16, override=ov)
     assert recorded == ov
     model = DosingPyfunc()
     model.load_context(SimpleNamespace(artifacts=artifacts))
+    out = model.predict(None, pd.DataFrame(copy.deepcopy(PATIENTS[:1])))
+    assert [row["status"] for row in out] == ["recommended"]
+    assert out[0]["recommendation"]["override"] == {"by": "Dr A", "reason": "pilot"}
+    assert out[0]["simulated"] is True and "under an override by Dr A" in " ".join(out[0]["caveats"])
     bad = copy.deepcopy(PATIENTS[1])
     del bad["doses"]
-    out = model.predict(None, pd.DataFrame(copy.deepcopy(PATIENTS[:1]) + [bad]))
-    assert out["status"].tolist() == ["recommended", "refused"]
-    assert json.loads(out["recommendation"][0])["override"] == {"by": "Dr A", "reason": "pilot"}
-    assert out["error"][1] == ("patient 'T9-0001' refused: doses: at least one ATG dose already given is required "
-                               "(none given)")
+    # a request with a row that cannot be dosed is rejected as a whole (HTTP 400 from the scoring server)
+    with pytest.raises(MlflowException) as err:
+        model.predict(None, pd.DataFrame(copy.deepcopy(PATIENTS[:1]) + [bad]))
+    assert err.value.get_http_status_code() == 400
+    assert err.value.message == ("request rejected, nothing was dosed: row 1: patient 'T9-0001' refused: doses: at "
+                                 "least one ATG dose already given is required (none given)")
+
+
+def test_integers_are_accepted_where_numbers_are_meant(tmp_path):
+    """``"dose_mg": 175`` (what JSON.stringify sends for 175.0) passes the model's input schema; the
+    same request with decimals gets the same answer."""
+    from mlflow.models.utils import _enforce_schema
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+    from ml.tracking import EXAMPLE_PATIENT, pyfunc_signature
+
+    schema = pyfunc_signature().inputs
+    as_ints = copy.deepcopy(EXAMPLE_PATIENT)
+    as_ints.update(weight_kg=70, doses=[{k: int(v) for k, v in d.items()} for d in as_ints["doses"]])
+    parsed = _enforce_schema(infer_and_parse_data({"dataframe_records": [as_ints]}, schema), schema)
+    assert parsed["doses"][0][0]["dose_mg"] == 175
+    artifacts, _, _ = write_artifacts(tmp_path, write_window(tmp_path / "w.json"), n_samples=16)
+    model = DosingPyfunc()
+    model.load_context(SimpleNamespace(artifacts=artifacts))
+    as_floats = _enforce_schema(infer_and_parse_data({"dataframe_records": [EXAMPLE_PATIENT]}, schema), schema)
+    assert model.predict(None, parsed) == model.predict(None, as_floats)

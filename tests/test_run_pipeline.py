@@ -92,7 +92,7 @@ def the_run(store, name):
 # ------------------------------------------------------------------------------------------ success
 # One test, so that the run is made once even when pytest-xdist spreads a module over workers.
 def test_pipeline_run_is_tracked_registered_and_reportable(store, tmp_path, monkeypatch):
-    from ml.dosing import load_window
+    from ml.tracking import load_window_source as load_window
     from ml.window import ExposureWindow
 
     toml = quick_toml(store["root"] / "good.toml", name="quick_urd", model="atg-window-test", features="")

@@ -67,7 +67,7 @@ def test_gates_recorded_by_the_experiment_apply_and_failures_are_listed(registry
 
 
 def test_passing_gates_register_a_new_validated_version_with_who_and_why(registry, tmp_path, monkeypatch):
-    from ml.dosing import load_window
+    from ml.tracking import load_window_source as load_window
 
     client = registry["tracker"].client
     cand = registry["candidate"]

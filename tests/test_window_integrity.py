@@ -173,7 +173,7 @@ def store(tmp_path_factory):
 
 
 def test_an_edited_registered_artefact_is_refused(store):
-    from ml.dosing.serving import load_registered_window
+    from ml.tracking import load_registered_window
 
     uri = "models:/atg-ok@candidate"
     assert load_registered_window(uri, tracking_uri=store["uri"]).status == "candidate"

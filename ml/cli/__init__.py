@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "report": "ml.cli._report:report",
     "ui": "ml.cli._ui:ui",
     "dose": "ml.cli._dose:dose",
+    "serve": "ml.cli._serve:serve",
     "trial": "ml.cli._trial:trial",
     "poppk": "ml.cli._poppk:poppk",
 }

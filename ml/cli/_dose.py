@@ -24,10 +24,10 @@ from ml._format import fmt_bound
 from ml.cli._common import load_cohort_or_exit
 
 
-def _model(model_path, window, tracking_uri):
+def _model(model_path, window):
     """``--model`` if given, else the model the window names (registry or file beside it), else the shipped one."""
     from ml.dosing import DosingRefused
-    from ml.dosing._window import window_pk_model
+    from ml.dosing import window_pk_model
     from ml.pk import PopPKModel
 
     if model_path:
@@ -36,7 +36,7 @@ def _model(model_path, window, tracking_uri):
         except (ValueError, OSError, KeyError) as exc:
             raise click.ClickException(f"{model_path}: not a population PK model: {exc}") from None
     try:
-        model = window_pk_model(window, tracking_uri)
+        model = window_pk_model(window)
     except DosingRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
     if model is not None:
@@ -141,6 +141,129 @@ def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> Non
         raise click.ClickException(f"engine configuration: {exc}") from None
 
 
+def _override(override_by, override_reason):
+    """The ``--override-by`` / ``--override-reason`` pair as a :class:`WindowOverride` (None when not given)."""
+    from ml.dosing import WindowOverride
+
+    if (override_by is None) != (override_reason is None):
+        raise click.ClickException("an override needs both --override-by and --override-reason")
+    if override_by is None:
+        return None
+    try:
+        return WindowOverride(by=override_by, reason=override_reason)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _window(window_ref, tracking_uri):
+    """The window from a file or the registry (:func:`ml.tracking.load_window_source`)."""
+    from ml.dosing import DosingRefused
+    from ml.tracking import load_window_source
+
+    try:
+        return load_window_source(window_ref, tracking_uri)
+    except DosingRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+
+
+def _register(window_ref, engine, override, draws, seed, alias, tracking_uri) -> None:
+    """``--register``: log the engine with this window as the pyfunc model ``atg-dosing``, with an alias."""
+    from ml.dosing import DosingRefused
+    from ml.tracking import log_dosing_model
+
+    try:
+        info = log_dosing_model(window_ref, model=engine.model, caps=engine.caps, schedule=engine.schedule,
+                                n_samples=draws, random_state=seed, override=override, tracking_uri=tracking_uri,
+                                alias=alias)
+    except DosingRefused as exc:
+        raise click.ClickException(f"refused: {exc}") from None
+    click.echo(f"registered atg-dosing version {info.registered_model_version} (models:/atg-dosing/"
+               f"{info.registered_model_version}, alias {alias}) in {tracking_uri}; serve it with: "
+               f"atgwin serve models:/atg-dosing@{alias}")
+
+
+def _patients(patient_ref: Path, decision_time: float):
+    """The patients of a JSON file (one or a list) or a cohort folder; per-patient input errors kept in place.
+
+    Returns
+    -------
+    patients : list of PatientData or DosingRefused
+    dropped : dict or None
+        Doses and levels after the decision that a cohort batch ignored (None for a JSON file).
+    """
+    from ml.dosing import DosingRefused, PatientData, patients_from_cohort
+
+    if patient_ref.is_dir():
+        cohort = load_cohort_or_exit(str(patient_ref))
+        try:
+            return patients_from_cohort(cohort, decision_time)
+        except DosingRefused as exc:
+            raise click.ClickException(f"refused: {exc}") from None
+    try:
+        data = json.loads(patient_ref.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{patient_ref}: not a readable patient JSON: {exc}") from None
+    patients = []
+    for item in data if isinstance(data, list) else [data]:
+        try:
+            patients.append(PatientData.from_dict(item))
+        except DosingRefused as exc:
+            patients.append(exc)
+    return patients, None
+
+
+def _split(patients, results):
+    """Recommendations, and ``(patient_id, reason)`` of the refused."""
+    from ml.dosing import DosingRefused, PatientData
+
+    recs = [r for r in results if not isinstance(r, DosingRefused)]
+    refusals = [(p.patient_id if isinstance(p, PatientData) else "?", str(r))
+                for p, r in zip(patients, results) if isinstance(r, DosingRefused)]
+    return recs, refusals
+
+
+def _print_header(window, engine, override, recs, model_origin, dropped) -> None:
+    """What was dosed into, under which model and objective (before the table)."""
+    if window.simulated:
+        click.echo("SIMULATED: the window was derived from a virtual cohort; not for clinical use.", err=True)
+    overridden = f" (OVERRIDE by {override.by})" if recs and recs[0].override else ""
+    click.echo(f"window [{fmt_bound(window.lower)}, {fmt_bound(window.upper)}) {window.unit}, target "
+               f"{fmt_bound(window.target)}, status {window.status}{overridden}")
+    click.echo(f"population PK model: {engine.model.name} (digest {engine.model.digest[:12]}), {model_origin}")
+    click.echo(f"objective: {engine.objective.describe()}")
+    if dropped is not None and (dropped["doses"] or dropped["levels"]):
+        click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "
+                   f"(day {engine.schedule.days[0]} at {engine.schedule.start_hour:g} h)")
+
+
+def _print_warnings(recs, out) -> None:
+    """The warnings (one line per kind) and the caveats, on stderr."""
+    summary = _warning_summary(recs)
+    for line in summary:
+        click.echo(line, err=True)
+    if out is None and len(summary) < sum(len(r.warnings) for r in recs):
+        click.echo("(every warning of every patient is in the recommendations: add --out FILE.json)", err=True)
+    for c in recs[0].caveats if recs else ():
+        click.echo(f"caveat: {c}", err=True)
+
+
+def _write(out, recs, refusals) -> None:
+    if out is None:
+        return
+    payload = {"recommendations": [r.to_dict() for r in recs],
+               "refusals": [{"patient_id": pid, "reason": reason} for pid, reason in refusals]}
+    write_atomic(out, json.dumps(payload, indent=2, allow_nan=False) + "\n", mkdir=False)
+    click.echo(f"wrote {len(recs)} recommendation(s), {len(refusals)} refusal(s) to {out}")
+
+
+def _check_request(register, patient_ref, floor_weight, ceiling_weight) -> None:
+    if not register and patient_ref is None:
+        raise click.ClickException("give --patient (a JSON file or a cohort folder), or --register")
+    if register and (floor_weight is not None or ceiling_weight is not None):
+        raise click.ClickException("--register logs the engine with the default objective (most probable in "
+                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
+
+
 @click.command("dose")
 @click.option("--window", "window_ref", required=True,
               help="ExposureWindow JSON file or models:/NAME@validated (MLflow registry).")
@@ -163,7 +286,10 @@ def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> Non
 @click.option("--draws", default=256, show_default=True, help="Posterior draws per patient (power of 2).")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--register", is_flag=True,
-              help="Log the engine with this window as the MLflow pyfunc model 'atg-dosing' and register it.")
+              help="Log the engine with this window (a file or models:/...) as the MLflow pyfunc model 'atg-dosing', "
+                   "register it and point --alias at it; serve it with 'atgwin serve'.")
+@click.option("--alias", default="current", show_default=True,
+              help="With --register: the alias of the new 'atg-dosing' version.")
 @click.option("--floor-weight", type=float, default=None,
               help="Choose by expected harm: cost of ending below the floor (e.g. 2 = GVHD costs twice CMV). "
                    "With --ceiling-weight; either one switches from 'most probable in window' to the harm-"
@@ -174,111 +300,38 @@ def _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin) -> Non
               help="Warn when a recommendation raises P(below floor) over the fixed regimen's by more than this.")
 def dose(window_ref, patient_ref, out, override_by, override_reason, model_path, cap_mg_per_kg, cap_mg, min_mg,
          course_cap_mg_per_kg, vial_mg, start_hour, infusion_hours, draws, seed, register,
-         floor_weight=None, ceiling_weight=None, floor_margin=0.10):
+         floor_weight=None, ceiling_weight=None, floor_margin=0.10, alias="current"):
     """Recommend day -3 and day -2 ATG doses (whole vials, within caps) that maximise the
     probability that total active-ATG AUC lands in the window (or, with --floor-weight /
     --ceiling-weight, minimise the weighted expected harm). Each patient's line gives
     P(below floor) / P(in window) / P(above ceiling) for the recommended and the fixed regimen
     (2.5 mg/kg/day). Only a two-sided window (finding 'window') is dosed into."""
     from ml.cli._common import prepare_out
-    from ml.dosing import DosingRefused, PatientData, WindowOverride, load_window, patients_from_cohort
-
-    prepare_out(out)
-    if (override_by is None) != (override_reason is None):
-        raise click.ClickException("an override needs both --override-by and --override-reason")
-    try:
-        override = WindowOverride(by=override_by, reason=override_reason) if override_by is not None else None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    if not register and patient_ref is None:
-        raise click.ClickException("give --patient (a JSON file or a cohort folder), or --register")
+    from ml.dosing import DosingRefused
     from ml.tracking import resolve_tracking_uri
 
+    prepare_out(out)
+    override = _override(override_by, override_reason)
+    _check_request(register, patient_ref, floor_weight, ceiling_weight)
     tracking_uri = resolve_tracking_uri()
-    try:
-        if window_ref.startswith(("models:/", "runs:/")):
-            from ml.dosing.serving import load_registered_window
-
-            window = load_registered_window(window_ref, tracking_uri=tracking_uri)
-        else:
-            window = load_window(window_ref)
-    except DosingRefused as exc:
-        raise click.ClickException(f"refused: {exc}") from None
-    model, model_origin = _model(model_path, window, tracking_uri)
+    window = _window(window_ref, tracking_uri)
+    model, model_origin = _model(model_path, window)
     engine = _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
                      infusion_hours, draws, seed)
     _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
-    if register and (floor_weight is not None or ceiling_weight is not None):
-        raise click.ClickException("--register logs the engine with the default objective (most probable in "
-                                   "window); the served model does not take --floor-weight / --ceiling-weight yet")
-
     if register:
-        if window_ref.startswith(("models:/", "runs:/")):
-            raise click.ClickException("--register needs the window as a JSON file")
-        from ml.dosing.serving import log_dosing_model
-
-        try:
-            info = log_dosing_model(window_ref, model=engine.model, caps=engine.caps, schedule=engine.schedule,
-                                    n_samples=draws, random_state=seed, override=override, tracking_uri=tracking_uri)
-        except DosingRefused as exc:
-            raise click.ClickException(f"refused: {exc}") from None
-        click.echo(f"registered atg-dosing version {info.registered_model_version} ({info.model_uri}) "
-                   f"in {tracking_uri}")
+        _register(window_ref, engine, override, draws, seed, alias, tracking_uri)
         if patient_ref is None:
             return
-
-    dropped = None
-    if patient_ref.is_dir():
-        cohort = load_cohort_or_exit(str(patient_ref))
-        try:
-            patients, dropped = patients_from_cohort(cohort, engine.schedule.decision_time)
-        except DosingRefused as exc:
-            raise click.ClickException(f"refused: {exc}") from None
-    else:
-        try:
-            data = json.loads(patient_ref.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise click.ClickException(f"{patient_ref}: not a readable patient JSON: {exc}") from None
-        patients = []
-        for item in data if isinstance(data, list) else [data]:
-            try:
-                patients.append(PatientData.from_dict(item))
-            except DosingRefused as exc:
-                patients.append(exc)
+    patients, dropped = _patients(patient_ref, engine.schedule.decision_time)
     try:
         results = _recommend_with_progress(engine, patients, window, override)
     except DosingRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
-
-    recs = [r for r in results if not isinstance(r, DosingRefused)]
-    refusals = []
-    for p, r in zip(patients, results):
-        if isinstance(r, DosingRefused):
-            pid = p.patient_id if isinstance(p, PatientData) else "?"
-            refusals.append((pid, str(r)))
-    if window.simulated:
-        click.echo("SIMULATED: the window was derived from a virtual cohort; not for clinical use.", err=True)
-    click.echo(f"window [{fmt_bound(window.lower)}, {fmt_bound(window.upper)}) {window.unit}, target "
-               f"{fmt_bound(window.target)}, "
-               f"status {window.status}{' (OVERRIDE by ' + override.by + ')' if recs and recs[0].override else ''}")
-    click.echo(f"population PK model: {engine.model.name} (digest {engine.model.digest[:12]}), {model_origin}")
-    click.echo(f"objective: {engine.objective.describe()}")
-    if dropped is not None and (dropped["doses"] or dropped["levels"]):
-        click.echo(f"batch: ignored {dropped['doses']} doses and {dropped['levels']} levels after the decision "
-                   f"(day {engine.schedule.days[0]} at {engine.schedule.start_hour:g} h)")
+    recs, refusals = _split(patients, results)
+    _print_header(window, engine, override, recs, model_origin, dropped)
     click.echo(_table(recs, refusals))
-    summary = _warning_summary(recs)
-    for line in summary:
-        click.echo(line, err=True)
-    if out is None and len(summary) < sum(len(r.warnings) for r in recs):
-        click.echo("(every warning of every patient is in the recommendations: add --out FILE.json)", err=True)
-    if recs:
-        for c in recs[0].caveats:
-            click.echo(f"caveat: {c}", err=True)
-    if out is not None:
-        payload = {"recommendations": [r.to_dict() for r in recs],
-                   "refusals": [{"patient_id": pid, "reason": reason} for pid, reason in refusals]}
-        write_atomic(out, json.dumps(payload, indent=2, allow_nan=False) + "\n", mkdir=False)
-        click.echo(f"wrote {len(recs)} recommendation(s), {len(refusals)} refusal(s) to {out}")
+    _print_warnings(recs, out)
+    _write(out, recs, refusals)
     if refusals:
         raise SystemExit(1 if not recs else 2)

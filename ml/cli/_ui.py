@@ -17,7 +17,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.option("--print-command", is_flag=True, help="Print the command instead of starting the UI.")
 def ui(host: str, port: int, tracking_uri: str | None, print_command: bool) -> None:
     """Start the MLflow UI on the local tracking store (Ctrl-C stops it)."""
-    from ml.tracking._uri import is_remote, resolve_tracking_uri, sqlite_path, ui_command
+    from ml.tracking import is_remote, resolve_tracking_uri, sqlite_path, ui_command
 
     uri = resolve_tracking_uri(tracking_uri)
     if is_remote(uri):

@@ -12,8 +12,8 @@ runs the trial's design (individualised vs fixed) on virtual cohorts; :class:`Tr
 it for its planners: power on CMV by day 180 and the n for 80 % in closed form from arm rates
 simulated on virtual populations, and what the power hinges on.
 
-The MLflow edge (pyfunc model for ``mlflow models serve``, windows from ``models:/`` URIs) is
-:mod:`ml.dosing.serving`, imported on its own so that nothing else here needs MLflow.
+The MLflow edge (the pyfunc model served over REST, windows from ``models:/`` URIs) is
+:mod:`ml.tracking`: nothing here imports MLflow.
 """
 
 from ml.pk import ForecastGrid, LaplaceImportance, LevelLikelihood, MAPFit, PosteriorDraws, PriorImportance, fit_map
@@ -31,7 +31,9 @@ from ._patient import GivenDose, Level, PatientData, patients_from_cohort
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
-from ._window import WindowOverride, WindowTarget, admit_window, load_window
+from ._window import (
+    WindowOverride, WindowTarget, admit_window, load_window, window_from_dict, window_pk_model, with_model_file,
+)
 
 __all__ = [
     "MAX_REGIMENS", "AUCForecast", "AdjustmentSchedule", "DESIGNS", "DayDose", "DoseCaps", "DoseRecommendation",
@@ -39,7 +41,8 @@ __all__ = [
     "LaplaceImportance", "Level", "LevelLikelihood", "MAPFit", "MostProbableInWindow", "PatientData",
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
     "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
-    "load_window", "patients_from_cohort", "weighted_quantile",
+    "load_window", "patients_from_cohort", "weighted_quantile", "window_from_dict", "window_pk_model",
+    "with_model_file",
     "ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",
     "replicate_power", "two_proportion_n", "two_proportion_power",
 ]

@@ -231,12 +231,7 @@ class DosingEngine:
             if isinstance(p, DosingRefused):
                 results[i] = p
                 continue
-            try:
-                check_units(window, p.concentration_unit, self.model.concentration_unit)
-            except DosingRefused as exc:
-                results[i] = DosingRefused(f"patient {p.patient_id!r} refused: {exc}")
-                continue
-            problem = self._timing_problem(p)
+            problem = self.patient_problem(p, window)
             if problem:
                 results[i] = DosingRefused(f"patient {p.patient_id!r} refused: {problem}")
             else:
@@ -249,6 +244,23 @@ class DosingEngine:
             for i, r in zip(idx, recs):
                 results[i] = r
         return results
+
+    def patient_problem(self, patient: PatientData, window: WindowTarget) -> str | None:
+        """Why this patient's input cannot be dosed into ``window`` before any forecast, else None.
+
+        The checks :meth:`recommend_many` makes per patient: levels in another unit than the
+        window's (or the population model's), and a dose or level at or after the first
+        adjustable dose (the day -3 decision).
+
+        Returns
+        -------
+        str or None
+        """
+        try:
+            check_units(window, patient.concentration_unit, self.model.concentration_unit)
+        except DosingRefused as exc:
+            return str(exc)
+        return self._timing_problem(patient)
 
     def _isolated_batch(self, batch: list[PatientData], window: WindowTarget, rng, override) -> list:
         """:meth:`_recommend_batch`, with one patient's failure kept to that patient.
@@ -557,8 +569,13 @@ def _check_objective(objective) -> None:
 
 
 def _as_target(window) -> WindowTarget:
+    """The engine's window: a :class:`WindowTarget` as given, or the one conversion
+    (:meth:`WindowTarget.from_artefact`) of an :class:`ml.window.ExposureWindow` built in code."""
     if isinstance(window, WindowTarget):
         return window
-    if hasattr(window, "to_dict") and hasattr(window, "as_dosing_target"):
+    from ml.window import ExposureWindow
+
+    if isinstance(window, ExposureWindow):
         return WindowTarget.from_artefact(window)
-    raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__}")
+    raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__} "
+                    "(a file or models:/ URI is read with ml.tracking.load_window_source)")

@@ -19,7 +19,7 @@ from ._errors import DosingRefused
 from ._gates import check_dosable
 
 __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
-           "model_mismatch", "window_pk_model"]
+           "model_mismatch", "window_from_dict", "window_pk_model", "with_model_file"]
 
 _STATUSES = ("candidate", "validated", "no-window")
 _INTEGRITY = ("signed", "registered", "unsigned", "in-memory")
@@ -56,7 +56,11 @@ class WindowOverride:
 
 @dataclass(frozen=True)
 class WindowTarget:
-    """The target exposure range of the dosing engine (from an ``ExposureWindow``).
+    """The target exposure range of the dosing engine: an ``ExposureWindow`` as admitted for dosing.
+
+    There is one conversion, :meth:`from_artefact` (an :class:`ml.window.ExposureWindow` or its
+    JSON dict); :func:`load_window` (a file) and :func:`ml.tracking.load_window_source` (a file or
+    a ``models:/`` URI) use it and add where the window was read and how its content was checked.
 
     Attributes
     ----------
@@ -200,19 +204,18 @@ def load_window(source: str | Path) -> WindowTarget:
     """Read a window from an ``ExposureWindow`` JSON file.
 
     The file is validated by :meth:`ExposureWindow.from_json` (the artefact's own checks) before
-    the engine reads its bounds. ``models:/NAME@ALIAS`` URIs are resolved by
-    :func:`ml.dosing.load_registered_window` (the MLflow edge).
+    the engine reads its bounds. Registry URIs (``models:/NAME@ALIAS``) are resolved at the edge,
+    by :func:`ml.tracking.load_window_source`, which also reads files through this function.
 
     Raises
     ------
     DosingRefused
-        Unreadable file, invalid artefact, or status ``no-window``.
+        Unreadable file, invalid artefact, status ``no-window``, or a registry URI.
     """
     text = str(source)
-    if text.startswith("models:/") or text.startswith("runs:/"):
-        from .serving import load_registered_window
-
-        return load_registered_window(text)
+    if text.startswith(("models:/", "runs:/")):
+        raise DosingRefused(f"{text} is an MLflow URI, not a window file: read it with "
+                            "ml.tracking.load_window_source (atgwin dose --window accepts both)")
     path = Path(source)
     try:
         data = json.loads(path.read_text())
@@ -244,16 +247,15 @@ def with_model_file(window: WindowTarget, folder: Path) -> WindowTarget:
     return replace(window, model_file=str(path))
 
 
-def window_pk_model(window: WindowTarget, tracking_uri: str | None = None):
+def window_pk_model(window: WindowTarget):
     """The population PK model that defined the window's exposure (None when the window names none).
 
     Parameters
     ----------
     window : WindowTarget
-        Loaded by :func:`load_window` (file; the model file is found relative to it) or from the
-        registry (the model travels in the same model version).
-    tracking_uri : str, optional
-        For a model named by a ``models:/`` URI.
+        Loaded by :func:`load_window` (file; the model file is found relative to it) or by
+        :func:`ml.tracking.load_window_source` (registry: the model travels in the same model
+        version, or is downloaded from the URI the window names), which sets ``model_file``.
 
     Returns
     -------
@@ -275,16 +277,15 @@ def window_pk_model(window: WindowTarget, tracking_uri: str | None = None):
     try:
         if src == "shipped":
             model = PopPKModel.default()
-        elif ":/" in src:
-            from .serving import load_registered_pk_model
-
-            model = load_registered_pk_model(src, tracking_uri)
-        else:
-            if not window.model_file or not Path(window.model_file).is_file():
-                raise DosingRefused(f"{where} but the file is not found"
-                                    + (f" at {window.model_file}" if window.model_file else "")
-                                    + "; give the model with --model")
+        elif window.model_file and Path(window.model_file).is_file():
             model = PopPKModel.from_file(window.model_file)
+        elif ":/" in src:
+            raise DosingRefused(f"{where}, which was not resolved: read the window with "
+                                "ml.tracking.load_window_source, or give the model with --model")
+        else:
+            raise DosingRefused(f"{where} but the file is not found"
+                                + (f" at {window.model_file}" if window.model_file else "")
+                                + "; give the model with --model")
     except (OSError, ValueError, KeyError) as exc:
         raise DosingRefused(f"{where} but it cannot be read: {exc}; give the model with --model") from exc
     if model.digest != rec["digest"]:

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-__all__ = ["DEFAULT_TRACKING_URI", "artifact_root", "resolve_tracking_uri", "ui_command"]
+__all__ = ["DEFAULT_TRACKING_URI", "artifact_root", "fluent_uri", "is_remote", "quiet", "resolve_tracking_uri",
+           "sqlite_path", "ui_command"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 

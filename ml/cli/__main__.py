@@ -1,0 +1,7 @@
+"""``python -m ml.cli`` runs ``atgwin`` with this interpreter (no ``atgwin`` program on ``PATH`` needed)."""
+
+from ml.cli import main
+
+__all__: list[str] = []
+
+main()
