@@ -20,17 +20,22 @@ command-line options into an executor. Dask is an optional dependency
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DaskExecutor", "ParallelUnavailable", "SerialExecutor", "block_seeds", "blocks", "dask_available",
+__all__ = ["DaskExecutor", "ParallelUnavailable", "SchedulerUnreachable", "SerialExecutor", "block_seeds", "blocks", "dask_available",
            "executor_from", "map_blocks"]
 
 
 class ParallelUnavailable(ImportError):
     """A cluster was asked for, but ``dask.distributed`` is not installed."""
+
+
+class SchedulerUnreachable(OSError):
+    """No Dask scheduler answers at the given address."""
 
 
 def dask_available() -> bool:
@@ -119,6 +124,8 @@ class DaskExecutor:
         (the same version) installed.
     min_tasks : int
         Fewer tasks than this run serially, here.
+    timeout : float
+        Seconds to wait for ``scheduler`` to answer.
 
     Raises
     ------
@@ -126,11 +133,12 @@ class DaskExecutor:
         When ``dask.distributed`` is not installed.
     """
 
-    def __init__(self, workers: int | None = 2, scheduler: str | None = None, *, min_tasks: int = 2):
+    def __init__(self, workers: int | None = 2, scheduler: str | None = None, *, min_tasks: int = 2,
+                 timeout: float = 20.0):
         if scheduler is None and not (isinstance(workers, (int, np.integer)) and workers >= 1):
             raise ValueError(f"DaskExecutor: `workers` must be an integer >= 1, got {workers!r}")
         _require_dask("--scheduler" if scheduler else f"--workers {workers}")
-        self.workers_requested, self.scheduler, self.min_tasks = workers, scheduler, min_tasks
+        self.workers_requested, self.scheduler, self.min_tasks, self.timeout = workers, scheduler, min_tasks, timeout
         self._client = self._cluster = None
 
     # ------------------------------------------------------------------------------ connection
@@ -141,9 +149,10 @@ class DaskExecutor:
             distributed = _require_dask("a Dask executor")
             if self.scheduler is not None:
                 try:
-                    self._client = distributed.Client(self.scheduler, timeout="20s")
+                    self._client = distributed.Client(self.scheduler, timeout=f"{self.timeout}s")
                 except OSError as exc:
-                    raise OSError(f"cannot reach the Dask scheduler at {self.scheduler!r}: {exc}") from None
+                    raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {self.scheduler!r} "
+                                               f"(--scheduler): {exc}") from None
             else:
                 self._cluster = distributed.LocalCluster(n_workers=int(self.workers_requested), threads_per_worker=1,
                                                          processes=True, dashboard_address=None,
@@ -199,16 +208,15 @@ class DaskExecutor:
         self.close()
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the event loop may be gone
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def __deepcopy__(self, memo):
         return self
 
     def __getstate__(self):
-        return {"workers_requested": self.workers_requested, "scheduler": self.scheduler, "min_tasks": self.min_tasks}
+        return {"workers_requested": self.workers_requested, "scheduler": self.scheduler, "min_tasks": self.min_tasks,
+                "timeout": self.timeout}
 
     def __setstate__(self, state):
         self.__dict__.update(state)

@@ -41,9 +41,9 @@ sys.path.insert(0, str(SCRIPTS))
 # the cluster's worker processes import the benchmark scripts' modules by name
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(SCRIPTS), *filter(None, [os.environ.get("PYTHONPATH")])])
 
-from _benchdoc import provenance, write_section  # noqa: E402
+from _benchdoc import provenance, write_section
 
-from ml._parallel import DaskExecutor, SerialExecutor, executor_from  # noqa: E402
+from ml._parallel import DaskExecutor, SerialExecutor, executor_from
 
 
 def _timed(f):
@@ -161,9 +161,9 @@ WORKLOADS = {"trial": trial_workload, "window-cohorts": window_cohorts_workload,
 
 
 def _warm_up(task, **_):
-    import ml.dosing  # noqa: F401 - the imports every workload needs, paid once per worker
-    import ml.sim  # noqa: F401
-    import ml.window  # noqa: F401
+    import ml.dosing
+    import ml.sim
+    import ml.window
 
     return task
 
@@ -200,8 +200,8 @@ def main(argv=None) -> int:
         cluster.map(_warm_up, list(range(4 * cluster.workers)))
         for name in names:
             label, run = WORKLOADS[name](args)
-            serial, t_serial = _timed(lambda: run(SerialExecutor()))
-            parallel, t_parallel = _timed(lambda: run(cluster))
+            serial, t_serial = _timed(lambda run=run: run(SerialExecutor()))
+            parallel, t_parallel = _timed(lambda run=run: run(cluster))
             same = _same(serial, parallel)
             rows.append((label, t_serial, t_parallel, same))
             print(f"{name}: serial {t_serial:.1f} s, {cluster.workers} workers {t_parallel:.1f} s, "

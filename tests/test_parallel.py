@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from ml._parallel import (
     DaskExecutor,
     ParallelUnavailable,
+    SchedulerUnreachable,
     SerialExecutor,
     block_seeds,
     blocks,
@@ -87,7 +88,7 @@ def test_map_blocks_does_not_depend_on_the_order_blocks_run_in():
 def test_window_search_blocks_give_one_result_whatever_the_order(cohort):
     x, outcomes = cohort
     y = competing_target(outcomes, "cmv|ebv|agvhd2|death", 180.0)
-    kw = dict(n_permutations=PERMUTATION_BLOCK + 50, n_bootstraps=BOOTSTRAP_BLOCK + 5, n_folds=0, random_state=3)
+    kw = {"n_permutations": PERMUTATION_BLOCK + 50, "n_bootstraps": BOOTSTRAP_BLOCK + 5, "n_folds": 0, "random_state": 3}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = WindowSearch(**kw, executor=SerialExecutor()).fit(x, y)
@@ -135,6 +136,13 @@ def test_a_dask_executor_is_copied_as_itself_and_pickled_without_its_connection(
     assert (back.workers_requested, back.scheduler, back._client) == (2, None, None)
 
 
+def test_an_unreachable_scheduler_is_named():
+    pytest.importorskip("distributed")
+    ex = DaskExecutor(scheduler="tcp://127.0.0.1:9", timeout=1)  # the discard port: nothing listens
+    with pytest.raises(SchedulerUnreachable, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        ex.map(_draw, [(1, 2), (2, 2)])
+
+
 # ------------------------------------------------------------------- a 2-process LocalCluster
 @pytest.fixture(scope="module")
 def cluster():
@@ -150,7 +158,7 @@ def cluster():
         yield ex
     finally:
         ex.close()
-    gone, alive = psutil.wait_procs(started, timeout=20)
+    _, alive = psutil.wait_procs(started, timeout=20)
     for p in alive:  # only processes this cluster started
         p.kill()
     assert not alive, f"the LocalCluster left processes behind: {alive}"
@@ -174,7 +182,7 @@ def test_trial_replicates_on_two_workers_equal_the_serial_run(cluster):
 def test_window_search_permutations_and_bootstrap_on_two_workers_equal_the_serial_run(cluster, cohort):
     x, outcomes = cohort
     y = competing_target(outcomes, "cmv|ebv|agvhd2|death", 180.0)
-    kw = dict(n_permutations=2 * PERMUTATION_BLOCK, n_bootstraps=2 * BOOTSTRAP_BLOCK, n_folds=0, random_state=7)
+    kw = {"n_permutations": 2 * PERMUTATION_BLOCK, "n_bootstraps": 2 * BOOTSTRAP_BLOCK, "n_folds": 0, "random_state": 7}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         serial = WindowSearch(**kw, executor=SerialExecutor()).fit(x, y)
@@ -188,7 +196,7 @@ def test_window_search_permutations_and_bootstrap_on_two_workers_equal_the_seria
 @pytest.mark.dask_cluster
 def test_benefit_harm_permutation_p_value_and_bootstrap_on_two_workers_equal_the_serial_run(cluster, cohort):
     x, outcomes = cohort
-    kw = dict(n_permutations=2 * PERMUTATION_BLOCK, n_bootstraps=2 * BOOTSTRAP_BLOCK, n_folds=0, random_state=7)
+    kw = {"n_permutations": 2 * PERMUTATION_BLOCK, "n_bootstraps": 2 * BOOTSTRAP_BLOCK, "n_folds": 0, "random_state": 7}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         serial = BenefitHarmSearch(**kw, executor=SerialExecutor()).fit(x, outcomes)
@@ -197,3 +205,15 @@ def test_benefit_harm_permutation_p_value_and_bootstrap_on_two_workers_equal_the
     assert serial.p_value_ == dask.p_value_
     assert np.array_equal(serial.bootstrap_bounds_, dask.bootstrap_bounds_, equal_nan=True)
     assert np.array_equal(serial._boot_counts, dask._boot_counts)
+
+
+def test_trial_planner_lines_in_any_order_give_the_serial_plan():
+    from ml.dosing import DosingEngine, LaplaceImportance, TrialPlanner
+
+    def plan(executor):
+        engine = DosingEngine(posterior=LaplaceImportance(16), nodes_per_day=3, random_state=1)
+        return TrialPlanner(engine, population=16, outcome_draws=2, cl_shares=(0.95,), effect_scales=(2.0,),
+                            random_state=3, executor=executor).run().to_frame()
+
+    serial = plan(None)
+    assert len(serial) == 7 and plan(ReversedExecutor()).equals(serial)

@@ -31,7 +31,7 @@ from ._patient import patients_from_cohort
 from ._recommendation import DoseRecommendation
 from ._window import WindowTarget
 
-__all__ = ["SamplingDesign", "InSilicoTrial", "TrialResult", "DESIGNS"]
+__all__ = ["DESIGNS", "InSilicoTrial", "SamplingDesign", "TrialResult"]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,12 @@ from ml._defaults import BENEFIT_HARM as _D
 from ml._defaults import GLOBAL_TEST_NAMES, GRID_K, MINPROP
 from ml._parallel import map_blocks
 from ml.features import competing_target, parse_endpoint
-from ml.window._bootstrap import BOOTSTRAP_BLOCK, CI_METHODS, bound_intervals, infinitesimal_jackknife_sd
+from ml.window._bootstrap import (
+    BOOTSTRAP_BLOCK,
+    CI_METHODS,
+    bound_intervals,
+    infinitesimal_jackknife_sd,
+)
 from ml.window._core import bounds_of, inside_window
 from ml.window._cox import hazard_ratio
 from ml.window._grid import QuantileGrid

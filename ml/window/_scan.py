@@ -21,7 +21,7 @@ import numpy as np
 
 from ml._parallel import map_blocks
 
-__all__ = ["PERMUTATION_BLOCK", "ScanResult", "scan", "window_pairs", "permutation_maxima"]
+__all__ = ["PERMUTATION_BLOCK", "ScanResult", "permutation_maxima", "scan", "window_pairs"]
 
 #: Permutations per block when an executor is given (each block seeded on its own; see
 #: :func:`ml._parallel.map_blocks`). Fixed, so the result does not depend on the executor.
