@@ -226,6 +226,11 @@ def main(argv=None) -> int:
     ]
     for label, ts, tp, same in rows:
         lines.append(f"| {label} | {ts:.1f} | {tp:.1f} | {ts / tp:.2f} | {'yes' if same else 'NO'} |")
+    cores = os.cpu_count() or 1
+    if max(load_before, load_after) > cores:
+        lines += ["", f"The machine was busy during this run (load average above its {cores} cores, other jobs "
+                  "running): both timings shared the cores with them, so these ratios are those of a contended "
+                  "machine, not of an idle one; re-run the script on a quiet machine for the latter."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
