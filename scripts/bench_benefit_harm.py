@@ -28,7 +28,6 @@ import os
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -240,8 +239,13 @@ def _global_rejects(bh: dict, alpha: float = 0.05) -> bool:
     return bh.get("p_global_at_most", 1.0) < alpha
 
 
-def run(configs: list[str], reps: dict[str, int], perms: int, boots: int, workers: int,
+def run(configs: list[str], reps: dict[str, int], perms: int, boots: int, executor,
         composite_reps: int, cached_only: bool = False) -> dict[str, list[dict]]:
+    """Rows of every config: cached ones, then the missing cohorts computed on ``executor`` (ml._parallel).
+
+    A cohort's row depends only on its config and seed, so the executor (serial, local cluster,
+    remote scheduler) does not change it; each row is appended to its cache as it arrives.
+    """
     CACHE.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {}
     todo = []
@@ -258,12 +262,17 @@ def run(configs: list[str], reps: dict[str, int], perms: int, boots: int, worker
     if todo and not cached_only:
         from tqdm import tqdm
 
-        with ProcessPoolExecutor(workers) as pool:
-            for r in tqdm(pool.map(one_cohort, todo, chunksize=1), total=len(todo), desc="cohorts", file=sys.stderr):
+        with tqdm(total=len(todo), desc="cohorts", file=sys.stderr) as bar:
+            def keep(r):
                 b = 0 if r["config"] in NO_BOOTSTRAP else boots
                 with open(CACHE / _cache_name(r["config"], perms, b), "a") as fh:
                     fh.write(json.dumps(r) + "\n")
+                bar.update(1)
+
+            for r in executor.map(one_cohort, todo, progress=keep):
                 rows[r["config"]].append(r)
+        for name in rows:
+            rows[name].sort(key=lambda r: r["seed"])
     return rows
 
 
@@ -476,7 +485,11 @@ def main(argv=None) -> int:
                     help="cohorts of each world on which the composite search also runs (the first ones)")
     ap.add_argument("--permutations", type=int, default=1000)
     ap.add_argument("--bootstraps", type=int, default=1000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="cohorts run on a local Dask cluster of this many processes (1: serially here); the rows do "
+                         "not depend on it (needs the 'parallel' extra)")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the cohorts on an existing Dask cluster (tcp://host:8786) instead")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--cached-only", action="store_true",
                     help="summarise the cohorts already computed (runs/bench-benefit-harm/), compute nothing new")
@@ -494,8 +507,11 @@ def main(argv=None) -> int:
     if args.carry_over_joint:
         print(f"carried over from the joint-test cache: {carry_over_joint(configs, reps, args.permutations, args.bootstraps)} rows",
               file=sys.stderr)
-    rows = run(configs, reps, args.permutations, args.bootstraps, args.workers, args.composite_reps,
-               cached_only=args.cached_only)
+    from ml._parallel import executor_from
+
+    with executor_from(args.workers, args.scheduler) as executor:
+        rows = run(configs, reps, args.permutations, args.bootstraps, executor, args.composite_reps,
+                   cached_only=args.cached_only)
     speed = None if args.no_speed else measure_speed()
     oracle = known_cut_oracle(args.one_sided_reps) if "floor-only" in configs else None
     text = summarise(rows, speed, args, oracle)

@@ -8,6 +8,8 @@
         --covariates "none;cmv_serostatus,hla_mismatches" --grid-k 40,20   # power/type-I grid, stdout only
     python scripts/bench_window.py --minprop 0.2 --scenarios urd,null --no-speed --no-write
                                                    # full rows of the candidate default (shown in docs)
+    python scripts/bench_window.py --workers 2 ...     # cohorts on a local Dask cluster (same rows)
+    python scripts/bench_window.py --scheduler tcp://host:8786 ...   # on an existing Dask cluster
 
 For every scenario (n = 324 for urd, shifted, hinge, null; n = 106 for haplo) it simulates
 ``--reps`` cohorts with ml.sim, computes exposure from the *noisy* levels with
@@ -335,27 +337,42 @@ def power_cohort(vc, scenario: str, seed: int, cfg: PowerConfig, permutations: i
 
 
 def run_power(configs, scenarios: list[str], reps: int, permutations: int, cache_dir: Path,
-              cached_only: bool = False) -> dict:
+              cached_only: bool = False, executor=None) -> dict:
     """Rows of each configuration for ``reps`` cohorts per scenario (seeds 10000...), cached and resumable.
 
     Every cohort is simulated once and searched under every configuration that lacks it (one
-    cache file per configuration). With ``cached_only`` nothing is computed.
+    cache file per configuration). With ``cached_only`` nothing is computed. Cohorts run on
+    ``executor`` (``ml._parallel``; default serial); a row depends only on its cohort's seed.
 
     Returns
     -------
     dict
         Configuration -> list of rows.
     """
+    from ml._parallel import SerialExecutor
+
     caches = {cfg: cache_dir / f"power-{cfg.key(permutations)}.jsonl" for cfg in configs}
     rows = {cfg: _load(path) for cfg, path in caches.items()}
     if not cached_only:
         done = {cfg: {(r["scenario"], r["seed"]) for r in rows[cfg]} for cfg in configs}
+        tasks, wanted = [], {}
         for scen in scenarios:
             for seed in range(10_000, 10_000 + reps):
                 todo = [cfg for cfg in configs if (scen, seed) not in done[cfg]]
                 for n in dict.fromkeys(cfg.n or SCENARIOS[scen] for cfg in todo):
-                    _power_cohorts(scen, n, seed, [c for c in todo if (c.n or SCENARIOS[scen]) == n],
-                                   permutations, cache_dir, rows, caches)
+                    cfgs = [c for c in todo if (c.n or SCENARIOS[scen]) == n]
+                    wanted[(scen, n, seed)] = cfgs
+                    tasks.append((scen, n, seed, cfgs))
+
+        def keep(result):
+            key, got = result
+            for cfg, row in zip(wanted[key], got):
+                rows[cfg].append(row)
+                with caches[cfg].open("a") as fh:
+                    fh.write(json.dumps(row, default=_json_default) + "\n")
+
+        (executor or SerialExecutor()).map(_power_cohorts, tasks, progress=keep, permutations=permutations,
+                                           cache_dir=cache_dir)
     out = {cfg: [r for r in rs if r["scenario"] in scenarios and r["seed"] < 10_000 + reps] for cfg, rs in rows.items()}
     if not cached_only:
         for cfg, rs in out.items():
@@ -364,14 +381,18 @@ def run_power(configs, scenarios: list[str], reps: int, permutations: int, cache
     return out
 
 
-def _power_cohorts(scen, n, seed, configs, permutations, cache_dir, rows, caches) -> None:
-    """Simulate one cohort of ``n`` patients and append one row per configuration (memory and disk)."""
+def _power_cohorts(task, permutations: int, cache_dir: Path) -> tuple[tuple, list[dict]]:
+    """Simulate one cohort ``task = (scenario, n, seed, configs)``; its rows, one per configuration, in order."""
+    scen, n, seed, configs = task
     vc = simulate_virtual(scen, n=n, seed=seed)
     memo = {}
-    for cfg in configs:
-        rows[cfg].append(power_cohort(vc, scen, seed, cfg, permutations, cache_dir, memo))
-        with caches[cfg].open("a") as fh:
-            fh.write(json.dumps(rows[cfg][-1], default=_json_default) + "\n")
+    return (scen, n, seed), [power_cohort(vc, scen, seed, cfg, permutations, cache_dir, memo) for cfg in configs]
+
+
+def _full_cohort(task, args) -> dict:
+    """One row of the full benchmark, ``task = (scenario, seed)`` (module level, for a Dask worker)."""
+    scen, seed = task
+    return one_cohort(scen, _variant(scen)[1], seed, args)
 
 
 def _rate(ps, alpha: float = 0.05) -> str:
@@ -769,12 +790,25 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--no-speed", action="store_true", help="skip the timings (reuse the last ones if any)")
     ap.add_argument("--no-write", action="store_true", help="print the summary, leave docs alone")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="run the cohorts on a local Dask cluster of this many processes (0/1: serially here); "
+                         "the rows do not depend on it (needs the 'parallel' extra)")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the cohorts on an existing Dask cluster (tcp://host:8786) instead")
     args = ap.parse_args(argv)
 
     cache_dir = CACHE_DIR
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if args.power_only:
-        return power_only(args, cache_dir)
+    from ml._parallel import executor_from
+
+    with executor_from(args.workers, args.scheduler) as executor:
+        if args.power_only:
+            return power_only(args, cache_dir, executor)
+        return _main(args, cache_dir, executor)
+
+
+def _main(args, cache_dir: Path, executor) -> int:
+    """The full benchmark (and, with ``--study``, the power study) on ``executor``."""
     args.grid_k, args.minprop = int(args.grid_k), float(args.minprop)
     cache = _full_cache(args, args.minprop)
     rows = _load(cache)
@@ -782,18 +816,16 @@ def main(argv=None) -> int:
 
     if not args.speed_only:
         done = {(r["scenario"], r["seed"]) for r in rows}
+        todo = [(scen, 10_000 + rep) for scen in scenarios for rep in range(args.reps) if (scen, 10_000 + rep) not in done]
         with cache.open("a") as fh:
-            for scen in scenarios:
-                for rep in range(args.reps):
-                    seed = 10_000 + rep
-                    if (scen, seed) in done:
-                        continue
-                    row = one_cohort(scen, _variant(scen)[1], seed, args)
-                    rows.append(row)
-                    fh.write(json.dumps(row, default=_json_default) + "\n")
-                    fh.flush()
-                    print(f"{scen} rep {rep}: [{row['lower']:.1f}, {row['upper']:.1f}) p={row['p']:.3f} "
-                          f"({row['seconds']:.2f} s)", flush=True)
+            def keep(row):
+                rows.append(row)
+                fh.write(json.dumps(row, default=_json_default) + "\n")
+                fh.flush()
+                print(f"{row['scenario']} rep {row['seed'] - 10_000}: [{row['lower']:.1f}, {row['upper']:.1f}) "
+                      f"p={row['p']:.3f} ({row['seconds']:.2f} s)", flush=True)
+
+            executor.map(_full_cohort, todo, progress=keep, args=args)
     if not args.speed_only:
         _fill_true_window_p(rows, cache)
     rows = [r for r in rows if r["scenario"] in scenarios and r["seed"] < 10_000 + args.reps]
@@ -817,10 +849,10 @@ def main(argv=None) -> int:
         spd = speed(args)
         speed_cache.write_text(json.dumps(spd, indent=1))
     study = run_power([c for c in STUDY if c.n is None], ["urd", "null"], args.power_reps, args.permutations,
-                      cache_dir, cached_only=not args.study)
+                      cache_dir, cached_only=not args.study, executor=executor)
     # larger cohorts: power only (urd), half the cohorts (MAP fits of 500+ patients are slow)
     study |= run_power([c for c in STUDY if c.n is not None], ["urd"], args.power_reps // 2, args.permutations,
-                       cache_dir, cached_only=not args.study)
+                       cache_dir, cached_only=not args.study, executor=executor)
     text = summarise(rows, pop, spd, args, {cfg: r for cfg, r in study.items() if r})
     print(text)
     if (args.grid_k, args.minprop) != (40, 0.1):
@@ -831,7 +863,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def power_only(args, cache_dir: Path) -> int:
+def power_only(args, cache_dir: Path, executor=None) -> int:
     """``--power-only``: every combination of the listed options, then a table on stdout."""
     default = ",".join([*SCENARIOS, *ORACLES])
     scenarios = ["urd", "null"] if args.scenarios == default else [s for s in args.scenarios.split(",") if s]
@@ -845,7 +877,7 @@ def power_only(args, cache_dir: Path) -> int:
     bad = [c.exposure for c in configs if c.exposure not in EXPOSURES]
     if bad:
         raise SystemExit(f"--exposure must be among {EXPOSURES}, got {bad}")
-    results = run_power(configs, scenarios, args.reps, args.permutations, cache_dir)
+    results = run_power(configs, scenarios, args.reps, args.permutations, cache_dir, executor=executor)
     print("\n".join(power_table(results)))
     return 0
 

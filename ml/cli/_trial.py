@@ -5,7 +5,8 @@ By default it estimates the arm rates of CMV by day 180 on large virtual populat
 80 % in closed form (Fleiss et al. 2003, eq. 4.14), and a sensitivity table (variability split
 between CL and V1, size of the exposure-CMV effect, sampling and adjustment days, oracles).
 ``--reps`` also runs that many Monte Carlo trial replicates with the engine
-(:class:`ml.dosing.InSilicoTrial`). Everything is SIMULATED.
+(:class:`ml.dosing.InSilicoTrial`). Both run serially or, with ``--workers N`` / ``--scheduler
+ADDRESS``, on a Dask cluster (:mod:`ml._parallel`; same numbers). Everything is SIMULATED.
 """
 
 from __future__ import annotations
@@ -53,12 +54,32 @@ def plan_summary(plan) -> str:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Write the power analysis (FILE.plan.csv), the replicates (FILE, CSV, with --reps) and a "
                    "summary JSON (FILE.summary.json).")
-def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, window_ref, draws, nodes, alpha, out):
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
+              help="Run the lines of the power analysis and the --reps replicates on a local Dask cluster of "
+                   "this many worker processes (0 or 1: serially here). Needs the 'parallel' extra: pip install "
+                   "'atg-window[parallel]'. Results are identical to a serial run with the same --seed.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="The same on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (started with `dask scheduler` "
+                   "and `dask worker ADDRESS`; the workers need this package, same version, installed).")
+def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, window_ref, draws, nodes, alpha, out,
+          workers, scheduler):
     """Individualised vs fixed 10 mg/kg dosing on virtual patients: power of the primary comparison
     (CMV by day 180, two-proportion z-test) at --n and the n needed for 80 % power, and which
     assumption or design it hinges on. Outcomes follow the simulator's model applied to the TRUE
     AUC; the engine's population model is the simulator's (the favourable case)."""
-    from ml.dosing import DosingEngine, DosingRefused, LaplaceImportance, TrialPlanner, load_window
+    from ml._parallel import (
+        ParallelUnavailable,
+        SchedulerUnreachable,
+        SerialExecutor,
+        executor_from,
+    )
+    from ml.dosing import (
+        DosingEngine,
+        DosingRefused,
+        LaplaceImportance,
+        TrialPlanner,
+        load_window,
+    )
     from ml.dosing._trial import InSilicoTrial
     from ml.sim import SimulationConfig
 
@@ -70,16 +91,26 @@ def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, windo
         SimulationConfig.default().scenario(scenario)
         window = load_window(window_ref) if window_ref else None
         engine = DosingEngine(posterior=LaplaceImportance(draws), nodes_per_day=nodes, random_state=seed)
+        executor = executor_from(workers, scheduler)
+        serial = isinstance(executor, SerialExecutor)
         planner = TrialPlanner(engine, scenario=scenario, population=population, n_total=n, alpha=alpha,
                                outcome_draws=outcome_draws, sensitivity=sensitivity, random_state=seed,
-                               progress=(lambda s: click.echo(f"  simulating: {s}", err=True))
-                               if show_progress() else None) if population else None
+                               progress=(lambda s: click.echo(f"  {'simulating' if serial else 'done'}: {s}", err=True))
+                               if show_progress() else None, executor=executor) if population else None
         study = InSilicoTrial(engine, window, scenario=scenario, n=n, reps=reps, alpha=alpha, random_state=seed,
-                              progress=show_progress()) if reps else None
-    except (DosingRefused, ValueError) as exc:
+                              progress=show_progress(), executor=executor) if reps else None
+    except (DosingRefused, ValueError, ParallelUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if window is not None and window.status != "validated":
         raise click.ClickException(f"refused: window status is {window.status!r}, not 'validated'")
+    try:
+        with executor:
+            _run(planner, study, executor, out, n, reps, alpha, seed, scenario, population, outcome_draws, engine)
+    except SchedulerUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(planner, study, executor, out, n, reps, alpha, seed, scenario, population, outcome_draws, engine) -> None:
     summary = {"settings": {"scenario": scenario, "n": n, "reps": reps, "alpha": alpha, "random_state": seed,
                             "population": population, "engine": repr(engine)}}
     if planner is not None:

@@ -19,6 +19,7 @@ Monte Carlo trial replicates drawn from the same population.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ml._parallel import SerialExecutor
 from ml.pk import PopPKModel
 
 from ._errors import DosingRefused
@@ -410,13 +412,16 @@ class TrialPlanner:
         False: the registered design's line only.
     random_state : int
     progress : callable, optional
-        Called with the name of each line as it starts.
+        Called with the name of each line as it starts (with an executor: as it is done).
+    executor : SerialExecutor or DaskExecutor, optional
+        Where the lines are simulated (:mod:`ml._parallel`; default: here, one after the other).
+        Every line is seeded by ``random_state`` alone, so the plan is the same with any executor.
     """
 
     def __init__(self, engine, scenario: str = "urd", population: int = 1000, n_total: int = 324,
                  alpha: float = 0.05, horizon_days: float = 180.0, outcome_draws: int = 20,
                  cl_shares: tuple = (0.35, 0.95), effect_scales: tuple = (0.5, 1.5, 2.0), sensitivity: bool = True,
-                 random_state: int = 0, progress=None):
+                 random_state: int = 0, progress=None, executor=None):
         if not (isinstance(population, int) and population >= 2):
             raise ValueError(f"TrialPlanner: `population >= 2` must hold, got {population!r}")
         if not (isinstance(n_total, int) and n_total >= 4 and n_total % 2 == 0):
@@ -426,7 +431,7 @@ class TrialPlanner:
         self.engine, self.scenario, self.population, self.n_total = engine, scenario, population, n_total
         self.alpha, self.horizon_days, self.outcome_draws = alpha, horizon_days, outcome_draws
         self.cl_shares, self.effect_scales, self.sensitivity = tuple(cl_shares), tuple(effect_scales), sensitivity
-        self.random_state, self.progress = random_state, progress
+        self.random_state, self.progress, self.executor = random_state, progress, executor
 
     def _row(self, group: str, assumption: str, virtual, auc, outcome_model=None) -> PlanRow:
         if self.progress is not None:
@@ -443,52 +448,95 @@ class TrialPlanner:
         return e
 
     def run(self) -> TrialPlan:
-        from ml.sim import simulate_virtual
-
-        from ._trial import DESIGNS
-
-        seed, model = self.random_state, self.engine.model
-        sim = lambda **kw: simulate_virtual(self.scenario, n=self.population, seed=seed, **kw)  # noqa: E731
-        base = sim(pk_model=model)
-        say = self.progress or (lambda _: None)
-        say("registered design")
-        auc = _dose_population(self.engine, base, DESIGNS[0])
-        rows = [self._row("registered design", "levels days -5/-4, doses days -3/-2 adjusted", base, auc)]
+        """Simulate every line (on ``executor`` when given) and collect them in table order."""
+        tasks: list = ["registered"]
         if self.sensitivity:
-            say("day -3 level")
-            rows.append(self._row("sampling / adjustment", "+ day -3 pre-dose level", base,
-                                  _dose_population(self.engine, base, DESIGNS[1])))
-            sched = AdjustmentSchedule(days=(self.engine.schedule.days[-1],), start_hour=self.engine.schedule.start_hour,
-                                       infusion_hours=self.engine.schedule.infusion_hours)
-            say("day -2 only")
-            rows.append(self._row("sampling / adjustment",
-                                  f"only the day {sched.days[0]} dose adjusted (levels up to its pre-dose level)",
-                                  base, _dose_population(self._engine(schedule=sched), base,
-                                                         SamplingDesign("to day -2 pre-dose", sched.decision_time))))
-            total = model.iiv.get("CL", 0.0) ** 2 + model.iiv.get("V1", 0.0) ** 2
-            base_share = model.iiv.get("CL", 0.0) ** 2 / total if total else 0.0
-            for share in self.cl_shares:
-                m = iiv_split(model, share)
-                v = sim(pk_model=m)
-                say(f"CL share {share:g}")
-                rows.append(self._row("CL/V1 variability",
-                                      f"{share:.0%} of the CL+V1 log-variance on CL (omega CL {m.iiv['CL']:.2f}, "
-                                      f"V1 {m.iiv['V1']:.2f}; registered: {base_share:.0%})",
-                                      v, _dose_population(self._engine(model=m), v, DESIGNS[0])))
-            for scale in self.effect_scales:
-                om = simulate_virtual(self.scenario, n=1, seed=seed, pk_model=model, effect_scale=scale).outcome_model
-                rows.append(self._row("exposure-CMV effect", f"exposure log-hazard ratios x {scale:g}", base, auc, om))
-            s = base.outcome_model.scenario
-            centre = 0.5 * (s.lower + s.upper)
-            rows.append(self._row("oracle", "each patient's closest regimen under the TRUE PK", base,
-                                  closest_regimen_auc(base, centre, self.engine.caps, self.engine.schedule, model)))
-            rows.append(self._row("oracle", f"every patient at the window's centre ({centre:g})", base,
-                                  np.full(self.population, centre)))
+            tasks = ["registered", "day -3 level", "day -2 only", *(("cl", share) for share in self.cl_shares),
+                     "oracles"]
+        executor = SerialExecutor() if self.executor is None else self.executor
+        local = copy.copy(self)
+        local.executor, local._base = None, None
+        if self.executor is not None:  # lines finish in any order: say which one is done
+            local.progress = None
+        say = self.progress if self.executor is not None and self.progress is not None else None
+        parts = executor.map(_plan_lines, tasks, planner=local,
+                             progress=(lambda rows: [say(r.assumption) for r in rows]) if say else None)
+        by_task = dict(zip(map(str, tasks), parts))
+        rows = list(by_task["registered"][:1])
+        if self.sensitivity:
+            rows += by_task["day -3 level"] + by_task["day -2 only"]
+            rows += [r for t, got in zip(tasks, parts) if isinstance(t, tuple) for r in got]
+            rows += by_task["registered"][1:] + by_task["oracles"]
         settings = {"scenario": self.scenario, "population": self.population, "n_total": self.n_total,
                     "alpha": self.alpha, "horizon_days": self.horizon_days, "outcome_draws": self.outcome_draws,
                     "random_state": self.random_state, "engine": repr(self.engine)}
         return TrialPlan(rows=tuple(rows), n_total=self.n_total, alpha=self.alpha, horizon_days=self.horizon_days,
                          settings=settings)
+
+    def _population(self, pk_model):
+        """The virtual population of ``pk_model`` (the registered model's is simulated once per process)."""
+        from ml.sim import simulate_virtual
+
+        if pk_model is not self.engine.model:
+            return simulate_virtual(self.scenario, n=self.population, seed=self.random_state, pk_model=pk_model)
+        if getattr(self, "_base", None) is None:
+            self._base = simulate_virtual(self.scenario, n=self.population, seed=self.random_state, pk_model=pk_model)
+        return self._base
+
+    def _lines(self, task) -> list[PlanRow]:
+        """The rows of one task of :meth:`run` (each task simulates its own population: same seed, same one)."""
+        from ml.sim import simulate_virtual
+
+        from ._trial import DESIGNS
+
+        model = self.engine.model
+        say = self.progress or (lambda _: None)
+        if isinstance(task, tuple):  # ("cl", share)
+            share = task[1]
+            total = model.iiv.get("CL", 0.0) ** 2 + model.iiv.get("V1", 0.0) ** 2
+            base_share = model.iiv.get("CL", 0.0) ** 2 / total if total else 0.0
+            m = iiv_split(model, share)
+            v = self._population(pk_model=m)
+            say(f"CL share {share:g}")
+            return [self._row("CL/V1 variability",
+                              f"{share:.0%} of the CL+V1 log-variance on CL (omega CL {m.iiv['CL']:.2f}, "
+                              f"V1 {m.iiv['V1']:.2f}; registered: {base_share:.0%})",
+                              v, _dose_population(self._engine(model=m), v, DESIGNS[0]))]
+        base = self._population(pk_model=model)
+        if task == "registered":  # and the effect sizes, which reuse its doses
+            say("registered design")
+            auc = _dose_population(self.engine, base, DESIGNS[0])
+            rows = [self._row("registered design", "levels days -5/-4, doses days -3/-2 adjusted", base, auc)]
+            for scale in self.effect_scales if self.sensitivity else ():
+                om = simulate_virtual(self.scenario, n=1, seed=self.random_state, pk_model=model,
+                                      effect_scale=scale).outcome_model
+                rows.append(self._row("exposure-CMV effect", f"exposure log-hazard ratios x {scale:g}", base, auc, om))
+            return rows
+        if task == "day -3 level":
+            say("day -3 level")
+            return [self._row("sampling / adjustment", "+ day -3 pre-dose level", base,
+                              _dose_population(self.engine, base, DESIGNS[1]))]
+        if task == "day -2 only":
+            sched = AdjustmentSchedule(days=(self.engine.schedule.days[-1],), start_hour=self.engine.schedule.start_hour,
+                                       infusion_hours=self.engine.schedule.infusion_hours)
+            say("day -2 only")
+            return [self._row("sampling / adjustment",
+                              f"only the day {sched.days[0]} dose adjusted (levels up to its pre-dose level)",
+                              base, _dose_population(self._engine(schedule=sched), base,
+                                                     SamplingDesign("to day -2 pre-dose", sched.decision_time)))]
+        if task == "oracles":
+            s = base.outcome_model.scenario
+            centre = 0.5 * (s.lower + s.upper)
+            return [self._row("oracle", "each patient's closest regimen under the TRUE PK", base,
+                              closest_regimen_auc(base, centre, self.engine.caps, self.engine.schedule, model)),
+                    self._row("oracle", f"every patient at the window's centre ({centre:g})", base,
+                              np.full(self.population, centre))]
+        raise ValueError(f"unknown planning task {task!r}")
+
+
+def _plan_lines(task, planner: TrialPlanner) -> list[PlanRow]:
+    """Rows of one task of :meth:`TrialPlanner.run` (module level, so a Dask worker can run it)."""
+    return planner._lines(task)
 
 
 def _round_n(n) -> str:

@@ -14,6 +14,7 @@ compared on the same patients and the same luck.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,7 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
+from ml._parallel import SerialExecutor
 from ml.pk import Infusions, PKParameters, PopPKModel, simulate
 
 from ._engine import DosingEngine
@@ -29,7 +31,7 @@ from ._patient import patients_from_cohort
 from ._recommendation import DoseRecommendation
 from ._window import WindowTarget
 
-__all__ = ["SamplingDesign", "InSilicoTrial", "TrialResult", "DESIGNS"]
+__all__ = ["DESIGNS", "InSilicoTrial", "SamplingDesign", "TrialResult"]
 
 
 @dataclass(frozen=True)
@@ -135,13 +137,19 @@ class InSilicoTrial:
     horizon_days : float
         CMV endpoint horizon, days from transplant.
     random_state : int
+        Seeds replicate ``k`` through child ``k`` of ``SeedSequence(random_state)``, so a replicate's
+        numbers do not depend on where it runs.
     progress : bool
         Show a progress bar over replicates.
+    executor : SerialExecutor or DaskExecutor, optional
+        Where the replicates run (:mod:`ml._parallel`; default: here, one after the other). The
+        result is the same with any executor.
     """
 
     def __init__(self, engine: DosingEngine, window: WindowTarget | None = None, scenario: str = "urd",
                  n: int = 324, reps: int = 200, designs: tuple[SamplingDesign, ...] = DESIGNS,
-                 alpha: float = 0.05, horizon_days: float = 180.0, random_state: int = 0, progress: bool = True):
+                 alpha: float = 0.05, horizon_days: float = 180.0, random_state: int = 0, progress: bool = True,
+                 executor=None):
         if not (isinstance(n, int) and n >= 4 and n % 2 == 0):
             raise ValueError(f"InSilicoTrial: `n` must be an even integer >= 4 (1:1 allocation), got {n!r}")
         if not (isinstance(reps, int) and reps >= 1):
@@ -151,20 +159,29 @@ class InSilicoTrial:
         self.engine, self.window, self.scenario = engine, window, scenario
         self.n, self.reps, self.designs, self.alpha = n, reps, tuple(designs), alpha
         self.horizon_days, self.random_state, self.progress = horizon_days, random_state, progress
+        self.executor = executor
 
     def run(self) -> TrialResult:
-        from ml.sim import simulate_virtual
-
+        """Run the replicates (on ``executor`` when given) and collect them in replicate order."""
         seeds = np.random.SeedSequence(self.random_state).spawn(self.reps)
-        rows = []
-        for rep, ss in enumerate(tqdm(seeds, desc="in-silico trial", unit="rep", disable=not self.progress)):
-            cohort_seed, alloc_seed, outcome_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(3))
-            v = simulate_virtual(self.scenario, n=self.n, seed=cohort_seed, pk_model=self.engine.model)
-            rows += self._replicate(rep, v, np.random.default_rng(alloc_seed), outcome_seed)
+        executor = SerialExecutor() if self.executor is None else self.executor
+        local = copy.copy(self)
+        local.executor, local.progress = None, False  # what the workers receive
+        with tqdm(total=self.reps, desc="in-silico trial", unit="rep", disable=not self.progress) as bar:
+            per_rep = executor.map(_run_replicate, list(enumerate(seeds)), trial=local,
+                                   progress=lambda _: bar.update(1))
+        rows = [row for rep_rows in per_rep for row in rep_rows]
         settings = {"scenario": self.scenario, "n": self.n, "reps": self.reps, "alpha": self.alpha,
                     "horizon_days": self.horizon_days, "random_state": self.random_state,
                     "engine": repr(self.engine), "window": None if self.window is None else self.window.to_dict()}
         return TrialResult(replicates=pd.DataFrame(rows), alpha=self.alpha, settings=settings)
+
+    def _one(self, rep: int, ss: np.random.SeedSequence) -> list[dict]:
+        from ml.sim import simulate_virtual
+
+        cohort_seed, alloc_seed, outcome_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(3))
+        v = simulate_virtual(self.scenario, n=self.n, seed=cohort_seed, pk_model=self.engine.model)
+        return self._replicate(rep, v, np.random.default_rng(alloc_seed), outcome_seed)
 
     def _replicate(self, rep: int, v, rng: np.random.Generator, outcome_seed: int) -> list[dict]:
         cohort, truth, om = v.cohort, v.truth, v.outcome_model
@@ -195,6 +212,12 @@ class InSilicoTrial:
                         "cmv_fixed": x0 / max(n0, 1), "p_value": p, "reject": p < self.alpha,
                         "refused": refused, "warned": float(warned)})
         return out
+
+
+def _run_replicate(task: tuple[int, np.random.SeedSequence], trial: InSilicoTrial) -> list[dict]:
+    """Rows of replicate ``task = (rep, seed)`` (module level, so a Dask worker can run it)."""
+    rep, ss = task
+    return trial._one(rep, ss)
 
 
 def _true_auc(model: PopPKModel, cohort, truth: pd.DataFrame, ind: np.ndarray, recs: list, schedule) -> np.ndarray:

@@ -30,8 +30,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ml._defaults import BENEFIT_HARM as _D
 from ml._defaults import GLOBAL_TEST_NAMES, GRID_K, MINPROP
+from ml._parallel import map_blocks
 from ml.features import competing_target, parse_endpoint
-from ml.window._bootstrap import CI_METHODS, bound_intervals, infinitesimal_jackknife_sd
+from ml.window._bootstrap import (
+    BOOTSTRAP_BLOCK,
+    CI_METHODS,
+    bound_intervals,
+    infinitesimal_jackknife_sd,
+)
 from ml.window._core import bounds_of, inside_window
 from ml.window._cox import hazard_ratio
 from ml.window._grid import QuantileGrid
@@ -177,6 +183,12 @@ class BenefitHarmSearch(BaseEstimator):
     random_state : int, numpy.random.Generator or None
     progress : bool, default False
         tqdm bars on stderr (only on a terminal).
+    executor : SerialExecutor or DaskExecutor, optional
+        Where the permutations and the bootstrap resamples of the full data run
+        (:mod:`ml._parallel`; worth it at large n). With an executor they are drawn in fixed
+        blocks, each seeded from ``random_state`` through ``SeedSequence.spawn``, so every executor
+        gives the same numbers; these differ from ``executor=None`` (one stream, the default) by
+        Monte Carlo noise only. Cross-fitting stays serial.
 
     Attributes
     ----------
@@ -225,7 +237,7 @@ class BenefitHarmSearch(BaseEstimator):
                  ci_level: float = _D["ci_level"], ci_method: str = _D["ci_method"], n_folds: int = _D["n_folds"],
                  alpha: float = _D["alpha"], global_test: str = _D["global_test"], min_events: int = _D["min_events"],
                  exposure: int | str = 0,
-                 estimate: str = _D["estimate"], random_state=None, progress: bool = False):
+                 estimate: str = _D["estimate"], random_state=None, progress: bool = False, executor=None):
         self.floor_endpoints = floor_endpoints
         self.ceiling_endpoints = ceiling_endpoints
         self.floor_horizon = floor_horizon
@@ -246,6 +258,7 @@ class BenefitHarmSearch(BaseEstimator):
         self.estimate = estimate
         self.random_state = random_state
         self.progress = progress
+        self.executor = executor
 
     # ------------------------------------------------------------------------------- settings
     def endpoints(self, side: str) -> tuple[str, ...]:
@@ -375,7 +388,7 @@ class BenefitHarmSearch(BaseEstimator):
         if self.n_permutations:
             with _progress(self.progress, self.n_permutations, "permutations") as tick:
                 self.null_statistics_ = side_permutation_maxima(one.scores_sorted, scan, self.n_permutations,
-                                                                perm_rng, progress=tick)
+                                                                perm_rng, progress=tick, executor=self.executor)
         else:
             self.null_statistics_ = np.empty((0, 3))
         p_floor = self._adjusted(scan.z_floor, 1)
@@ -385,7 +398,7 @@ class BenefitHarmSearch(BaseEstimator):
         if self.n_bootstraps:
             with _progress(self.progress, self.n_bootstraps, "bootstrap") as tick:
                 self.bootstrap_bounds_, self._boot_counts = data.bootstrap(self.n_bootstraps, boot_rng, progress=tick,
-                                                                           counts=True)
+                                                                           counts=True, executor=self.executor)
         else:
             self.bootstrap_bounds_, self._boot_counts = np.empty((0, 4)), np.empty((0, x.size))
 
@@ -663,8 +676,13 @@ class _SearchData:
         return _OneSearch(x_sorted=xs, scores_sorted=s[order], scan=scan)
 
     def bootstrap(self, n_bootstraps: int, rng: np.random.Generator, *, subset: np.ndarray | None = None,
-                  progress=None, counts: bool = False):
+                  progress=None, counts: bool = False, executor=None):
         """Bounds in ``n_bootstraps`` resamples of ``subset`` (default: everyone).
+
+        With an ``executor`` the resamples run in blocks of
+        :data:`ml.window._bootstrap.BOOTSTRAP_BLOCK`, block ``k`` seeded by the ``k``-th
+        ``SeedSequence`` child of ``rng`` (:func:`ml._parallel.map_blocks`): the same numbers with
+        every executor.
 
         Returns
         -------
@@ -674,6 +692,18 @@ class _SearchData:
         numpy.ndarray, shape (n_bootstraps, len(subset))
             Only with ``counts``: how often each patient was drawn in each resample.
         """
+        if executor is not None:
+            parts = map_blocks(executor, _bootstrap_block, n_bootstraps, BOOTSTRAP_BLOCK, rng, progress=progress,
+                               data=self, subset=subset, counts=counts)
+            out = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, 4))
+            failed = int(np.isnan(out).all(axis=1).sum())
+            if failed:
+                warnings.warn(f"{failed} of {n_bootstraps} bootstrap resamples had no admissible window and were "
+                              "left out", RuntimeWarning, stacklevel=2)
+            if not counts:
+                return out
+            size = self.x.size if subset is None else len(subset)
+            return out, (np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, size)))
         base = np.arange(self.x.size) if subset is None else np.asarray(subset)
         out = np.full((n_bootstraps, 4), np.nan)
         drawn = np.zeros((n_bootstraps, base.size)) if counts else None
@@ -698,3 +728,12 @@ class _SearchData:
             warnings.warn(f"{failed} of {n_bootstraps} bootstrap resamples had no admissible window and were "
                           "left out", RuntimeWarning, stacklevel=2)
         return (out, drawn) if counts else out
+
+
+def _bootstrap_block(task, data: _SearchData, subset, counts: bool) -> tuple:
+    """One block of :meth:`_SearchData.bootstrap`: ``task = (SeedSequence, resamples)``; failures stay NaN rows."""
+    seed, size = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # counted and reported by the caller
+        got = data.bootstrap(size, np.random.default_rng(seed), subset=subset, counts=counts)
+    return got if counts else (got,)

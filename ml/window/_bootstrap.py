@@ -12,17 +12,28 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ml._parallel import map_blocks
 from ml.window._core import search_once
 
-__all__ = ["CI_METHODS", "bootstrap_bounds", "bound_intervals", "infinitesimal_jackknife_sd", "window_frequency"]
+__all__ = ["BOOTSTRAP_BLOCK", "CI_METHODS", "bootstrap_bounds", "bound_intervals", "infinitesimal_jackknife_sd",
+           "window_frequency"]
 
 #: Interval methods for the bounds (see :func:`bound_intervals`).
 CI_METHODS = ("percentile", "basic")
 
+#: Resamples per block when an executor is given (each block seeded on its own; see
+#: :func:`ml._parallel.map_blocks`). Fixed, so the result does not depend on the executor.
+BOOTSTRAP_BLOCK = 25
+
 
 def bootstrap_bounds(x, y, covariates, scores, grid, single_cut, n_bootstraps: int,
-                     rng: np.random.Generator, progress=None) -> np.ndarray:
+                     rng: np.random.Generator, progress=None, executor=None) -> np.ndarray:
     """Bounds of the best window in ``n_bootstraps`` resamples.
+
+    With an ``executor`` (:mod:`ml._parallel`) the resamples run in blocks of
+    :data:`BOOTSTRAP_BLOCK`, block ``k`` seeded by the ``k``-th ``SeedSequence`` child of ``rng``
+    (:func:`ml._parallel.map_blocks`): the same numbers with every executor. Without one (the
+    default) every resample is drawn from ``rng`` itself.
 
     Returns
     -------
@@ -30,6 +41,15 @@ def bootstrap_bounds(x, y, covariates, scores, grid, single_cut, n_bootstraps: i
         Columns lower, upper (exposure units; -inf / +inf for an open bound; NaN when a resample
         had no admissible window).
     """
+    if executor is not None:
+        parts = map_blocks(executor, _bootstrap_block, n_bootstraps, BOOTSTRAP_BLOCK, rng, progress=progress,
+                           x=x, y=y, covariates=covariates, scores=scores, grid=grid, single_cut=single_cut)
+        out = np.concatenate(parts) if parts else np.empty((0, 2))
+        failed = int(np.isnan(out).any(axis=1).sum())
+        if failed:
+            warnings.warn(f"{failed} of {n_bootstraps} bootstrap resamples had no admissible window "
+                          "and were left out", RuntimeWarning, stacklevel=2)
+        return out
     n = x.shape[0]
     out = np.full((n_bootstraps, 2), np.nan)
     failed = 0
@@ -47,6 +67,14 @@ def bootstrap_bounds(x, y, covariates, scores, grid, single_cut, n_bootstraps: i
         warnings.warn(f"{failed} of {n_bootstraps} bootstrap resamples had no admissible window "
                       "and were left out", RuntimeWarning, stacklevel=2)
     return out
+
+
+def _bootstrap_block(task, x, y, covariates, scores, grid, single_cut) -> np.ndarray:
+    """One block of :func:`bootstrap_bounds`: ``task = (SeedSequence, resamples)``; failures stay NaN rows."""
+    seed, size = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # counted and reported by the caller
+        return bootstrap_bounds(x, y, covariates, scores, grid, single_cut, size, np.random.default_rng(seed))
 
 
 def _quantiles(values: np.ndarray, probs) -> np.ndarray:

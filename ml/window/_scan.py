@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ScanResult", "scan", "window_pairs", "permutation_maxima"]
+from ml._parallel import map_blocks
+
+__all__ = ["PERMUTATION_BLOCK", "ScanResult", "permutation_maxima", "scan", "window_pairs"]
+
+#: Permutations per block when an executor is given (each block seeded on its own; see
+#: :func:`ml._parallel.map_blocks`). Fixed, so the result does not depend on the executor.
+PERMUTATION_BLOCK = 250
 
 #: Largest number of cut positions (edges included) of a two-cut scan (about 2 million windows).
 MAX_CUTS = 2002
@@ -118,6 +124,7 @@ def permutation_maxima(
     *,
     block_elements: int = 4_000_000,
     progress=None,
+    executor=None,
 ) -> np.ndarray:
     """Maximum window statistic over the whole search for random permutations of the scores.
 
@@ -135,12 +142,20 @@ def permutation_maxima(
         Memory bound: permutations per block times n.
     progress : callable or None
         Called with the number of permutations done in each block.
+    executor : SerialExecutor or DaskExecutor, optional
+        Run the permutations in blocks of :data:`PERMUTATION_BLOCK` on it, block ``k`` seeded
+        by the ``k``-th ``SeedSequence`` child of ``rng`` (:func:`ml._parallel.map_blocks`): the
+        same numbers with every executor; None (default) draws them all from ``rng`` itself.
 
     Returns
     -------
     numpy.ndarray, shape (n_permutations,)
     """
     s = np.asarray(scores_sorted, dtype=float)
+    if executor is not None:
+        parts = map_blocks(executor, _permutation_block, n_permutations, PERMUTATION_BLOCK, rng, progress=progress,
+                           scores_sorted=s, result=result, block_elements=block_elements)
+        return np.concatenate(parts) if parts else np.empty(0)
     n = s.size
     edges, a, b = result.edges, result.a, result.b
     # single cut: the window above a cut mirrors the one below it (same size rule, z_above =
@@ -172,3 +187,9 @@ def permutation_maxima(
         if progress is not None:
             progress(size)
     return out
+
+
+def _permutation_block(task, scores_sorted, result, block_elements) -> np.ndarray:
+    """One block of :func:`permutation_maxima`: ``task = (SeedSequence, permutations)``."""
+    seed, size = task
+    return permutation_maxima(scores_sorted, result, size, np.random.default_rng(seed), block_elements=block_elements)

@@ -124,6 +124,12 @@ class WindowSearch(BaseEstimator):
         Seeds the permutations, the bootstrap and the folds (independent streams).
     progress : bool, default False
         Show tqdm progress bars on stderr (only on a terminal).
+    executor : SerialExecutor or DaskExecutor, optional
+        Where the permutations and bootstrap resamples run (:mod:`ml._parallel`; worth it at large
+        n). With an executor they are drawn in fixed blocks, each seeded from ``random_state``
+        through ``SeedSequence.spawn``, so every executor (serial, 2 workers, a remote cluster)
+        gives the same numbers; these differ from ``executor=None`` (one stream, the default)
+        by Monte Carlo noise only.
 
     Attributes
     ----------
@@ -166,7 +172,7 @@ class WindowSearch(BaseEstimator):
     def __init__(self, scores=None, grid=None, *, single_cut: bool = False, n_permutations: int = 1000,
                  n_bootstraps: int = 1000, ci_level: float = 0.95, ci_method: str = "percentile",
                  n_folds: int = 5, min_events: int = 10, exposure: int | str = 0, estimate: str = "argmax",
-                 random_state=None, progress: bool = False):
+                 random_state=None, progress: bool = False, executor=None):
         self.scores = scores
         self.grid = grid
         self.single_cut = single_cut
@@ -180,6 +186,7 @@ class WindowSearch(BaseEstimator):
         self.random_state = random_state
         self.estimate = estimate
         self.progress = progress
+        self.executor = executor
 
     # ----------------------------------------------------------------------------------- checks
     def _check_params(self):
@@ -274,7 +281,7 @@ class WindowSearch(BaseEstimator):
         if self.n_permutations:
             with _progress(self.progress, self.n_permutations, "permutations") as tick:
                 self.null_statistics_ = permutation_maxima(one.scores_sorted, res, self.n_permutations,
-                                                           perm_rng, progress=tick)
+                                                           perm_rng, progress=tick, executor=self.executor)
             tol = 1e-9 * max(1.0, abs(self.statistic_))
             exceed = int(np.sum(self.null_statistics_ >= self.statistic_ - tol))
             self.p_value_ = (1 + exceed) / (1 + self.n_permutations)
@@ -285,7 +292,7 @@ class WindowSearch(BaseEstimator):
         if self.n_bootstraps:
             with _progress(self.progress, self.n_bootstraps, "bootstrap") as tick:
                 boot = bootstrap_bounds(x, y, cov_used, scores, grid, self.single_cut,
-                                        self.n_bootstraps, boot_rng, progress=tick)
+                                        self.n_bootstraps, boot_rng, progress=tick, executor=self.executor)
             self.bootstrap_bounds_ = boot
             self.bagged_bounds_ = _bagged(boot)
             self.window_frequency_ = window_frequency(boot, self.cut_values_)

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml._parallel import map_blocks
+from ml.window._scan import PERMUTATION_BLOCK
+
 __all__ = ["SideScan", "admissible_pairs", "min_p_value", "side_permutation_maxima", "side_scan"]
 
 #: Sign of each side's statistic: floor = excess harm *below* the cut, ceiling = excess harm *above*.
@@ -128,7 +131,7 @@ def side_scan(scores_sorted: np.ndarray, positions: np.ndarray, min_group: int) 
 
 def side_permutation_maxima(scores_sorted: np.ndarray, scan: SideScan, n_permutations: int,
                             rng: np.random.Generator, *, block_elements: int = 2_000_000,
-                            progress=None) -> np.ndarray:
+                            progress=None, executor=None) -> np.ndarray:
     """Maxima over the whole search for random permutations of exposure.
 
     One permutation of the patients is applied to both sides' scores, so the dependence between
@@ -145,6 +148,11 @@ def side_permutation_maxima(scores_sorted: np.ndarray, scan: SideScan, n_permuta
         Memory bound: permutations per block times n.
     progress : callable or None
         Called with the number of permutations done in each block.
+    executor : SerialExecutor or DaskExecutor, optional
+        Run the permutations in blocks of :data:`ml.window._scan.PERMUTATION_BLOCK` on it, block
+        ``k`` seeded by the ``k``-th ``SeedSequence`` child of ``rng``
+        (:func:`ml._parallel.map_blocks`): the same numbers with every executor; None (default)
+        draws them all from ``rng`` itself.
 
     Returns
     -------
@@ -153,6 +161,10 @@ def side_permutation_maxima(scores_sorted: np.ndarray, scan: SideScan, n_permuta
         statistic.
     """
     s = np.asarray(scores_sorted, dtype=float)
+    if executor is not None:
+        parts = map_blocks(executor, _side_permutation_block, n_permutations, PERMUTATION_BLOCK, rng,
+                           progress=progress, scores_sorted=s, scan=scan, block_elements=block_elements)
+        return np.concatenate(parts) if parts else np.empty((0, 3))
     n = s.shape[0]
     pos = scan.positions
     counts = pos.astype(float)
@@ -173,6 +185,12 @@ def side_permutation_maxima(scores_sorted: np.ndarray, scan: SideScan, n_permuta
         if progress is not None:
             progress(size)
     return out
+
+
+def _side_permutation_block(task, scores_sorted, scan, block_elements) -> np.ndarray:
+    """One block of :func:`side_permutation_maxima`: ``task = (SeedSequence, permutations)``."""
+    seed, size = task
+    return side_permutation_maxima(scores_sorted, scan, size, np.random.default_rng(seed), block_elements=block_elements)
 
 
 def min_p_value(null: np.ndarray, observed: np.ndarray) -> float:
