@@ -205,7 +205,7 @@ def test_run_promote_dose_report_and_pyfunc_through_a_postgres_backed_server(ser
     import mlflow
     import pandas as pd
 
-    from ml.dosing.serving import EXAMPLE_PATIENT
+    from ml.tracking import EXAMPLE_PATIENT
     from ml.tracking._uri import fluent_uri
 
     monkeypatch.chdir(tmp_path)  # nothing may be written to a local store here
