@@ -258,6 +258,12 @@ class BoundEvidence:
         object.__setattr__(self, "ci", _ci_from(self.ci))
         if isinstance(self.events, numbers.Integral) and not isinstance(self.events, bool):
             object.__setattr__(self, "events", int(self.events))
+        problems = self._identity_violations() + self._value_violations()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _identity_violations(self) -> list[str]:
+        """Problems with the side, its endpoints and horizon."""
         problems = []
         if self.side not in ("floor", "ceiling"):
             problems.append(f"`side` must be 'floor' or 'ceiling', got {self.side!r}")
@@ -265,6 +271,11 @@ class BoundEvidence:
             problems.append(f"`{self.side}.endpoints` must name at least one endpoint, got {self.endpoints!r}")
         if self.horizon_days is not None and not (_finite(self.horizon_days) and self.horizon_days > 0):
             problems.append(f"`{self.side}.horizon_days > 0` must hold (or None), got {self.horizon_days!r}")
+        return problems
+
+    def _value_violations(self) -> list[str]:
+        """Problems with the numbers: p-values, statistic, value, events, effect."""
+        problems = []
         for name in ("p_value", "p_value_at_bound"):
             v = getattr(self, name)
             if v is not None and not (_finite(v) and 0 <= v <= 1):
@@ -279,8 +290,7 @@ class BoundEvidence:
             problems.append(f"`{self.side}.events >= 0` must hold, got {self.events!r}")
         if self.effect is not None and not isinstance(self.effect, SideEffect):
             problems.append(f"`{self.side}.effect` must be a SideEffect or None")
-        if problems:
-            raise ValueError("; ".join(problems))
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict) -> BoundEvidence:
@@ -427,6 +437,11 @@ class ExposureWindow:
             raise ValueError("invalid ExposureWindow: " + "; ".join(problems))
 
     def _violations(self) -> list[str]:
+        return (self._text_violations() + self._bound_violations() + self._ci_violations()
+                + self._record_violations() + self._finding_violations())
+
+    def _text_violations(self) -> list[str]:
+        """Problems with the descriptive fields: names, population, horizon."""
         p = []
         for name in ("exposure", "exposure_definition", "unit", "endpoint", "ci_method", "p_value_method",
                      "dataset_digest", "code_version"):
@@ -437,6 +452,11 @@ class ExposureWindow:
             p.append(f"`population` must be a Population, got {type(self.population).__name__}")
         if self.horizon_days is not None and not (_finite(self.horizon_days) and self.horizon_days > 0):
             p.append(f"`horizon_days > 0` must hold (or None), got horizon_days={self.horizon_days!r}")
+        return p
+
+    def _bound_violations(self) -> list[str]:
+        """Problems with the bounds and the target."""
+        p = []
         lo, up = self.lower, self.upper
         for name, v in (("lower", lo), ("upper", up)):
             if v is not None and not _finite(v):
@@ -449,6 +469,11 @@ class ExposureWindow:
             p.append(f"`target` must be a finite number, got target={self.target!r}")
         elif (_finite(lo) and self.target < lo) or (_finite(up) and self.target >= up):
             p.append(f"`lower <= target < upper` must hold, got lower={lo}, target={self.target}, upper={up}")
+        return p
+
+    def _ci_violations(self) -> list[str]:
+        """Problems with the confidence intervals of the bounds and their level."""
+        p = []
         for name in ("lower_ci", "upper_ci"):
             ci = getattr(self, name)
             if ci is None:
@@ -460,12 +485,11 @@ class ExposureWindow:
                 p.append(f"`{name}[0] <= {name}[1]` must hold, got {name}=({a}, {b})")
         if not (_finite(self.ci_level) and 0 < self.ci_level < 1):
             p.append(f"`0 < ci_level < 1` must hold, got ci_level={self.ci_level!r}")
-        if self.p_value is not None and not (_finite(self.p_value) and 0 <= self.p_value <= 1):
-            p.append(f"`0 <= p_value <= 1` must hold (or None), got p_value={self.p_value!r}")
-        if not _finite(self.statistic):
-            p.append(f"`statistic` must be finite, got {self.statistic!r}")
-        if not isinstance(self.simulated, bool):
-            p.append(f"`simulated` must be a bool, got {self.simulated!r}")
+        return p
+
+    def _status_violations(self) -> list[str]:
+        """Problems with the status and, for a validated window, its promotion."""
+        p = []
         if self.status not in STATUSES:
             p.append(f"`status` must be one of {STATUSES}, got {self.status!r}")
         if self.status == "validated":
@@ -475,6 +499,18 @@ class ExposureWindow:
                 v = getattr(self, name)
                 if not (isinstance(v, str) and v.strip()):
                     p.append(f"a validated window must have a non-empty `{name}`, got {v!r}")
+        return p
+
+    def _record_violations(self) -> list[str]:
+        """Problems with the statistics, status, promotion and record-keeping fields."""
+        p = []
+        if self.p_value is not None and not (_finite(self.p_value) and 0 <= self.p_value <= 1):
+            p.append(f"`0 <= p_value <= 1` must hold (or None), got p_value={self.p_value!r}")
+        if not _finite(self.statistic):
+            p.append(f"`statistic` must be finite, got {self.statistic!r}")
+        if not isinstance(self.simulated, bool):
+            p.append(f"`simulated` must be a bool, got {self.simulated!r}")
+        p.extend(self._status_violations())
         if self.effect is not None and not isinstance(self.effect, Effect):
             p.append(f"`effect` must be an Effect or None, got {type(self.effect).__name__}")
         if not all(isinstance(i, Incidence) for i in self.incidences):
@@ -485,7 +521,6 @@ class ExposureWindow:
             p.append(f"`created_at` must be an ISO-8601 time, got {self.created_at!r}")
         if self.schema_version != SCHEMA_VERSION:
             p.append(f"`schema_version == {SCHEMA_VERSION}` must hold, got {self.schema_version!r}")
-        p.extend(self._finding_violations())
         return p
 
     def _finding_violations(self) -> list[str]:
@@ -511,6 +546,11 @@ class ExposureWindow:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, BoundEvidence) and v.side == name):
                 p.append(f"`{name}` must be a BoundEvidence of side {name!r}")
+        return p + self._provenance_violations()
+
+    def _provenance_violations(self) -> list[str]:
+        """Problems with the protocol source and the PK model's record."""
+        p = []
         if (self.search_kind == "protocol") != (self.protocol is not None):
             p.append("a protocol window (search_kind 'protocol') must carry its `protocol` source, and only it")
         if self.protocol is not None:
