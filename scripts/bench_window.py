@@ -736,6 +736,37 @@ def _fmt(v):
     return "not run (R not installed)" if v is None else f"{v:.2f}"
 
 
+def _run_cohorts(args, scenarios, rows: list, cache) -> None:
+    """Search ``args.reps`` cohorts per scenario, skipping those cached; append each row to ``rows`` and the cache."""
+    done = {(r["scenario"], r["seed"]) for r in rows}
+    with cache.open("a") as fh:
+        for scen in scenarios:
+            for rep in range(args.reps):
+                seed = 10_000 + rep
+                if (scen, seed) in done:
+                    continue
+                row = one_cohort(scen, _variant(scen)[1], seed, args)
+                rows.append(row)
+                fh.write(json.dumps(row, default=_json_default) + "\n")
+                fh.flush()
+                print(f"{scen} rep {rep}: [{row['lower']:.1f}, {row['upper']:.1f}) p={row['p']:.3f} "
+                      f"({row['seconds']:.2f} s)", flush=True)
+
+
+def _population_hrs(args, scenarios, cache_dir) -> dict:
+    """Population hazard ratios per scenario (cached; computed unless --speed-only)."""
+    pop = {}
+    pop_cache = cache_dir / f"population-{args.pop_n}.json"
+    if pop_cache.exists():
+        pop = json.loads(pop_cache.read_text())
+    if not args.speed_only:
+        for scen in scenarios:
+            if scen not in pop and scen in SCENARIOS and scen != "null":
+                pop[scen] = population_hr(scen, args.pop_n)
+                pop_cache.write_text(json.dumps(pop, indent=1))
+    return pop
+
+
 # --------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -781,34 +812,13 @@ def main(argv=None) -> int:
     scenarios = [s for s in args.scenarios.split(",") if s]
 
     if not args.speed_only:
-        done = {(r["scenario"], r["seed"]) for r in rows}
-        with cache.open("a") as fh:
-            for scen in scenarios:
-                for rep in range(args.reps):
-                    seed = 10_000 + rep
-                    if (scen, seed) in done:
-                        continue
-                    row = one_cohort(scen, _variant(scen)[1], seed, args)
-                    rows.append(row)
-                    fh.write(json.dumps(row, default=_json_default) + "\n")
-                    fh.flush()
-                    print(f"{scen} rep {rep}: [{row['lower']:.1f}, {row['upper']:.1f}) p={row['p']:.3f} "
-                          f"({row['seconds']:.2f} s)", flush=True)
-    if not args.speed_only:
+        _run_cohorts(args, scenarios, rows, cache)
         _fill_true_window_p(rows, cache)
     rows = [r for r in rows if r["scenario"] in scenarios and r["seed"] < 10_000 + args.reps]
     if args.minprop != CANDIDATE_MINPROP:
         rows += _candidate_rows(args)
 
-    pop = {}
-    pop_cache = cache_dir / f"population-{args.pop_n}.json"
-    if pop_cache.exists():
-        pop = json.loads(pop_cache.read_text())
-    if not args.speed_only:
-        for scen in scenarios:
-            if scen not in pop and scen in SCENARIOS and scen != "null":
-                pop[scen] = population_hr(scen, args.pop_n)
-                pop_cache.write_text(json.dumps(pop, indent=1))
+    pop = _population_hrs(args, scenarios, cache_dir)
 
     speed_cache = cache_dir / f"speed-{args.big_n}.json"
     if args.no_speed:

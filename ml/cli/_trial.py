@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from ml._atomic import atomic_path, write_atomic
+from ml._status import WindowStatus
 from ml.cli._common import SIMULATED_BANNER, prepare_out, show_progress
 
 
@@ -78,7 +79,7 @@ def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, windo
                               progress=show_progress()) if reps else None
     except (DosingRefused, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    if window is not None and window.status != "validated":
+    if window is not None and window.status != WindowStatus.VALIDATED:
         raise click.ClickException(f"refused: window status is {window.status!r}, not 'validated'")
     summary = {"settings": {"scenario": scenario, "n": n, "reps": reps, "alpha": alpha, "random_state": seed,
                             "population": population, "engine": repr(engine)}}

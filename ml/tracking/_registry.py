@@ -19,6 +19,7 @@ from pathlib import Path
 import contextlib
 import io
 
+from ml._status import WindowStatus
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import fluent_uri, quiet
 
@@ -36,7 +37,7 @@ __all__ = [
     "register_window",
 ]
 
-CANDIDATE, VALIDATED = "candidate", "validated"
+CANDIDATE, VALIDATED = WindowStatus.CANDIDATE, WindowStatus.VALIDATED
 MODEL_CODE = Path(__file__).with_name("_window_model.py")
 #: The population PK model travels with the window under this name (beside ``window.json``).
 PK_MODEL_FILE = "pk_model.toml"

@@ -21,6 +21,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ml._status import WindowStatus
+
 __all__ = [
     "FINDINGS",
     "PROTOCOL_KEYS",
@@ -38,7 +40,7 @@ __all__ = [
 SCHEMA_VERSION = 2
 #: Schema versions :meth:`ExposureWindow.from_dict` reads (older ones are upgraded).
 READABLE_SCHEMAS = (1, 2)
-STATUSES = ("candidate", "validated", "no-window")
+STATUSES = tuple(WindowStatus)
 #: What a search found: both bounds evidenced, one side only, harms that overlap, or nothing.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: How the window came about: searched on one composite endpoint (two cuts), searched as a floor
@@ -302,7 +304,7 @@ class BoundEvidence:
 
 def _derived_finding(status: str, lower, upper) -> str:
     """The finding a schema-1 window (or a window built without one) implies."""
-    if status == "no-window":
+    if status == WindowStatus.NO_WINDOW:
         return "no-window"
     if lower is not None and upper is not None:
         return "window"
@@ -355,7 +357,9 @@ class ExposureWindow:
     code_version : str
     created_at : str
         ISO-8601 UTC time.
-    status : {"candidate", "validated", "no-window"}
+    status : WindowStatus
+        ``"candidate"``, ``"validated"`` or ``"no-window"`` (a plain string is accepted and stored as
+        the :class:`~ml.window.WindowStatus` it names).
     gates_passed : tuple of str
     promoted_by, promotion_reason, promoted_at : str or None
     mlflow_run_id : str or None
@@ -402,7 +406,7 @@ class ExposureWindow:
     effect: Effect | None = None
     incidences: tuple[Incidence, ...] = ()
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    status: str = "candidate"
+    status: str = WindowStatus.CANDIDATE
     gates_passed: tuple[str, ...] = ()
     promoted_by: str | None = None
     promotion_reason: str | None = None
@@ -419,6 +423,8 @@ class ExposureWindow:
     integrity: dict | None = None
 
     def __post_init__(self):
+        if self.status in STATUSES:
+            object.__setattr__(self, "status", WindowStatus(self.status))
         if self.finding is None:
             object.__setattr__(self, "finding", _derived_finding(self.status, self.lower, self.upper))
         if self.pk_model is not None:
@@ -492,7 +498,7 @@ class ExposureWindow:
         p = []
         if self.status not in STATUSES:
             p.append(f"`status` must be one of {STATUSES}, got {self.status!r}")
-        if self.status == "validated":
+        if self.status == WindowStatus.VALIDATED:
             if not self.gates_passed:
                 p.append("a validated window must list `gates_passed`, got none")
             for name in ("promoted_by", "promotion_reason"):
@@ -535,12 +541,12 @@ class ExposureWindow:
                 "window": "both bounds", "floor-only": "a lower bound and an open upper bound",
                 "ceiling-only": "an upper bound and an open lower bound"}[self.finding]
                 + f", got lower={self.lower}, upper={self.upper}")
-        if self.status == "no-window" and self.finding not in ("overlap", "no-window") and \
+        if self.status == WindowStatus.NO_WINDOW and self.finding not in ("overlap", "no-window") and \
                 self.search_kind == "benefit-harm":
             p.append(f"a benefit-harm window with finding {self.finding!r} cannot have status 'no-window'")
-        if self.status != "no-window" and self.finding in ("overlap", "no-window"):
+        if self.status != WindowStatus.NO_WINDOW and self.finding in ("overlap", "no-window"):
             p.append(f"finding {self.finding!r} must have status 'no-window', got {self.status!r}")
-        if self.status == "validated" and self.finding != "window":
+        if self.status == WindowStatus.VALIDATED and self.finding != "window":
             p.append(f"only a two-sided window (finding 'window') can be validated, got finding {self.finding!r}")
         for name in ("floor", "ceiling"):
             v = getattr(self, name)
