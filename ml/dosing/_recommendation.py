@@ -198,6 +198,8 @@ class DoseRecommendation:
         The population PK model used.
     given_mg : float
         Total Thymoglobulin already given before the decision, mg.
+    kind : str
+        Always ``"atg-dose-recommendation"``: tells the JSON of a recommendation from other artefacts.
     objective : str
         How the regimen was chosen (:mod:`ml.dosing._objective`), e.g. ``"most probable in window"``.
     """

@@ -124,7 +124,7 @@ def run_experiment(experiment, *, out_dir: str | Path, run_name: str, run_id: st
     echo : callable
         Receives one line per step (name, elapsed seconds, a short note).
     progress : bool
-        tqdm bars inside long steps (terminal only).
+        Show tqdm bars inside long steps (terminal only).
 
     Returns
     -------

@@ -176,7 +176,7 @@ class BenefitHarmSearch(BaseEstimator):
         (bagging), or their means (smoothing; the estimate the ``"ij"`` interval belongs to).
     random_state : int, numpy.random.Generator or None
     progress : bool, default False
-        tqdm bars on stderr (only on a terminal).
+        Show tqdm bars on stderr (only on a terminal).
 
     Attributes
     ----------
