@@ -95,7 +95,7 @@ def test_the_public_api_is_found():
     assert len(OBJECTS) > 200
 
 
-@pytest.mark.parametrize(("qualname", "obj"), OBJECTS, ids=[q for q, _ in OBJECTS])
+@pytest.mark.parametrize("qualname, obj", OBJECTS, ids=[q for q, _ in OBJECTS])
 def test_docstring(qualname, obj):
     problems = _problems(qualname, obj)
     assert not problems, f"{qualname}:\n  " + "\n  ".join(problems)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ml.window import STATUSES, ExposureWindow, WindowStatus
+
 from test_window_artefact import make
 
 ROOT = Path(__file__).resolve().parents[1]
