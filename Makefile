@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-lowest bench bench-closed-loop env clean ui
+.PHONY: run test lint test-lowest bench bench-closed-loop env clean ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+# ruff (pyflakes, import order, pytest style, complexity <= 12; config in pyproject.toml) over ml/, tests/, scripts/
+lint: $(STAMP)
+	$(BIN)/ruff check ml tests scripts
 
 # the tests on the OLDEST versions the pins allow, in a separate .venv-lowest (downloads; see .ci/lowest)
 test-lowest:

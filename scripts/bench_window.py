@@ -757,6 +757,36 @@ def _fmt(v):
     return "not run (R not installed)" if v is None else f"{v:.2f}"
 
 
+def _run_cohorts(args, scenarios, rows: list, cache, executor) -> None:
+    """Search ``args.reps`` cohorts per scenario on ``executor``, skipping those cached; append each row
+    to ``rows`` and the cache as it arrives."""
+    done = {(r["scenario"], r["seed"]) for r in rows}
+    todo = [(scen, 10_000 + rep) for scen in scenarios for rep in range(args.reps) if (scen, 10_000 + rep) not in done]
+    with cache.open("a") as fh:
+        def keep(row):
+            rows.append(row)
+            fh.write(json.dumps(row, default=_json_default) + "\n")
+            fh.flush()
+            print(f"{row['scenario']} rep {row['seed'] - 10_000}: [{row['lower']:.1f}, {row['upper']:.1f}) "
+                  f"p={row['p']:.3f} ({row['seconds']:.2f} s)", flush=True)
+
+        executor.map(_full_cohort, todo, progress=keep, args=args)
+
+
+def _population_hrs(args, scenarios, cache_dir) -> dict:
+    """Population hazard ratios per scenario (cached; computed unless --speed-only)."""
+    pop = {}
+    pop_cache = cache_dir / f"population-{args.pop_n}.json"
+    if pop_cache.exists():
+        pop = json.loads(pop_cache.read_text())
+    if not args.speed_only:
+        for scen in scenarios:
+            if scen not in pop and scen in SCENARIOS and scen != "null":
+                pop[scen] = population_hr(scen, args.pop_n)
+                pop_cache.write_text(json.dumps(pop, indent=1))
+    return pop
+
+
 # --------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -815,32 +845,13 @@ def _main(args, cache_dir: Path, executor) -> int:
     scenarios = [s for s in args.scenarios.split(",") if s]
 
     if not args.speed_only:
-        done = {(r["scenario"], r["seed"]) for r in rows}
-        todo = [(scen, 10_000 + rep) for scen in scenarios for rep in range(args.reps) if (scen, 10_000 + rep) not in done]
-        with cache.open("a") as fh:
-            def keep(row):
-                rows.append(row)
-                fh.write(json.dumps(row, default=_json_default) + "\n")
-                fh.flush()
-                print(f"{row['scenario']} rep {row['seed'] - 10_000}: [{row['lower']:.1f}, {row['upper']:.1f}) "
-                      f"p={row['p']:.3f} ({row['seconds']:.2f} s)", flush=True)
-
-            executor.map(_full_cohort, todo, progress=keep, args=args)
-    if not args.speed_only:
+        _run_cohorts(args, scenarios, rows, cache, executor)
         _fill_true_window_p(rows, cache)
     rows = [r for r in rows if r["scenario"] in scenarios and r["seed"] < 10_000 + args.reps]
     if args.minprop != CANDIDATE_MINPROP:
         rows += _candidate_rows(args)
 
-    pop = {}
-    pop_cache = cache_dir / f"population-{args.pop_n}.json"
-    if pop_cache.exists():
-        pop = json.loads(pop_cache.read_text())
-    if not args.speed_only:
-        for scen in scenarios:
-            if scen not in pop and scen in SCENARIOS and scen != "null":
-                pop[scen] = population_hr(scen, args.pop_n)
-                pop_cache.write_text(json.dumps(pop, indent=1))
+    pop = _population_hrs(args, scenarios, cache_dir)
 
     speed_cache = cache_dir / f"speed-{args.big_n}.json"
     if args.no_speed:

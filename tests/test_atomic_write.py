@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 
 import pytest
@@ -25,13 +26,18 @@ def test_text_and_bytes_are_written_and_the_folder_created(tmp_path):
     assert temporaries(p.parent) == []
 
 
+def _write_then_fail(target, text, error):
+    """Write part of ``target`` through atomic_path, then raise ``error`` inside the block."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+        raise error
+
+
 def test_a_failure_mid_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "report.html"
     target.write_text("<html>complete</html>")
-    with pytest.raises(OSError) as err:
-        with atomic_path(target) as tmp:
-            tmp.write_text("<html>trunc")  # half the bytes are out when the disk fills
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(OSError, match=re.escape(os.strerror(errno.ENOSPC))) as err:
+        _write_then_fail(target, "<html>trunc", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))  # disk fills
     assert err.value.errno == errno.ENOSPC
     assert target.read_text() == "<html>complete</html>"
     assert temporaries(tmp_path) == []
@@ -39,9 +45,7 @@ def test_a_failure_mid_write_keeps_the_previous_file_and_leaves_no_temporary(tmp
 
 def test_an_interruption_leaves_no_temporary_and_no_new_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        with atomic_path(tmp_path / "run.json") as tmp:
-            tmp.write_text("{")
-            raise KeyboardInterrupt
+        _write_then_fail(tmp_path / "run.json", "{", KeyboardInterrupt())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -84,7 +88,7 @@ def test_the_run_folder_writes_tables_and_figures_through_it(tmp_path, monkeypat
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(ml._atomic, "_fsync", full)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=re.escape(os.strerror(errno.ENOSPC))):
         bundle.update(RunBundle.MANIFEST, status="FINISHED")
     assert bundle.manifest() == {"status": "RUNNING"}  # the previous complete manifest, not a truncated one
     assert [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name] == []

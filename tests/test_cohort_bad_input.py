@@ -164,7 +164,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "expected"), [c[1:] for c in CASES],
+@pytest.mark.parametrize("overrides, expected", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_malformed_cohort_is_refused_with_exact_messages(tmp_path, overrides, expected):
     folder = make_cohort(tmp_path / "cohort", overrides)

@@ -51,7 +51,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("files", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("files, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_each_implausible_edit_is_refused_with_table_column_and_rows(tmp_path, files, expected):
     report = validate_cohort(make_cohort(tmp_path / "c", files))
     assert report.messages == [expected]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -185,7 +186,7 @@ def test_one_sided_windows_are_refused_whatever_their_status(patients, fields, m
         with pytest.raises(DosingRefused) as err:  # the served model's gate
             admit_window(window, "UE/mL", "UE/mL", override)
         assert str(err.value) == message
-    with pytest.raises(ValueError) as err:  # nor can such a recommendation be built by hand
+    with pytest.raises(ValueError, match=re.escape(f"invalid DoseRecommendation: {message}")) as err:  # nor can such a recommendation be built by hand
         DoseRecommendation.from_dict({**_engine().recommend(patients[0], WINDOW).to_dict(),
                                       "window": WindowTarget(target=124.0, unit=UNIT, status="validated",
                                                              **fields).to_dict()})

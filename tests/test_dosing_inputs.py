@@ -155,7 +155,7 @@ def test_window_admission(status, unit, patient_unit, model_unit, override, mess
     (None, "why", "an override must state `by` (non-empty text), got None"),
 ])
 def test_override_must_say_who_and_why(by, reason, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         WindowOverride(by=by, reason=reason)
     assert str(err.value) == message
 
@@ -193,7 +193,7 @@ BAD_CAPS = [
 
 @pytest.mark.parametrize("kwargs,message", BAD_CAPS, ids=[m[:30] for _, m in BAD_CAPS])
 def test_bad_caps(kwargs, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         DoseCaps(**kwargs)
     assert str(err.value) == message
 
@@ -214,7 +214,7 @@ def test_bad_caps(kwargs, message):
     (lambda: AdjustmentSchedule(start_hour=24.0), "AdjustmentSchedule: `0 <= start_hour < 24` must hold, got 24.0"),
 ])
 def test_bad_engine_configuration(factory, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         factory()
     assert str(err.value) == message
 
@@ -318,7 +318,7 @@ BAD_RECOMMENDATIONS = [
 
 @pytest.mark.parametrize("change,message", BAD_RECOMMENDATIONS, ids=[m[30:75] for _, m in BAD_RECOMMENDATIONS])
 def test_an_unsafe_recommendation_cannot_exist(change, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         _recommendation(**change)
     assert str(err.value) == message
 
@@ -342,7 +342,7 @@ def test_a_safe_recommendation_round_trips():
      "AUCForecast: `0 <= p_in_window <= 1` must hold, got 1.2"),
 ])
 def test_bad_value_objects(make, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         make()
     assert str(err.value) == message
 

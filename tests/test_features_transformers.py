@@ -6,6 +6,8 @@ by hand so that the expected joins are known exactly.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,7 +66,7 @@ def test_cmv_serostatus_is_missing_when_a_side_is_missing():
     (EXPOSURES.drop(columns="auc_total"), "no exposure: pass exposures=ml.pk.exposure_table(cohort)"),
 ])
 def test_feature_frame_refuses_bad_exposures(cohort, exposures, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         feature_frame(cohort, exposures)
     assert message in str(err.value)
 

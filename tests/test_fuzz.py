@@ -116,7 +116,8 @@ def test_any_folder_gives_a_cohort_or_a_cohort_validation_error(files):
         try:
             cohort = load_cohort(folder)
         except CohortValidationError as exc:
-            assert not report.ok and str(exc).count("\n") == len(report.violations)
+            # fuzzing: either outcome is allowed, so pytest.raises does not fit
+            assert not report.ok and str(exc).count("\n") == len(report.violations)  # noqa: PT017
         else:
             assert report.ok and cohort.digest == report.cohort.digest
 

@@ -8,6 +8,8 @@ Failure Time" and the ``survival:cox`` objective: negative label = right-censore
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -61,7 +63,7 @@ def test_competing_target_is_read_cause_specifically():
     (_y([True], [np.nan]), "times must be finite and >= 0"),
 ])
 def test_bad_targets_are_refused(y, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         to_xgb_cox_label(y)
     assert message in str(err.value)
 

@@ -19,6 +19,8 @@ References
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,6 +199,6 @@ def test_constant_covariate_is_dropped_not_fatal():
 ])
 def test_bad_cox_parameters_are_refused(params, message):
     X, y = r_data(n=120)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         CoxSplineModel(**params).fit(X, y)
     assert message in str(err.value)

@@ -7,6 +7,7 @@ checked against the booster's own margin; closed-form windows on hand-made expla
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -125,7 +126,7 @@ def test_window_reaching_the_data_edge_is_flagged_open():
     ({"tolerance": 0.0}, "tolerance must be > 0 (log-hazard units), got 0.0"),
 ])
 def test_bad_window_arguments(fitted, kwargs, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         shap_window(fitted[2], **kwargs)
     assert message in str(err.value)
 

@@ -6,6 +6,8 @@ Synthetic data with a known U-shaped exposure effect: exponential event times wi
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,7 +140,7 @@ def test_works_inside_a_pipeline_with_sksurv_survival_functions():
 ])
 def test_bad_parameters_are_refused_at_fit(params, message):
     X, y = u_shaped(50)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         XGBSurvival(**params).fit(X, y)
     assert message in str(err.value)
 

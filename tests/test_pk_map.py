@@ -85,7 +85,7 @@ def test_unknown_method_is_refused(noisy):
 def test_definitions_name_the_method():
     assert exposure_definition("nca").endswith("by NCA of measured levels")
     assert "MAP Bayesian" in exposure_definition("map", "fitted.json")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="exposure method must be one of"):
         exposure_definition("auc")
 
 

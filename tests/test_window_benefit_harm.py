@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.features import competing_target
 from ml.sim import simulate_cohort
-from ml.window import (BenefitHarmSearch, ExposureWindow, QuantileGrid, discover, logrank_scores, promote_window,
+from ml.window import (BenefitHarmSearch, ExposureWindow, discover, logrank_scores, promote_window,
                        scan)
 from ml.window._promotion import PromotionGates
 from ml.window._sides import admissible_pairs, min_p_value, side_permutation_maxima, side_scan
@@ -244,7 +243,7 @@ def test_only_a_two_sided_window_can_be_promoted(urd):
     one_sided = discover(replace(cohort, outcomes=outcomes), table, search=BenefitHarmSearch(random_state=0, **QUICK))
     w = one_sided.window
     assert w.finding == "floor-only" and w.status == "candidate" and w.upper is None
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="upper bound is finite") as err:
         promote_window(w, PromotionGates(max_ci_width=1000), by="tester", reason="test")
     assert "upper bound is finite (it is open" in str(err.value)
     assert "finding is 'window', both bounds evidenced (got 'floor-only')" in str(err.value)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ml.cli import main
-from ml.window import PRESETS, ExposureWindow, PromotionError, PromotionGates, promote_window, protocol_window
+from ml.window import PRESETS, ExposureWindow, PromotionGates, promote_window, protocol_window
 
 
 def _haplo(**over):
@@ -27,7 +27,7 @@ def test_the_published_haplo_window_carries_its_source():
     assert ExposureWindow.from_json(w.to_json()) == w
 
 
-@pytest.mark.parametrize(("over", "message"), [
+@pytest.mark.parametrize("over, message", [
     (dict(upper=None), "a protocol window needs both bounds"),
     (dict(pmid=""), "`protocol` must name its source: missing or empty ['pmid']"),
     (dict(lower=150.0), "`lower < upper` must hold"),

@@ -191,7 +191,7 @@ def test_default_ties_give_the_mantel_haenszel_logrank():
     assert abs(default - B_STATISTIC) < 0.05  # same cut, small tie-handling difference
 
 
-@pytest.mark.parametrize(("x", "t", "e", "p_r"), [(XA, TA, EA, A_P_CONDMC), (XB, TB, EB, B_P_CONDMC)])
+@pytest.mark.parametrize("x, t, e, p_r", [(XA, TA, EA, A_P_CONDMC), (XB, TB, EB, B_P_CONDMC)])
 def test_permutation_p_agrees_with_maxstat_condmc(x, t, e, p_r):
     s = _single_cut(x, _surv(t, e), "maxstat", n_permutations=4000, seed=11)
     se = np.sqrt(p_r * (1 - p_r) / 4000)  # Monte Carlo error of ours (R's, with B=1e5, is smaller)
@@ -223,7 +223,7 @@ def test_null_cox_martingale_residuals_are_logrank_scores():
     np.testing.assert_allclose(fit.martingale, logrank_scores(TB, np.array(EB, bool)), atol=1e-12)
 
 
-@pytest.mark.parametrize(("cause", "times", "est", "var"), [
+@pytest.mark.parametrize("cause, times, est, var", [
     (1, CIF1_TIME, CIF1_EST, CIF1_VAR), (2, CIF2_TIME, CIF2_EST, CIF2_VAR),
 ])
 def test_aalen_johansen_equals_cmprsk(cause, times, est, var):

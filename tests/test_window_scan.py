@@ -8,6 +8,7 @@ patient by patient for every window, with windows defined by exposure values ``L
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def _brute_force(x, s, cut_values, min_group, single_cut):
     return out
 
 
-@pytest.mark.parametrize(("n", "seed", "ties", "single_cut", "k"), [
+@pytest.mark.parametrize("n, seed, ties, single_cut, k", [
     (60, 1, False, False, 12),
     (75, 2, True, False, 15),
     (90, 3, False, True, None),
@@ -109,13 +110,13 @@ def test_search_once_bounds_are_midpoints_and_open_edges():
     assert bound == pytest.approx((xs[i - 1] + xs[i]) / 2)
 
 
-@pytest.mark.parametrize(("grid", "message"), [
+@pytest.mark.parametrize("grid, message", [
     (QuantileGrid(k=0), "k must be a positive integer or None, got 0"),
     (QuantileGrid(minprop=0.6), "0 <= minprop < maxprop <= 1 must hold, got minprop=0.6, maxprop=0.4"),
     (QuantileGrid(minprop=0.1, maxprop=1.5), "0 <= minprop < maxprop <= 1 must hold, got minprop=0.1, maxprop=1.5"),
 ])
 def test_bad_grids(grid, message):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
         grid.positions(np.arange(10.0))
     assert str(err.value) == message
 

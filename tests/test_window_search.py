@@ -67,7 +67,7 @@ def test_missing_exposure_is_excluded_with_a_warning_naming_the_count():
     assert ws.n_excluded_ == 3 and ws.n_ == 197
 
 
-@pytest.mark.parametrize(("make", "message"), [
+@pytest.mark.parametrize("make, message", [
     (lambda x, y: (np.full_like(x, 120.0), y), r"exposure is constant \(every value is 120.0\): no cut point exists"),
     (lambda x, y: (x, _few_events(y)), r"too few events: 4 events of interest among 200 patients, at least min_events=10"),
     (lambda x, y: (np.where(np.arange(x.size) == 0, np.inf, x), y), r"exposure must be finite or missing"),

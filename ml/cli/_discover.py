@@ -12,6 +12,7 @@ from ml._atomic import write_atomic
 from ml._defaults import BENEFIT_HARM as BH
 from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml._defaults import COMPOSITE_MINPROP, GLOBAL_TEST_NAMES, GRID_K, MINPROP
+from ml._status import WindowStatus
 from ml.cli._common import exposure_options
 
 DEFAULT_ENDPOINT = "cmv|ebv|agvhd2|death"
@@ -191,25 +192,11 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     incidences below/inside/above; writes an ExposureWindow (JSON) whose finding is window,
     floor-only, ceiling-only, overlap or no-window. --endpoint runs the composite search instead.
     """
-    from ml.features import parse_endpoint
-
-    outcome_list = _names(outcomes_text)
-    for o in outcome_list:
-        try:
-            parse_endpoint(o)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--outcomes") from None
+    outcome_list = _outcomes(outcomes_text)
     if evaluate_path is None and out is None:
         raise click.UsageError("--out is required (where to write the window)")
     composite = endpoint is not None or evaluate_path is not None
-    if endpoint is not None:
-        try:
-            endpoint = parse_endpoint(endpoint).name
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--endpoint") from None
-    elif single_cut or covariates:
-        raise click.UsageError("--single-cut and --covariates belong to the composite search: add --endpoint, "
-                               "or adjust a side with --floor-covariates / --ceiling-covariates")
+    endpoint = _composite_endpoint(endpoint, single_cut, covariates)
     from ml.cli._common import prepare_out
 
     prepare_out(out)
@@ -234,12 +221,7 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
     from ml.window import BenefitHarmSearch, QuantileGrid, composite_search
     from ml.window import discover as run_discovery
 
-    if composite and (estimate == "smoothed" or ci_method == "ij"):
-        raise click.UsageError("--estimate smoothed and --ci-method ij belong to the benefit-harm search")
-    estimate = estimate or ("bagged" if composite else BH["estimate"])
-    ci_method = ci_method or ("percentile" if composite else BH["ci_method"])
-    if not bootstraps:
-        estimate, ci_method = "argmax", "percentile"
+    estimate, ci_method = _estimate_and_ci(composite, estimate, ci_method, bootstraps)
     common = dict(n_permutations=permutations, n_bootstraps=bootstraps, n_folds=folds, ci_method=ci_method,
                   min_events=min_events, random_state=seed, progress=True, estimate=estimate)
     if composite:
@@ -257,6 +239,50 @@ def discover(directory: Path, out: Path | None, floor_text: str, ceiling_text: s
                               pk_model=model_ref)
     except ValueError as exc:
         raise click.ClickException(f"no window search possible: {exc}") from None
+    _write_and_print(found, out, composite, alpha)
+
+
+def _outcomes(text: str) -> list[str]:
+    """The --outcomes endpoints, each checked."""
+    from ml.features import parse_endpoint
+
+    names = _names(text)
+    for o in names:
+        try:
+            parse_endpoint(o)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--outcomes") from None
+    return names
+
+
+def _composite_endpoint(endpoint: str | None, single_cut: bool, covariates: str) -> str | None:
+    """The --endpoint in canonical form; None (benefit-harm) refuses the composite-only options."""
+    from ml.features import parse_endpoint
+
+    if endpoint is not None:
+        try:
+            return parse_endpoint(endpoint).name
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    if single_cut or covariates:
+        raise click.UsageError("--single-cut and --covariates belong to the composite search: add --endpoint, "
+                               "or adjust a side with --floor-covariates / --ceiling-covariates")
+    return None
+
+
+def _estimate_and_ci(composite: bool, estimate: str | None, ci_method: str | None, bootstraps: int):
+    """The bound estimate and interval method: each search's default, argmax/percentile without a bootstrap."""
+    if composite and (estimate == "smoothed" or ci_method == "ij"):
+        raise click.UsageError("--estimate smoothed and --ci-method ij belong to the benefit-harm search")
+    estimate = estimate or ("bagged" if composite else BH["estimate"])
+    ci_method = ci_method or ("percentile" if composite else BH["ci_method"])
+    if not bootstraps:
+        estimate, ci_method = "argmax", "percentile"
+    return estimate, ci_method
+
+
+def _write_and_print(found, out: Path, composite: bool, alpha: float) -> None:
+    """Write the found window to ``out`` and print the search's summary and the incidences."""
     if found.n_excluded:
         click.echo(f"warning: {found.n_excluded} patient(s) without a computable AUC are excluded.", err=True)
     window = found.window
@@ -299,7 +325,7 @@ def _print_search(window, search, alpha: float) -> None:
                + (f" ({search.n_excluded_} excluded: no AUC)" if search.n_excluded_ else ""))
     lo = "open (below all observed)" if window.lower is None else f"{window.lower:.1f}"
     hi = "open (above all observed)" if window.upper is None else f"{window.upper:.1f}"
-    if window.status == "no-window":
+    if window.status == WindowStatus.NO_WINDOW:
         click.echo(f"\nNo evidence of an exposure window: adjusted p = {_p(window.p_value)} is not below "
                    f"alpha = {alpha:g}.")
         click.echo(f"(Best-scoring {kind}, for the record only: [{lo}, {hi}) {unit}; "

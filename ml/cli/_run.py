@@ -27,6 +27,7 @@ import click
 
 from ml._atomic import write_atomic
 from ml._format import fmt_p
+from ml._status import WindowStatus
 from ml.cli._common import SIMULATED_BANNER, show_progress
 from ml.cli._signals import interrupts_raise
 
@@ -163,7 +164,7 @@ def _summary(outcome, folder: Path, tracking, track_error: str | None) -> None:
         unit = w["artefact"]["unit"]
         lo = "open" if w["lower"] is None else f"{w['lower']:.1f}"
         hi = "open" if w["upper"] is None else f"{w['upper']:.1f}"
-        if w["status"] == "no-window":
+        if w["status"] == WindowStatus.NO_WINDOW:
             click.echo(f"No exposure window: adjusted p = {fmt_p(w['p_value'])} is not below alpha; nothing registered.")
         else:
             click.echo(f"Window [{lo}, {hi}) {unit}, adjusted p = {fmt_p(w['p_value'])}, status {w['status']}.")

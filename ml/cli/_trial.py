@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from ml._atomic import atomic_path, write_atomic
+from ml._status import WindowStatus
 from ml.cli._common import SIMULATED_BANNER, prepare_out, show_progress
 
 
@@ -101,7 +102,7 @@ def trial(n, population, sensitivity, outcome_draws, reps, seed, scenario, windo
                               progress=show_progress(), executor=executor) if reps else None
     except (DosingRefused, ValueError, ParallelUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
-    if window is not None and window.status != "validated":
+    if window is not None and window.status != WindowStatus.VALIDATED:
         raise click.ClickException(f"refused: window status is {window.status!r}, not 'validated'")
     try:
         with executor:

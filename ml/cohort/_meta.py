@@ -38,13 +38,8 @@ def check_meta(doc: dict, violations: list[Violation], warnings: list[Violation]
     source = doc.get("donor_source")
     if "donor_source" in doc and source not in DONOR_SOURCES:
         bad("donor_source", f"must be one of {', '.join(DONOR_SOURCES)}, got {source!r}")
-    unit = doc.get("concentration_unit")
     if "concentration_unit" in doc:
-        if not (isinstance(unit, str) and unit.strip()):
-            bad("concentration_unit", f"must be a non-empty string such as 'UE/mL', got {unit!r}")
-        elif unit not in KNOWN_CONCENTRATION_UNITS:
-            bad("concentration_unit",
-                f"unknown unit {unit!r} (known: {', '.join(KNOWN_CONCENTRATION_UNITS)})")
+        _check_unit(doc["concentration_unit"], bad)
     simulated = doc.get("simulated")
     if "simulated" in doc and not isinstance(simulated, bool):
         bad("simulated", f"must be true or false, got {simulated!r}")
@@ -55,6 +50,14 @@ def check_meta(doc: dict, violations: list[Violation], warnings: list[Violation]
     for key in doc:
         if key not in _KNOWN_KEYS:
             warnings.append(Violation.at(T, key, "unknown key, ignored"))
+
+
+def _check_unit(unit, bad) -> None:
+    if not (isinstance(unit, str) and unit.strip()):
+        bad("concentration_unit", f"must be a non-empty string such as 'UE/mL', got {unit!r}")
+    elif unit not in KNOWN_CONCENTRATION_UNITS:
+        bad("concentration_unit",
+            f"unknown unit {unit!r} (known: {', '.join(KNOWN_CONCENTRATION_UNITS)})")
 
 
 def _check_truth(truth, simulated, bad) -> None:

@@ -197,6 +197,33 @@ def _encoding_problem(path: Path) -> str | None:
             base += len(chunk)
 
 
+def _append_record(record: list[str], columns: list[list[str]], caches: list[dict | None], last: list[str]) -> None:
+    """Append one row's stripped cells to ``columns``, sharing equal strings (see :func:`_read_csv`)."""
+    for j, field in enumerate(record):
+        cell = field.strip()
+        if cell == last[j]:
+            cell = last[j]
+        elif caches[j] is not None:
+            cell = caches[j].setdefault(cell, cell)
+            if len(caches[j]) > _CACHE_MAX:
+                caches[j] = None
+        last[j] = cell
+        columns[j].append(cell)
+
+
+def _shape_problem(header: list[str] | None, ragged: list[int]) -> tuple[str, list[int]] | None:
+    """Why a CSV's shape is unusable (no header, not comma-separated, ragged rows) and the rows, or None."""
+    if header is None:
+        return "empty file (no header)", []
+    if len(header) == 1:
+        for sep in (";", "\t"):
+            if sep in header[0]:
+                return f"not comma-separated ({sep!r} in the header)", []
+    if ragged:
+        return f"wrong number of fields (header has {len(header)})", ragged
+    return None
+
+
 def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | None:
     """Stream one CSV file into stripped columns (memory: the cells, never a copy of the file or of its rows).
 
@@ -231,32 +258,14 @@ def _read_csv(name: str, path: Path, violations: list[Violation]) -> RawTable | 
                 elif len(record) != len(header):
                     ragged.append(line)
                 else:
-                    for j, field in enumerate(record):
-                        cell = field.strip()
-                        if cell == last[j]:
-                            cell = last[j]
-                        elif caches[j] is not None:
-                            cell = caches[j].setdefault(cell, cell)
-                            if len(caches[j]) > _CACHE_MAX:
-                                caches[j] = None
-                        last[j] = cell
-                        columns[j].append(cell)
+                    _append_record(record, columns, caches, last)
                     lines.append(line)
         except csv.Error as exc:
             violations.append(Violation.at(name, None, f"unreadable (malformed CSV: {exc})"))
             return None
-    if header is None:
-        violations.append(Violation.at(name, None, "empty file (no header)"))
-        return None
-    if len(header) == 1:
-        for sep in (";", "\t"):
-            if sep in header[0]:
-                violations.append(Violation.at(
-                    name, None, f"not comma-separated ({sep!r} in the header)"))
-                return None
-    if ragged:
-        violations.append(Violation.at(
-            name, None, f"wrong number of fields (header has {len(header)})", ragged))
+    problem = _shape_problem(header, ragged)
+    if problem:
+        violations.append(Violation.at(name, None, *problem))
         return None
     return build_raw_columns(name, header, columns, np.frombuffer(lines, dtype=np.int64) if lines
                              else np.zeros(0, dtype=np.int64), violations)

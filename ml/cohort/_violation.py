@@ -106,6 +106,13 @@ class CohortValidationError(ValueError):
 
     The message is a header line followed by every violation, one per line.
 
+    Parameters
+    ----------
+    violations : iterable of Violation
+        The broken rules.
+    source : str, default "cohort"
+        What was refused, the first words of the message (e.g. a file name).
+
     Attributes
     ----------
     violations : list of Violation

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ml._status import WindowStatus
 from ml.pk import (
     LaplaceImportance,
     LevelLikelihood,
@@ -221,7 +222,7 @@ class DosingEngine:
         """
         window = _as_target(window)
         _check_objective(self.objective)
-        if window.status == "no-window":
+        if window.status == WindowStatus.NO_WINDOW:
             check_status(window, override)
         check_dosable(window)
         recorded = check_status(window, override)
@@ -470,6 +471,12 @@ class DosingEngine:
 
     def _warnings(self, i, p, lik, fit, draws, forecast, surrogate_gap, grid, chosen, window,
                   fixed) -> tuple[str, ...]:
+        w = self._fit_warnings(i, p, lik, fit)
+        w += self._forecast_warnings(i, draws, forecast, surrogate_gap, grid, chosen, window, fixed)
+        return tuple(w)
+
+    def _fit_warnings(self, i, p, lik, fit) -> list[str]:
+        """Warnings about patient ``i``'s levels and MAP fit: none quantifiable, implausible, atypical."""
         th, unit = self.thresholds, p.concentration_unit
         w = []
         day, conc, bloq = p.level_arrays()
@@ -492,6 +499,12 @@ class DosingEngine:
                          "the doses given")
         if not fit.converged[i]:
             w.append("the MAP search did not converge: treat the forecast with caution")
+        return w
+
+    def _forecast_warnings(self, i, draws, forecast, surrogate_gap, grid, chosen, window, fixed) -> list[str]:
+        """Warnings about the posterior draws and the chosen regimen's forecast."""
+        th = self.thresholds
+        w = []
         if draws.ess[i] < th.min_ess:
             w.append(f"posterior approximation unreliable: effective sample size {draws.ess[i]:.0f} "
                      f"of {draws.z.shape[1]} draws")
@@ -516,7 +529,7 @@ class DosingEngine:
         mismatch = model_mismatch(window, self.model)
         if mismatch:
             w.append(mismatch)
-        return tuple(w)
+        return w
 
     def _caveats(self, window: WindowTarget, override: WindowOverride | None) -> tuple[str, ...]:
         c = []
@@ -532,7 +545,7 @@ class DosingEngine:
                      f"forecast under {self.model.name!r} (digest {self.model.digest[:12]})")
         if override is not None:
             unsigned = (" (unsigned: its content could not be checked)"
-                        if window.status == "validated" and window.integrity == "unsigned" else "")
+                        if window.status == WindowStatus.VALIDATED and window.integrity == "unsigned" else "")
             c.append(f"window status {window.status!r}{unsigned} used under an override by {override.by}: "
                      f"{override.reason}")
         return tuple(c)

@@ -50,7 +50,6 @@ def simulate_total_auc(lik: LevelLikelihood, z: np.ndarray, regimens: list[np.nd
     pidx = np.repeat(np.arange(P), S)
     params = lik.model.individual(lik.weight[pidx], lik.alc[pidx], lik.eta(z.reshape(n1, d)))
     # infusions already given, replicated onto each draw (row p*S + s)
-    counts = np.bincount(lik.inf_patient, minlength=P)
     order = np.argsort(lik.inf_patient, kind="stable")
     ip = lik.inf_patient[order]
     rows = (ip[:, None] * S + np.arange(S)[None, :]).ravel()

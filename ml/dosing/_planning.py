@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from ml._parallel import SerialExecutor
+from ml._status import WindowStatus
 from ml.pk import PopPKModel
 
 from ._errors import DosingRefused
@@ -371,7 +372,7 @@ def _true_window(virtual):
 
     s = virtual.outcome_model.scenario
     return WindowTarget(lower=s.lower, upper=s.upper, target=0.5 * (s.lower + s.upper),
-                        unit=virtual.cohort.meta.exposure_unit, status="validated",
+                        unit=virtual.cohort.meta.exposure_unit, status=WindowStatus.VALIDATED,
                         source="scenario truth", simulated=True)
 
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml._status import WindowStatus
+
 from ._gates import dosable_problem
 from ._regimen import DoseCaps
 from ._window import WindowOverride, WindowTarget
@@ -196,6 +198,8 @@ class DoseRecommendation:
         The population PK model used.
     given_mg : float
         Total Thymoglobulin already given before the decision, mg.
+    kind : str
+        Always ``"atg-dose-recommendation"``: tells the JSON of a recommendation from other artefacts.
     objective : str
         How the regimen was chosen (:mod:`ml.dosing._objective`), e.g. ``"most probable in window"``.
     """
@@ -230,30 +234,8 @@ class DoseRecommendation:
         if len(set(days)) != len(days):
             p.append(f"one dose per day must hold, got days {days}")
         if not p:
-            for d in self.doses:
-                if abs(d.mg - d.vials * self.caps.vial_mg) > 1e-9:
-                    p.append(f"day {d.day}: `mg == vials x vial_mg` must hold, got {d.mg} mg, {d.vials} vials "
-                             f"of {self.caps.vial_mg:g} mg")
-                problem = self.caps.day_violation(d.mg, self.weight_kg)
-                if problem:
-                    p.append(f"day {d.day}: {problem}")
-                if abs(d.mg_per_kg - d.mg / self.weight_kg) > 1e-6:
-                    p.append(f"day {d.day}: `mg_per_kg == mg / weight_kg` must hold, got {d.mg_per_kg} "
-                             f"for {d.mg} mg and {self.weight_kg} kg")
-            course = self.caps.course_mg_per_kg
-            total = self.given_mg + sum(d.mg for d in self.doses)
-            if course is not None and total > course * self.weight_kg + 1e-9:
-                p.append(f"the course {total:g} mg exceeds the course cap {course:g} mg/kg x {self.weight_kg:g} kg")
-            if tuple(d.mg for d in self.doses) != self.forecast.doses_mg:
-                p.append(f"the forecast must be for the recommended doses, got {self.forecast.doses_mg} "
-                         f"for {tuple(d.mg for d in self.doses)}")
-        dosable = dosable_problem(self.window)
-        if dosable is not None:
-            p.append(dosable)
-        if self.window.status == "no-window":
-            p.append("a 'no-window' result cannot be dosed into")
-        elif self.window.status != "validated" and self.override is None:
-            p.append(f"window status {self.window.status!r} requires a recorded override")
+            p.extend(self._dose_violations())
+        p.extend(self._window_violations())
         for f in (self.forecast, self.fixed_forecast):
             if f.unit != self.window.unit:
                 p.append(f"forecast unit {f.unit!r} must equal the window unit {self.window.unit!r}")
@@ -263,6 +245,40 @@ class DoseRecommendation:
             p.append("warnings and caveats must be non-empty strings")
         if p:
             raise ValueError("invalid DoseRecommendation: " + "; ".join(p))
+
+    def _dose_violations(self) -> list[str]:
+        """Problems with the doses: vials, caps, mg/kg, course cap, and the forecast's doses."""
+        p = []
+        for d in self.doses:
+            if abs(d.mg - d.vials * self.caps.vial_mg) > 1e-9:
+                p.append(f"day {d.day}: `mg == vials x vial_mg` must hold, got {d.mg} mg, {d.vials} vials "
+                         f"of {self.caps.vial_mg:g} mg")
+            problem = self.caps.day_violation(d.mg, self.weight_kg)
+            if problem:
+                p.append(f"day {d.day}: {problem}")
+            if abs(d.mg_per_kg - d.mg / self.weight_kg) > 1e-6:
+                p.append(f"day {d.day}: `mg_per_kg == mg / weight_kg` must hold, got {d.mg_per_kg} "
+                         f"for {d.mg} mg and {self.weight_kg} kg")
+        course = self.caps.course_mg_per_kg
+        total = self.given_mg + sum(d.mg for d in self.doses)
+        if course is not None and total > course * self.weight_kg + 1e-9:
+            p.append(f"the course {total:g} mg exceeds the course cap {course:g} mg/kg x {self.weight_kg:g} kg")
+        if tuple(d.mg for d in self.doses) != self.forecast.doses_mg:
+            p.append(f"the forecast must be for the recommended doses, got {self.forecast.doses_mg} "
+                     f"for {tuple(d.mg for d in self.doses)}")
+        return p
+
+    def _window_violations(self) -> list[str]:
+        """Problems with the window: not dosable, no window, or not validated without an override."""
+        p = []
+        dosable = dosable_problem(self.window)
+        if dosable is not None:
+            p.append(dosable)
+        if self.window.status == WindowStatus.NO_WINDOW:
+            p.append("a 'no-window' result cannot be dosed into")
+        elif self.window.status != WindowStatus.VALIDATED and self.override is None:
+            p.append(f"window status {self.window.status!r} requires a recorded override")
+        return p
 
     @property
     def reaches_window(self) -> bool:

@@ -23,6 +23,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from ml._parallel import SerialExecutor
+from ml._status import WindowStatus
 from ml.pk import Infusions, PKParameters, PopPKModel, simulate
 
 from ._engine import DosingEngine
@@ -187,7 +188,7 @@ class InSilicoTrial:
         cohort, truth, om = v.cohort, v.truth, v.outcome_model
         lo, up = om.scenario.lower, om.scenario.upper
         window = self.window or WindowTarget(lower=lo, upper=up, target=0.5 * (lo + up), unit=cohort.meta.exposure_unit,
-                                             status="validated", source=f"scenario {self.scenario} truth",
+                                             status=WindowStatus.VALIDATED, source=f"scenario {self.scenario} truth",
                                              simulated=True)
         arm = rng.permutation(np.r_[np.zeros(self.n // 2, int), np.ones(self.n // 2, int)])  # 1 = individualised
         ind = np.flatnonzero(arm == 1)

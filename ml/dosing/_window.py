@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ml._status import WindowStatus
 from ml.cohort._model import exposure_unit
 
 from ._errors import DosingRefused
@@ -21,7 +22,7 @@ from ._gates import check_dosable
 __all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
            "model_mismatch", "window_from_dict", "window_pk_model", "with_model_file"]
 
-_STATUSES = ("candidate", "validated", "no-window")
+_STATUSES = tuple(WindowStatus)
 _INTEGRITY = ("signed", "registered", "unsigned", "in-memory")
 
 
@@ -176,7 +177,7 @@ class WindowTarget:
         """
         data = window if isinstance(window, dict) else window.to_dict()
         status = data.get("status")
-        if status == "no-window":
+        if status == WindowStatus.NO_WINDOW:
             raise DosingRefused(
                 f"window {source or '(given)'} has status 'no-window': the search found no exposure "
                 "window, so there is nothing to dose into")
@@ -349,7 +350,7 @@ def window_from_dict(data: dict, source: str, registered_digest: str | None = No
     """
     if not isinstance(data, dict):
         raise DosingRefused(f"window {source} must be a JSON object, got {type(data).__name__}")
-    if data.get("status") == "no-window":
+    if data.get("status") == WindowStatus.NO_WINDOW:
         return WindowTarget.from_artefact(data, source)  # raises with the no-window message
     from ml.window import ExposureWindow
 
@@ -392,13 +393,13 @@ def check_status(window: WindowTarget, override: WindowOverride | None) -> Windo
     ------
     DosingRefused
     """
-    if window.status == "no-window":
+    if window.status == WindowStatus.NO_WINDOW:
         raise DosingRefused(
             f"window {window.source or '(given)'} has status 'no-window': the search found no exposure "
             "window, so there is nothing to dose into")
-    if window.status == "validated" and window.integrity != "unsigned":
+    if window.status == WindowStatus.VALIDATED and window.integrity != "unsigned":
         return None
-    if override is None and window.status == "validated":
+    if override is None and window.status == WindowStatus.VALIDATED:
         raise DosingRefused(
             f"window {window.source or '(given)'} says 'validated' but its content cannot be checked: it carries no "
             "signature, or no signing key is configured here (set ATGWIN_SIGNING_KEY or ATGWIN_SIGNING_KEY_FILE to "
@@ -436,7 +437,7 @@ def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
         overridable), unit mismatch (never overridable), or a non-validated window without an
         override.
     """
-    if window.status == "no-window":
+    if window.status == WindowStatus.NO_WINDOW:
         check_status(window, override)
     check_dosable(window)
     check_units(window, concentration_unit, model_unit)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml._status import WindowStatus
 from ml.experiments import _steps
 from ml.experiments._bundle import RunBundle
 from ml.experiments._results import FigureRef, StepContext, StepFailed, StepResult
@@ -228,7 +229,7 @@ def _window_note(w) -> str:
     win = w.window
     if win.finding == "overlap":
         return f"OVERLAP: both harms evidenced, no exposure avoids both (joint adjusted p = {win.p_value:.3g})"
-    if win.status == "no-window":
+    if win.status == WindowStatus.NO_WINDOW:
         return f"NO WINDOW (adjusted p = {win.p_value:.3g})"
     if win.finding in ("floor-only", "ceiling-only"):
         return (f"{win.finding.upper()} [{_fmt(win.lower)}, {_fmt(win.upper)}) {win.unit}, joint adjusted p = "
@@ -315,7 +316,7 @@ def _window_metrics(win, search, prefix: str = "window_") -> dict:
 def _window_figures(out: _Out, data, experiment, res, prefix: str = "", label: str = "") -> None:
     F = _figures()
     win, search = res.window, res.search
-    no_window = win.status == "no-window"
+    no_window = win.status == WindowStatus.NO_WINDOW
     sim = bool(data.cohort.meta.simulated)
     out.figure(f"{prefix}exposure", F.exposure_figure(
         data.x, lower=win.lower, upper=win.upper, lower_ci=win.lower_ci, upper_ci=win.upper_ci, unit=win.unit,
@@ -484,11 +485,11 @@ def explain_step(ctx: StepContext, *, models, data, win) -> StepResult:
                 section="shap", title="SHAP dependence on exposure, SHAP window vs scan window",
                 caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
                 f"({e.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
-                + (" (best-scoring, not significant)" if w.status == "no-window" else "") + "." + chance)
+                + (" (best-scoring, not significant)" if w.status == WindowStatus.NO_WINDOW else "") + "." + chance)
     out.record.update(shap={
         "sides": payload, "scan_window": [w.lower, w.upper], "scan_status": w.status, "finding": w.finding,
         "roles": None if s.roles is None else s.roles.to_dict("records")})
-    window = (w.lower, w.upper) if (w.lower is not None and w.upper is not None and w.status != "no-window") else None
+    window = (w.lower, w.upper) if (w.lower is not None and w.upper is not None and w.status != WindowStatus.NO_WINDOW) else None
     labels = {o: endpoint_label(o) for o in s.curves["endpoint"].unique()}
     out.figure("risk_curves", risk_curves_figure(s.curves, window=window, exposure_unit=w.unit, labels=labels),
                        section="risk", title="Risk versus exposure per outcome",
@@ -531,10 +532,10 @@ def transport_step(ctx: StepContext, *, window, strategy=None) -> StepResult:
     src = f"{window.population.donor_source} (derived, n={window.population.n})"
     rows = [
         {"label": src, "lower": window.lower, "upper": window.upper, "lower_ci": window.lower_ci,
-         "upper_ci": window.upper_ci, "note": "" if window.status != "no-window" else "not significant"},
+         "upper_ci": window.upper_ci, "note": "" if window.status != WindowStatus.NO_WINDOW else "not significant"},
         {"label": f"{cohort.meta.donor_source} (re-derived, n={rw.population.n})", "lower": rw.lower,
          "upper": rw.upper, "lower_ci": rw.lower_ci, "upper_ci": rw.upper_ci,
-         "note": "" if rw.status != "no-window" else "not significant"},
+         "note": "" if rw.status != WindowStatus.NO_WINDOW else "not significant"},
     ]
     out.figure("transport", F.transport_figure(rows, unit=window.unit), section="transport",
                        title="Transportability", caption=f"The {window.population.donor_source} window and the "

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ml._status import WindowStatus
+
 __all__ = [
     "CohortData",
     "EndpointModels",
@@ -692,7 +694,7 @@ def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapR
     grid = np.linspace(*np.quantile(x, [0.025, 0.975]), 60)
     curves = risk_curves(models.X_cox, targets, grid, model=models.primary.cox, reference=float(window.target))
     roles = None
-    if window.lower is not None and window.upper is not None and window.status != "no-window":
+    if window.lower is not None and window.upper is not None and window.status != WindowStatus.NO_WINDOW:
         try:
             roles = bound_setters(curves, (window.lower, window.upper))
         except ValueError:

@@ -102,8 +102,7 @@ class XGBEventClassifier(ClassifierMixin, BaseEstimator):
         How patients censored before the horizon enter (see module docstring).
     cause : int, default 1
         Event code of interest when ``y`` is a competing target.
-    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree,
-    reg_lambda, reg_alpha, max_bin, n_jobs, random_state
+    n_estimators, learning_rate, max_depth, min_child_weight, subsample, colsample_bytree, reg_lambda, reg_alpha, max_bin, n_jobs, random_state : int, float or None
         As in :class:`XGBSurvival`.
 
     Attributes

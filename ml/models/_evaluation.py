@@ -271,6 +271,10 @@ def calibration_figure(calibration: pd.DataFrame, *, horizon: float, title: str 
         Days (for the labels).
     summary : DataFrame, optional
         CV summary; when given, the title carries ``calib_error`` mean +- SD.
+    title : str, optional
+        Figure title.
+    figsize : (float, float)
+        Width and height in inches.
 
     Returns
     -------

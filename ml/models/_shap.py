@@ -491,6 +491,8 @@ def shap_bound_figure(bound: ShapBound, *, scan_bound=None, scan_ci=None, exposu
     title : str, optional
     simulated : bool
         Marks the figure "SIMULATED".
+    figsize : (float, float)
+        Width and height in inches.
     """
     c = bound.curve
     fig = Figure(figsize=figsize, layout="constrained")
@@ -534,6 +536,8 @@ def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_to
     scan_window : (lower, upper), optional
         The scan's window (UE*day/mL), drawn as dashed lines for the cross-check.
     exposure_unit : str
+    figsize : (float, float)
+        Width and height in inches.
 
     Returns
     -------

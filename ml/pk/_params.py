@@ -96,6 +96,14 @@ class PopPKModel:
         Fraction of the total Thymoglobulin dose (mg) that is active ATG.
     concentration_unit : str
         Unit of concentrations, e.g. ``"UE/mL"`` (1 UE/mL taken as 1 mg/L of active ATG).
+    name : str
+        Name of the model, recorded with every exposure and window it defines.
+    status : str
+        ``"assumption"`` (literature values) or ``"fitted"`` (estimated from patient data).
+    source : str
+        Where the values come from (publication, file or fit).
+    extra : dict
+        Further fields kept as given (e.g. a fit's diagnostics).
     """
 
     typical: dict

@@ -195,6 +195,11 @@ def simulate(
         ``(from_day, max_step_days)`` pairs in increasing ``from_day``: the largest RK4 step
         allowed from that day on. The default keeps the relative error near 1e-6 (checked
         against LSODA in the tests); coarser steps trade accuracy for speed.
+    progress : callable, optional
+        Called with the number of patients of each finished chunk.
+    rate_cap : float
+        Cap on the RK4 step times the fastest rate of the model, ``h * lambda_max`` (dimensionless,
+        in (0, 2.5] for stability; the default keeps the relative error near 1e-5).
 
     Returns
     -------

@@ -29,6 +29,8 @@ def screenshot(html: str | Path, png: str | Path, *, width: int = 1280, height: 
     ----------
     html, png : path-like
         The report and where to write the PNG (``width`` x ``height`` pixels).
+    width, height : int
+        Size of the browser window and of the PNG, in pixels.
     timeout : float
         Seconds.
     binary : str, optional

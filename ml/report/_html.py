@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ml._atomic import write_atomic
 from ml._format import fmt_bound
+from ml._status import WindowStatus
 from ml.experiments._bundle import RunBundle
 
 
@@ -235,14 +236,14 @@ class _Renderer:
                  f"with alias <b>{_e(reg.get('alias', 'candidate'))}</b> (registry state when this report was "
                  f"written, {_e(self.m.get('finished_at', ''))}; `atgwin report` renders it again)."
                  if reg.get("version") else "")
-        nothing = " Nothing is registered." if w["status"] == "no-window" else ""
+        nothing = " Nothing is registered." if w["status"] == WindowStatus.NO_WINDOW else ""
         if finding in ("floor-only", "ceiling-only", "overlap"):
             what = {"floor-only": "Only a floor", "ceiling-only": "Only a ceiling",
                     "overlap": "The harms overlap"}[finding]
             return (f"<div class='nowin' id='verdict'><b>{what}: not a window to dose.</b> Joint adjusted p = "
                     f"{_p(w['p_value'])}; each side's evidence is in <a href='#sides'>Floor and ceiling</a>. Status "
                     f"<b>{_e(w['status'])}</b>.{where or nothing} {truth}</div>")
-        if w["status"] == "no-window":
+        if w["status"] == WindowStatus.NO_WINDOW:
             return (f"<div class='nowin' id='verdict'><b>No exposure window.</b> The adjusted p-value "
                     f"{_p(w['p_value'])} (maximum over the whole search, {w['n_permutations']} permutations) is not "
                     f"below alpha = {art['search'].get('alpha', 0.05):g}. The best-scoring window "
@@ -359,7 +360,7 @@ class _Renderer:
             e = w.get("effect") or {}
             rows = [
                 ("status", f"<b>{_e(w['status'])}</b>" + (" &mdash; no window: nothing to dose into, nothing registered"
-                                                         if w["status"] == "no-window" else "")),
+                                                         if w["status"] == WindowStatus.NO_WINDOW else "")),
                 ("endpoint", f"{_e(art['endpoint'])}, horizon day {_num(art['horizon_days'], 0)}"),
                 ("patients / events", f"{w['n']} / {w['events']} ({w['n_excluded']} excluded: no AUC)"),
                 (f"lower bound ({unit})", f"{_bound(w['lower'])} &nbsp; 95% CI {_ci(w['lower_ci'])}"),
@@ -541,7 +542,7 @@ class _Renderer:
         if not inc:
             out.append(self.missing("Incidences"))
         else:
-            if (self.r.window or {}).get("status") == "no-window":
+            if (self.r.window or {}).get("status") == WindowStatus.NO_WINDOW:
                 out.append("<p class='sub'>No significant window: the groups below are those of the best-scoring "
                            "window, for the record only.</p>")
             out.append(self.incidence_table(inc))
@@ -672,7 +673,7 @@ class _Renderer:
                                   ["", f"bound ({_e(unit)})", "definition"], {1}))
                 out.append(f"<p>The SHAP {side} lies <b>{agree}</b> the scan {side}'s 95% interval.</p>")
             elif e.get("shap_window_lower") is not None:
-                scan_note = " (best-scoring, not significant)" if s.get("scan_status") == "no-window" else ""
+                scan_note = " (best-scoring, not significant)" if s.get("scan_status") == WindowStatus.NO_WINDOW else ""
                 out.append(_table([
                     ["SHAP window", _num(e["shap_window_lower"]), _num(e["shap_window_upper"]),
                      f"contribution of exposure within {e['shap_window_tolerance']:.2f} log-hazard of its minimum"

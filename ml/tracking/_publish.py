@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ml.experiments import RunBundle, RunRecord
+from ml._status import WindowStatus
 from ml.tracking._registry import CANDIDATE, RegisteredWindow, register_window
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import quiet
@@ -89,7 +90,7 @@ def run_tags(manifest: dict, record: RunRecord | dict) -> dict[str, str]:
     if manifest.get("status") != "FINISHED":
         lines.append(f"**FAILED** at step `{manifest.get('failed_step')}`: {manifest.get('error', '')}\n")
     if window:
-        if window.get("status") == "no-window":
+        if window.get("status") == WindowStatus.NO_WINDOW:
             lines.append(f"No exposure window: adjusted p = {window.get('p_value')}.")
         else:
             lo = "open" if window.get("lower") is None else f"{window['lower']:.1f}"
@@ -170,7 +171,7 @@ def _publish(tracker, run_id, bundle, manifest, record, study, model_name, gates
             note = f"not registered: the run {verb} at step {manifest.get('failed_step')!r}"
         elif not bundle.exists(RunBundle.WINDOW):
             note = "not registered: no window artefact"
-        elif window.get("status") == "no-window":
+        elif window.get("status") == WindowStatus.NO_WINDOW:
             note = (f"not registered: no exposure window (adjusted p = {window.get('p_value'):.3g} is not below "
                     f"alpha)")
         elif previous is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import contextlib
 import io
 
+from ml._status import WindowStatus
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import fluent_uri, quiet
 
@@ -36,7 +37,7 @@ __all__ = [
     "register_window",
 ]
 
-CANDIDATE, VALIDATED = "candidate", "validated"
+CANDIDATE, VALIDATED = WindowStatus.CANDIDATE, WindowStatus.VALIDATED
 MODEL_CODE = Path(__file__).with_name("_window_model.py")
 #: The population PK model travels with the window under this name (beside ``window.json``).
 PK_MODEL_FILE = "pk_model.toml"
@@ -341,6 +342,9 @@ class RegistryWindowStore:
 def promote_registered(ref: str, *, by: str, reason: str, gates=None, tracking_uri: str | None = None) -> str:
     """Gate-check the window of ``ref`` and register its validated copy (alias ``validated``).
 
+    The run that wrote the window must have finished; the validated copy is signed with the
+    centre's key when one is set (``ml.window.SigningKey.from_env``).
+
     Parameters
     ----------
     ref : str
@@ -349,9 +353,8 @@ def promote_registered(ref: str, *, by: str, reason: str, gates=None, tracking_u
         Who promotes and why (recorded in the window and as tags).
     gates : PromotionGates, optional
         Default: the gates the experiment recorded with the version.
-
-    The run that wrote the window must have finished; the validated copy is signed with the
-    centre's key when one is set (``ml.window.SigningKey.from_env``).
+    tracking_uri : str, optional
+        The MLflow tracking store (default: as resolved by :func:`ml.tracking.resolve_tracking_uri`).
 
     Returns
     -------

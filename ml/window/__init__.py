@@ -9,6 +9,7 @@ exported artefact, :func:`promote_window` its gate-checked promotion. The method
 docs/design.md.
 """
 
+from ml._status import WindowStatus
 from ml.window._artefact import (
     FINDINGS,
     SCHEMA_VERSION,
@@ -59,6 +60,7 @@ from ml.window._scores import (
 from ml.window._search import ESTIMATES, WindowSearch, split_exposure
 
 __all__ = [
+    "WindowStatus",
     "AUC_TOTAL_DEFINITION",
     "DEFAULT_INCIDENCE_OUTCOMES",
     "Discovery",

@@ -21,6 +21,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ml._status import WindowStatus
+
 __all__ = [
     "FINDINGS",
     "PROTOCOL_KEYS",
@@ -38,7 +40,7 @@ __all__ = [
 SCHEMA_VERSION = 2
 #: Schema versions :meth:`ExposureWindow.from_dict` reads (older ones are upgraded).
 READABLE_SCHEMAS = (1, 2)
-STATUSES = ("candidate", "validated", "no-window")
+STATUSES = tuple(WindowStatus)
 #: What a search found: both bounds evidenced, one side only, harms that overlap, or nothing.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: How the window came about: searched on one composite endpoint (two cuts), searched as a floor
@@ -258,6 +260,12 @@ class BoundEvidence:
         object.__setattr__(self, "ci", _ci_from(self.ci))
         if isinstance(self.events, numbers.Integral) and not isinstance(self.events, bool):
             object.__setattr__(self, "events", int(self.events))
+        problems = self._identity_violations() + self._value_violations()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _identity_violations(self) -> list[str]:
+        """Problems with the side, its endpoints and horizon."""
         problems = []
         if self.side not in ("floor", "ceiling"):
             problems.append(f"`side` must be 'floor' or 'ceiling', got {self.side!r}")
@@ -265,6 +273,11 @@ class BoundEvidence:
             problems.append(f"`{self.side}.endpoints` must name at least one endpoint, got {self.endpoints!r}")
         if self.horizon_days is not None and not (_finite(self.horizon_days) and self.horizon_days > 0):
             problems.append(f"`{self.side}.horizon_days > 0` must hold (or None), got {self.horizon_days!r}")
+        return problems
+
+    def _value_violations(self) -> list[str]:
+        """Problems with the numbers: p-values, statistic, value, events, effect."""
+        problems = []
         for name in ("p_value", "p_value_at_bound"):
             v = getattr(self, name)
             if v is not None and not (_finite(v) and 0 <= v <= 1):
@@ -279,8 +292,7 @@ class BoundEvidence:
             problems.append(f"`{self.side}.events >= 0` must hold, got {self.events!r}")
         if self.effect is not None and not isinstance(self.effect, SideEffect):
             problems.append(f"`{self.side}.effect` must be a SideEffect or None")
-        if problems:
-            raise ValueError("; ".join(problems))
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict) -> BoundEvidence:
@@ -292,7 +304,7 @@ class BoundEvidence:
 
 def _derived_finding(status: str, lower, upper) -> str:
     """The finding a schema-1 window (or a window built without one) implies."""
-    if status == "no-window":
+    if status == WindowStatus.NO_WINDOW:
         return "no-window"
     if lower is not None and upper is not None:
         return "window"
@@ -345,7 +357,9 @@ class ExposureWindow:
     code_version : str
     created_at : str
         ISO-8601 UTC time.
-    status : {"candidate", "validated", "no-window"}
+    status : WindowStatus
+        ``"candidate"``, ``"validated"`` or ``"no-window"`` (a plain string is accepted and stored as
+        the :class:`~ml.window.WindowStatus` it names).
     gates_passed : tuple of str
     promoted_by, promotion_reason, promoted_at : str or None
     mlflow_run_id : str or None
@@ -392,7 +406,7 @@ class ExposureWindow:
     effect: Effect | None = None
     incidences: tuple[Incidence, ...] = ()
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    status: str = "candidate"
+    status: str = WindowStatus.CANDIDATE
     gates_passed: tuple[str, ...] = ()
     promoted_by: str | None = None
     promotion_reason: str | None = None
@@ -409,6 +423,8 @@ class ExposureWindow:
     integrity: dict | None = None
 
     def __post_init__(self):
+        if self.status in STATUSES:
+            object.__setattr__(self, "status", WindowStatus(self.status))
         if self.finding is None:
             object.__setattr__(self, "finding", _derived_finding(self.status, self.lower, self.upper))
         if self.pk_model is not None:
@@ -427,6 +443,11 @@ class ExposureWindow:
             raise ValueError("invalid ExposureWindow: " + "; ".join(problems))
 
     def _violations(self) -> list[str]:
+        return (self._text_violations() + self._bound_violations() + self._ci_violations()
+                + self._record_violations() + self._finding_violations())
+
+    def _text_violations(self) -> list[str]:
+        """Problems with the descriptive fields: names, population, horizon."""
         p = []
         for name in ("exposure", "exposure_definition", "unit", "endpoint", "ci_method", "p_value_method",
                      "dataset_digest", "code_version"):
@@ -437,6 +458,11 @@ class ExposureWindow:
             p.append(f"`population` must be a Population, got {type(self.population).__name__}")
         if self.horizon_days is not None and not (_finite(self.horizon_days) and self.horizon_days > 0):
             p.append(f"`horizon_days > 0` must hold (or None), got horizon_days={self.horizon_days!r}")
+        return p
+
+    def _bound_violations(self) -> list[str]:
+        """Problems with the bounds and the target."""
+        p = []
         lo, up = self.lower, self.upper
         for name, v in (("lower", lo), ("upper", up)):
             if v is not None and not _finite(v):
@@ -449,6 +475,11 @@ class ExposureWindow:
             p.append(f"`target` must be a finite number, got target={self.target!r}")
         elif (_finite(lo) and self.target < lo) or (_finite(up) and self.target >= up):
             p.append(f"`lower <= target < upper` must hold, got lower={lo}, target={self.target}, upper={up}")
+        return p
+
+    def _ci_violations(self) -> list[str]:
+        """Problems with the confidence intervals of the bounds and their level."""
+        p = []
         for name in ("lower_ci", "upper_ci"):
             ci = getattr(self, name)
             if ci is None:
@@ -460,21 +491,32 @@ class ExposureWindow:
                 p.append(f"`{name}[0] <= {name}[1]` must hold, got {name}=({a}, {b})")
         if not (_finite(self.ci_level) and 0 < self.ci_level < 1):
             p.append(f"`0 < ci_level < 1` must hold, got ci_level={self.ci_level!r}")
-        if self.p_value is not None and not (_finite(self.p_value) and 0 <= self.p_value <= 1):
-            p.append(f"`0 <= p_value <= 1` must hold (or None), got p_value={self.p_value!r}")
-        if not _finite(self.statistic):
-            p.append(f"`statistic` must be finite, got {self.statistic!r}")
-        if not isinstance(self.simulated, bool):
-            p.append(f"`simulated` must be a bool, got {self.simulated!r}")
+        return p
+
+    def _status_violations(self) -> list[str]:
+        """Problems with the status and, for a validated window, its promotion."""
+        p = []
         if self.status not in STATUSES:
             p.append(f"`status` must be one of {STATUSES}, got {self.status!r}")
-        if self.status == "validated":
+        if self.status == WindowStatus.VALIDATED:
             if not self.gates_passed:
                 p.append("a validated window must list `gates_passed`, got none")
             for name in ("promoted_by", "promotion_reason"):
                 v = getattr(self, name)
                 if not (isinstance(v, str) and v.strip()):
                     p.append(f"a validated window must have a non-empty `{name}`, got {v!r}")
+        return p
+
+    def _record_violations(self) -> list[str]:
+        """Problems with the statistics, status, promotion and record-keeping fields."""
+        p = []
+        if self.p_value is not None and not (_finite(self.p_value) and 0 <= self.p_value <= 1):
+            p.append(f"`0 <= p_value <= 1` must hold (or None), got p_value={self.p_value!r}")
+        if not _finite(self.statistic):
+            p.append(f"`statistic` must be finite, got {self.statistic!r}")
+        if not isinstance(self.simulated, bool):
+            p.append(f"`simulated` must be a bool, got {self.simulated!r}")
+        p.extend(self._status_violations())
         if self.effect is not None and not isinstance(self.effect, Effect):
             p.append(f"`effect` must be an Effect or None, got {type(self.effect).__name__}")
         if not all(isinstance(i, Incidence) for i in self.incidences):
@@ -485,7 +527,6 @@ class ExposureWindow:
             p.append(f"`created_at` must be an ISO-8601 time, got {self.created_at!r}")
         if self.schema_version != SCHEMA_VERSION:
             p.append(f"`schema_version == {SCHEMA_VERSION}` must hold, got {self.schema_version!r}")
-        p.extend(self._finding_violations())
         return p
 
     def _finding_violations(self) -> list[str]:
@@ -500,17 +541,22 @@ class ExposureWindow:
                 "window": "both bounds", "floor-only": "a lower bound and an open upper bound",
                 "ceiling-only": "an upper bound and an open lower bound"}[self.finding]
                 + f", got lower={self.lower}, upper={self.upper}")
-        if self.status == "no-window" and self.finding not in ("overlap", "no-window") and \
+        if self.status == WindowStatus.NO_WINDOW and self.finding not in ("overlap", "no-window") and \
                 self.search_kind == "benefit-harm":
             p.append(f"a benefit-harm window with finding {self.finding!r} cannot have status 'no-window'")
-        if self.status != "no-window" and self.finding in ("overlap", "no-window"):
+        if self.status != WindowStatus.NO_WINDOW and self.finding in ("overlap", "no-window"):
             p.append(f"finding {self.finding!r} must have status 'no-window', got {self.status!r}")
-        if self.status == "validated" and self.finding != "window":
+        if self.status == WindowStatus.VALIDATED and self.finding != "window":
             p.append(f"only a two-sided window (finding 'window') can be validated, got finding {self.finding!r}")
         for name in ("floor", "ceiling"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, BoundEvidence) and v.side == name):
                 p.append(f"`{name}` must be a BoundEvidence of side {name!r}")
+        return p + self._provenance_violations()
+
+    def _provenance_violations(self) -> list[str]:
+        """Problems with the protocol source and the PK model's record."""
+        p = []
         if (self.search_kind == "protocol") != (self.protocol is not None):
             p.append("a protocol window (search_kind 'protocol') must carry its `protocol` source, and only it")
         if self.protocol is not None:

@@ -182,7 +182,7 @@ class BenefitHarmSearch(BaseEstimator):
         (bagging), or their means (smoothing; the estimate the ``"ij"`` interval belongs to).
     random_state : int, numpy.random.Generator or None
     progress : bool, default False
-        tqdm bars on stderr (only on a terminal).
+        Show tqdm bars on stderr (only on a terminal).
     executor : SerialExecutor or DaskExecutor, optional
         Where the permutations and the bootstrap resamples of the full data run
         (:mod:`ml._parallel`; worth it at large n). With an executor they are drawn in fixed
@@ -278,6 +278,13 @@ class BenefitHarmSearch(BaseEstimator):
         return parse_endpoint("|".join(parts)).name
 
     def _check_params(self):
+        self._check_counts()
+        self._check_methods()
+        self._check_sides()
+        return self._strategies()
+
+    def _check_counts(self) -> None:
+        """Counts and levels: permutations, bootstraps, folds, events, ``ci_level`` and ``alpha``."""
         for name in ("n_permutations", "n_bootstraps", "min_events"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 0:
@@ -287,6 +294,9 @@ class BenefitHarmSearch(BaseEstimator):
         for name in ("ci_level", "alpha"):
             if not (0 < getattr(self, name) < 1):
                 raise ValueError(f"0 < {name} < 1 must hold, got {name}={getattr(self, name)}")
+
+    def _check_methods(self) -> None:
+        """The estimate, global test and interval method, and their combinations."""
         if self.estimate not in BH_ESTIMATES:
             raise ValueError(f"estimate must be one of {BH_ESTIMATES}, got {self.estimate!r}")
         if self.estimate != "argmax" and self.n_bootstraps < 1:
@@ -298,12 +308,18 @@ class BenefitHarmSearch(BaseEstimator):
         if self.ci_method == "ij" and self.estimate != "smoothed":
             raise ValueError("ci_method='ij' is the interval of the smoothed (bootstrap-mean) estimate: it needs "
                              f"estimate='smoothed', got estimate={self.estimate!r}")
+
+    def _check_sides(self) -> None:
+        """Each side names at least one endpoint, and a positive horizon or None."""
         for side in SIDES:
             if not self.endpoints(side):
                 raise ValueError(f"{side}_endpoints must name at least one endpoint")
             h = self.horizon(side)
             if h is not None and not (np.isfinite(h) and h > 0):
                 raise ValueError(f"{side}_horizon must be > 0 days or None, got {h!r}")
+
+    def _strategies(self):
+        """The scores and grid strategies (the defaults for None), checked for their methods."""
         scores = LogRankScores() if self.scores is None else self.scores
         grid = QuantileGrid(k=GRID_K, minprop=MINPROP) if self.grid is None else self.grid
         if not hasattr(scores, "scores"):

@@ -76,7 +76,7 @@ def cox_fit(time, event, Z=None, *, max_iter: int = 50, tol: float = 1e-9) -> Co
     Z : array-like, shape (n, p), optional
         Covariates (numeric, no missing values). None or ``p = 0`` gives the null model, whose
         martingale residuals are the log-rank scores ``event - NelsonAalen(time)``.
-    max_iter, tol
+    max_iter, tol : int, float
         Newton iterations and convergence tolerance on the log-likelihood change.
 
     Returns

@@ -30,7 +30,7 @@ def cross_fitted_effect(x, y, covariates, scores, grid, single_cut, n_folds: int
         Survival or competing target (competing events are censored: cause-specific hazard).
     covariates : numpy.ndarray or None
         Passed to the scores strategy; also adjusts the Cox model when ``adjust``.
-    scores, grid, single_cut
+    scores, grid, single_cut : strategy, strategy, bool
         As in :class:`WindowSearch`.
     n_folds : int
         Number of folds K (>= 2).

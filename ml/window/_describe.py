@@ -6,6 +6,7 @@ Shared by ``atgwin discover`` (console) and the reviewer's report, so that both 
 from __future__ import annotations
 
 from ml._format import fmt_bound, fmt_ci, fmt_p
+from ml._status import WindowStatus
 
 __all__ = ["ENDPOINT_LABELS", "endpoint_label", "window_sentence"]
 
@@ -62,7 +63,7 @@ def window_sentence(window) -> str:
     level = int(round(100 * window.ci_level))
     alpha = (window.search or {}).get("alpha", 0.05)
     if f is None or c is None:  # the composite two-cut search
-        if window.status == "no-window":
+        if window.status == WindowStatus.NO_WINDOW:
             return (f"No evidence of an exposure window for {endpoint_label(window.endpoint)}: adjusted p = "
                     f"{_p(window.p_value)} is not below alpha {alpha:g}.")
         return (f"Window [{_v(window.lower)}, {_v(window.upper)}) {unit}: patients inside have less "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml._status import WindowStatus
 from ml.pk import exposure_definition
 from ml.window._artefact import BoundEvidence, Effect, ExposureWindow, Incidence, Population, SideEffect
 
@@ -77,7 +78,7 @@ def exposure_window(search, *, unit: str, endpoint: str, horizon_days: float | N
     """
     p = float(search.p_value_)
     has_p = math.isfinite(p)
-    status = "candidate" if (not has_p or p < alpha) else "no-window"
+    status = WindowStatus.CANDIDATE if (not has_p or p < alpha) else WindowStatus.NO_WINDOW
     eff = search.effect_
     effect = None
     if eff and all(math.isfinite(eff.get(k, float("nan"))) and eff.get(k, 0) > 0 for k in ("hr", "ci_low", "ci_high")):
@@ -215,7 +216,7 @@ def benefit_harm_window(search, *, unit: str, population: Population, dataset_di
     ExposureWindow
     """
     finding = search.finding_
-    status = "candidate" if finding in ("window", "floor-only", "ceiling-only") else "no-window"
+    status = WindowStatus.CANDIDATE if finding in ("window", "floor-only", "ceiling-only") else WindowStatus.NO_WINDOW
     floor, ceiling = search.floor_, search.ceiling_
     p = float(search.p_value_)
     has_p = math.isfinite(p)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from ml._defaults import PROMOTION as _GATES
 from ml._format import fmt_bound, fmt_ci, fmt_p
+from ml._status import WindowStatus
 from ml.window._artefact import ExposureWindow, _finite
 from ml.window._integrity import SigningKey
 
@@ -59,7 +60,7 @@ class PromotionGates:
         def gate(ok: bool, text: str):
             (passed if ok else failed).append(text)
 
-        gate(window.status == "candidate", f"status is 'candidate' (got {window.status!r})")
+        gate(window.status == WindowStatus.CANDIDATE, f"status is 'candidate' (got {window.status!r})")
         if window.search_kind == "protocol":
             return self._check_protocol(window, passed, failed, gate)
         gate(window.finding == "window", f"finding is 'window', both bounds evidenced (got {window.finding!r})")
@@ -159,7 +160,7 @@ def promote_window(window: ExposureWindow, gates: PromotionGates, by: str, reaso
     (passed if ok else failed).append(text)
     if failed:
         raise PromotionError(failed)
-    out = replace(window, status="validated", gates_passed=tuple(passed), promoted_by=by.strip(),
+    out = replace(window, status=WindowStatus.VALIDATED, gates_passed=tuple(passed), promoted_by=by.strip(),
                   promotion_reason=reason.strip(), integrity=None,
                   promoted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return out if key is None else out.signed(key)
