@@ -100,7 +100,7 @@ def test_a_results_json_without_schema_version_is_read_as_version_1():
     assert RunRecord().simulated is None and RunRecord().window_status is None
 
 
-@pytest.mark.parametrize(("doc", "message"), [
+@pytest.mark.parametrize("doc,message", [
     ({"schema_version": 2, "cohort": {}},
      "schema_version 2 is newer than this version of atgwin reads (schema_version 1)"),
     ({"schema_version": 0}, "schema_version must be a positive integer, got 0"),

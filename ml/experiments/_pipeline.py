@@ -194,7 +194,7 @@ def run_experiment(experiment, *, callbacks: Iterable[RunCallback] = (), out_dir
     echo : callable
         Receives one line per step (name, elapsed seconds, a short note).
     progress : bool
-        tqdm bars inside long steps (terminal only).
+        Show tqdm bars inside long steps (terminal only).
 
     Returns
     -------

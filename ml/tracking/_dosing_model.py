@@ -214,8 +214,16 @@ def write_artifacts(directory: str | Path, window: str | Path, *, model: PopPKMo
     model : PopPKModel, optional
         Default: the model that defined the window's exposure (which the window names), else the
         shipped one.
-    caps, schedule, n_samples, random_state, override
-        The engine's configuration (see :func:`log_dosing_model`).
+    caps : DoseCaps, optional
+        Dose caps (see :func:`log_dosing_model`).
+    schedule : AdjustmentSchedule, optional
+        The adjustable doses (see :func:`log_dosing_model`).
+    n_samples : int
+        Posterior draws per patient.
+    random_state : int
+        Seed of the engine.
+    override : WindowOverride, optional
+        The override a window that is not validated needs.
     tracking_uri : str, optional
         For a registry window.
 

@@ -51,6 +51,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _drain(receive, DRAIN_BYTES)
             return await self._refuse(send, int(declared))
         chunks, size = [], 0
         while True:
@@ -60,6 +61,8 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, DRAIN_BYTES)
                 return await self._refuse(send, size)
             if not message.get("more_body", False):
                 break
@@ -74,6 +77,23 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(text)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": text})
+
+
+#: an oversized body is read and dropped up to this many bytes before the 413 is sent, so that a client
+#: still sending it reads the answer instead of a broken pipe; beyond it the connection is just closed
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _drain(receive, budget: int) -> None:
+    """Read and discard the rest of a request body, at most ``budget`` bytes."""
+    read = 0
+    while read <= budget:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _replay(messages: list, receive):
