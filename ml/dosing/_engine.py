@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ml.pk import (
 from ._errors import DosingRefused
 from ._forecast import harm_probabilities, node_levels, simulate_total_auc, spline_grid, weighted_quantile
 from ._gates import check_dosable
+from ._misfit import population_misfit
 from ._objective import MostProbableInWindow
 from ._patient import PatientData
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
@@ -244,7 +246,7 @@ class DosingEngine:
             recs = self._isolated_batch(batch, window, rng[lo:lo + batch_size], recorded)
             for i, r in zip(idx, recs):
                 results[i] = r
-        return results
+        return _with_batch_warning(results, population_misfit(results, self.model.iiv))
 
     def patient_problem(self, patient: PatientData, window: WindowTarget) -> str | None:
         """Why this patient's input cannot be dosed into ``window`` before any forecast, else None.
@@ -592,3 +594,11 @@ def _as_target(window) -> WindowTarget:
         return WindowTarget.from_artefact(window)
     raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__} "
                     "(a file or models:/ URI is read with ml.tracking.load_window_source)")
+
+
+def _with_batch_warning(results: list, warning: str | None) -> list:
+    """``results`` with ``warning`` (if any) added to every recommendation."""
+    if warning is None:
+        return results
+    return [dataclasses.replace(r, warnings=(*r.warnings, warning)) if isinstance(r, DoseRecommendation) else r
+            for r in results]
