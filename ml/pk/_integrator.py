@@ -40,8 +40,20 @@ import numpy as np
 from ._params import PKParameters
 from ._regimen import Infusions
 
-__all__ = ["AccuracyPolicy", "Batch", "EstimationPolicy", "FIT_GRID", "FORECAST", "ForecastGrid", "Solution",
-           "State", "StepPolicy", "integrate", "solve", "tail_auc"]
+__all__ = [
+    "FIT_GRID",
+    "FORECAST",
+    "AccuracyPolicy",
+    "Batch",
+    "EstimationPolicy",
+    "ForecastGrid",
+    "Solution",
+    "State",
+    "StepPolicy",
+    "integrate",
+    "solve",
+    "tail_auc",
+]
 
 
 @dataclass(frozen=True)
@@ -53,10 +65,10 @@ class State:
     auc: np.ndarray
 
     @classmethod
-    def zeros(cls, n: int) -> "State":
+    def zeros(cls, n: int) -> State:
         return cls(np.zeros(n), np.zeros(n), np.zeros(n))
 
-    def take(self, rows: np.ndarray) -> "State":
+    def take(self, rows: np.ndarray) -> State:
         return State(self.a1[rows], self.a2[rows], self.auc[rows])
 
 
@@ -253,7 +265,7 @@ class ForecastGrid:
         m, h = np.zeros(breaks.size - 1, dtype=np.int64), np.zeros(breaks.size - 1)
         for k in range(breaks.size - 1):
             step = min([s for s_from, s in phase if breaks[k] >= s_from][-1], h_cap)
-            m[k] = max(1, int(math.ceil((breaks[k + 1] - breaks[k]) / step - 1e-9)))
+            m[k] = max(1, math.ceil((breaks[k + 1] - breaks[k]) / step - 1e-9))
             h[k] = (breaks[k + 1] - breaks[k]) / m[k]
         return Batch(rows, breaks, np.repeat(h, m), np.repeat(np.arange(breaks.size - 1), m), chunk=2048)
 
