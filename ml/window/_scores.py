@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ml.features import check_competing_target, check_survival_target
 from ml._risksets import event_table, nelson_aalen, tie_bounds
+from ml.features import check_competing_target, check_survival_target
 from ml.window._cox import cox_fit
 
 __all__ = ["CoxMartingaleScores", "LogRankScores", "SubdistributionScores", "logrank_scores", "subdistribution_hazard"]
