@@ -104,9 +104,12 @@ class Batch:
 class StepPolicy(Protocol):
     """Where the integrator steps: partitions the rows into :class:`Batch` es, each with its grid."""
 
+    #: True when recorded times become breakpoints (``integrate(record=...)`` reads them there)
+    records_at_breaks: bool
+
     def batches(self, params: PKParameters, infusions: Infusions, t_from: float, t_to: float, *,
                 resumed: bool, group: np.ndarray, record: np.ndarray | None,
-                marks: tuple[float, ...]) -> Iterator[Batch]:
+                marks: tuple[float, ...], dosing_until: float | None = None) -> Iterator[Batch]:
         ...  # pragma: no cover
 
 
@@ -163,7 +166,11 @@ class AccuracyPolicy:
         if not 0 < self.rate_cap <= 2.5:
             raise ValueError(f"rate_cap must lie in (0, 2.5] (RK4 stability), got {self.rate_cap}")
 
-    def batches(self, params, infusions, t_from, t_to, *, resumed, group, record, marks):
+    records_at_breaks = False
+
+    def batches(self, params, infusions, t_from, t_to, *, resumed, group, record, marks, dosing_until=None):
+        """Rows in order of stiffness, ``chunk_size`` at a time, each chunk on one grid (``group``
+        and ``dosing_until`` do not apply)."""
         stiffness = (params.CL + params.Vmax / params.Km + params.Q) / params.V1
         order = np.argsort(stiffness, kind="stable")
         size = self.chunk_size or max(1, params.n)
@@ -236,8 +243,11 @@ class ForecastGrid:
     rate_cap: float = 1.5
     t_end: float = 90.0
 
+    records_at_breaks = True
+
     def batches(self, params, infusions, t_from, t_to, *, resumed, group, record, marks,
                 dosing_until=None):
+        """One batch per distinct grid; a group's grid depends on the group alone."""
         stiff = _stiffness(params)
         rows_of = _split_by(group)
         infs_of = _split_by(group[infusions.patient])
@@ -364,17 +374,43 @@ class Solution:
 
 def solve(params: PKParameters, infusions: Infusions, t_from: float, t_to: float, state: State | None = None,
           policy: StepPolicy = FORECAST, *, group: np.ndarray | None = None, record: np.ndarray | None = None,
-          marks: tuple[float, ...] = (), dense: bool = False, **policy_args) -> Iterator[Solution]:
+          marks: tuple[float, ...] = (), dense: bool = False,
+          dosing_until: float | None = None) -> Iterator[Solution]:
     """Integrate every row batch by batch (the engine below :func:`integrate` and :func:`ml.pk.simulate`).
 
-    Parameters as :func:`integrate`; ``marks`` are further breakpoints (days), ``dense`` keeps the
-    state at every node instead of at the breakpoints only. Yields one :class:`Solution` per batch.
+    Parameters
+    ----------
+    params : PKParameters
+        One parameter set per row.
+    infusions : Infusions
+        Infusions of active drug of each row.
+    t_from, t_to : float
+        Start and end, days (a policy may integrate beyond ``t_to`` to reach recorded times).
+    state : State, optional
+        State of every row at ``t_from`` (default: nothing in the body).
+    policy : StepPolicy
+        Where the steps fall.
+    group : numpy.ndarray of int, optional
+        Rows sharing a grid (policies that group rows).
+    record : numpy.ndarray, optional
+        Times (days) at which values will be read, ``(m,)`` or ``(n, m)``.
+    marks : tuple of float
+        Further breakpoints, days (e.g. the day splitting pre- from post-transplant AUC).
+    dense : bool
+        Keep the state at every node (for interpolation) instead of at the breakpoints only.
+    dosing_until : float, optional
+        Passed to the policy (:class:`ForecastGrid`: keep the dosing step until this day).
+
+    Yields
+    ------
+    Solution
+        One per batch of rows sharing a grid.
     """
     n = params.n
     start = state or State.zeros(n)
     group = np.zeros(n, dtype=np.int64) if group is None else np.asarray(group)
     for batch in policy.batches(params, infusions, t_from, t_to, resumed=state is not None, group=group,
-                                record=record, marks=tuple(marks), **policy_args):
+                                record=record, marks=tuple(marks), dosing_until=dosing_until):
         rates = _interval_rates(infusions, batch.rows, n, batch.breaks)
         coef = _coefficients(params.take(batch.rows))
         parts = []
@@ -434,10 +470,11 @@ def integrate(params: PKParameters, infusions: Infusions, t_from: float, t_to: f
         if conc is not None:
             conc[:] = (a1 / params.V1)[:, None]
         return State(a1, a2, auc), conc
-    if record is not None and not isinstance(grid, ForecastGrid):
-        raise ValueError("integrate(record=...) needs a ForecastGrid policy; ml.pk.simulate interpolates")
-    extra = {} if not isinstance(grid, ForecastGrid) else {"dosing_until": dosing_until}
-    for sol in solve(params, infusions, t_from, t_to, state, grid, group=group, record=record, **extra):
+    if record is not None and not grid.records_at_breaks:
+        raise ValueError("integrate(record=...) needs a policy that makes recorded times breakpoints "
+                         "(ForecastGrid); ml.pk.simulate interpolates between the nodes of the others")
+    for sol in solve(params, infusions, t_from, t_to, state, grid, group=group, record=record,
+                     dosing_until=dosing_until):
         rows, breaks, states = sol.batch.rows, sol.batch.breaks, sol.at_breaks()
         k_to = min(int(np.searchsorted(breaks, t_to - 1e-9)), breaks.size - 1)
         a1[rows], a2[rows], auc[rows] = states[:, :, k_to]
