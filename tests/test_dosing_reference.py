@@ -6,7 +6,7 @@
   Nelder-Mead.
 * Forecast of a linear model vs the identity ``AUC(0, inf) = dose / CL`` and vs the exact posterior
   by quadrature on a fine grid of random effects.
-* The forecast integrator (:mod:`ml.pk._resumable`) vs :func:`ml.pk.simulate` at its default accuracy.
+* The forecast step policy of the integrator: tests/test_pk_integrator.py (vs LSODA and dose / CL).
 * The spline over the vial grid vs direct simulation of every regimen.
 * The M3 likelihood of a BLOQ level vs ``scipy.stats.norm.logcdf``; weighted quantiles vs numpy.
 """
@@ -19,7 +19,6 @@ from scipy import optimize, stats
 
 from ml.dosing import GivenDose, LaplaceImportance, Level, LevelLikelihood, PatientData, fit_map
 from ml.dosing._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
-from ml.pk._resumable import ForecastGrid, integrate, tail_auc
 from ml.pk._posterior import prune_draws
 from ml.dosing._regimen import AdjustmentSchedule
 from ml.pk import Infusions, PopPKModel, simulate
@@ -126,34 +125,6 @@ def test_forecast_interval_matches_exact_posterior_by_quadrature():
     eta_q = np.interp([0.95, 0.5, 0.05], cdf, g1)  # AUC decreases with CL
     ref = 0.14 * 650.0 / (LINEAR.typical["CL"] * np.exp(eta_q))
     np.testing.assert_allclose(q, ref, rtol=0.02)
-
-
-def test_forecast_integrator_matches_library_simulation():
-    """ml.pk._resumable (coarse steps, resumed at the decision) vs ml.pk.simulate (default accuracy)."""
-    model = PopPKModel.default()
-    rng = np.random.default_rng(5)
-    n = 400
-    weight = np.clip(rng.normal(63, 11, n), 40, 120)
-    alc = 0.3 * np.exp(rng.normal(0, 0.8, n))
-    eta = {k: 1.5 * v for k, v in model.sample_eta(n, rng).items()}  # wider than the population
-    params = model.individual(weight, alc, eta)
-    starts = np.array([-5, -4, -3, -2]) + 8 / 24
-    durs = np.array([6, 4, 4, 30]) / 24  # includes a 30-hour infusion crossing day -1
-    mg = rng.integers(0, 16, size=(n, 4)) * 25.0
-    inf = Infusions(np.repeat(np.arange(n), 4), np.tile(starts, n), np.tile(durs, n), mg.ravel() * 0.14, n)
-    ref = simulate(params, inf)
-    ref_total = ref["auc_pre"] + ref["auc_post"]
-    grid = ForecastGrid()
-    decision = -3 + 8 / 24
-    state, _ = integrate(params, inf, starts[0], decision, grid=grid, group=np.arange(n), dosing_until=decision)
-    end, _ = integrate(params, inf, decision, grid.t_end, state=state, grid=grid, group=np.arange(n))
-    total = end.auc + tail_auc(params, end)
-    err = np.abs(total / ref_total - 1)
-    assert err.max() < 3e-3 and np.median(err) < 1e-4
-    # a patient's result does not depend on the other rows it is integrated with
-    alone, _ = integrate(params.take(np.array([7])), inf.take(np.array([7])), starts[0], decision, grid=grid,
-                         dosing_until=decision)
-    assert alone.auc[0] == state.auc[7] and alone.a1[0] == state.a1[7]
 
 
 def test_fit_predictions_match_library_simulation():

@@ -7,9 +7,9 @@ linear function of the daily doses (saturable elimination bends it slightly). Th
 bounds the interpolation error against direct simulation; the chosen regimen and the fixed
 comparator are always re-simulated directly before anything is reported.
 
-Simulation uses :mod:`ml.pk._resumable`: each draw is integrated once up to the decision time
+Simulation uses :mod:`ml.pk._integrator` (step policy "forecast"): each draw is integrated once up to the decision time
 (the start of the first adjustable infusion), and every candidate regimen resumes from that
-state, with steps chosen for total AUC (within 0.3 % of :func:`ml.pk.simulate`, tested).
+state, with steps chosen for total AUC (within 0.3 % of LSODA, tests/test_pk_integrator.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ml._risksets import event_table
+
 
 def step_values(x: np.ndarray, y: np.ndarray, at, *, before: float,
                 left: bool = False) -> np.ndarray:
@@ -59,13 +61,7 @@ def kaplan_meier(event: np.ndarray, time: np.ndarray, weight: np.ndarray | None 
     times, survival : numpy.ndarray
         Distinct event times (days) and S(t) from each onwards (right-continuous).
     """
-    event = np.asarray(event, dtype=bool)
-    time = np.asarray(time, dtype=float)
-    w = np.ones_like(time) if weight is None else np.asarray(weight, dtype=float)
-    uniq, inv = np.unique(time, return_inverse=True)
-    deaths = np.bincount(inv, weights=w * event, minlength=len(uniq))
-    total = np.bincount(inv, weights=w, minlength=len(uniq))
-    at_risk = np.cumsum(total[::-1])[::-1]
+    uniq, _, deaths, at_risk = event_table(time, np.asarray(event, dtype=bool), weight)
     keep = deaths > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(at_risk[keep] > 0, 1.0 - deaths[keep] / at_risk[keep], 1.0)
@@ -95,10 +91,7 @@ class BreslowBaseline:
         w = np.ones_like(time) if sample_weight is None else np.asarray(sample_weight, float)
         self.offset_ = float(np.max(eta)) if eta.size else 0.0
         risk = w * np.exp(eta - self.offset_)
-        uniq, inv = np.unique(time, return_inverse=True)
-        deaths = np.bincount(inv, weights=w * event, minlength=len(uniq))
-        risk_at = np.bincount(inv, weights=risk, minlength=len(uniq))
-        risk_set = np.cumsum(risk_at[::-1])[::-1]
+        uniq, _, deaths, risk_set = event_table(time, event, w, risk)
         keep = deaths > 0
         self.event_times_ = uniq[keep]
         self.cum_baseline_hazard_ = np.cumsum(deaths[keep] / risk_set[keep])

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ml.models._adapters import check_competing_target
 from ml.models._baseline import kaplan_meier, step_values
-from ml.models._xgb_survival import _seed
+from ml.models._xgb_survival import _seed, booster_params
 
 
 def horizon_status(y, horizon: float, cause: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -171,14 +171,7 @@ class XGBEventClassifier(ClassifierMixin, BaseEstimator):
         if len(np.unique(label[keep])) < 2:
             raise ValueError("need patients with and without the event by the horizon among those "
                              f"with a known status; got labels {np.unique(label[keep]).tolist()}")
-        params = {
-            "objective": "binary:logistic", "eta": self.learning_rate,
-            "max_depth": self.max_depth, "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
-            "lambda": self.reg_lambda, "alpha": self.reg_alpha, "tree_method": "hist",
-            "max_bin": self.max_bin, "nthread": self.n_jobs, "seed": _seed(self.random_state),
-            "verbosity": 0,
-        }
+        params = booster_params(self, "binary:logistic", _seed(self.random_state))
         d = xgb.DMatrix(X[keep], label=label[keep], weight=weight[keep], nthread=self.n_jobs,
                         missing=np.nan)
         self.booster_ = xgb.train(params, d, num_boost_round=self.n_estimators)

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 
+from ml._risksets import breslow_partial_likelihood, risk_set_sums
 from ml.models._adapters import check_survival_target
 from ml.models._base import SurvivalCurvesMixin
 from ml.models._baseline import BreslowBaseline
@@ -43,31 +44,28 @@ def cox_information(X, event, time, coef, ties: str = "breslow") -> np.ndarray:
     X = np.asarray(X, dtype=float)
     event = np.asarray(event, dtype=bool)
     time = np.asarray(time, dtype=float)
-    eta = X @ np.asarray(coef, dtype=float)
-    r = np.exp(eta - eta.max())
-    order = np.argsort(-time, kind="mergesort")  # descending: cumulative sums give risk sets
-    Xs, rs, ts, es = X[order], r[order], time[order], event[order]
-    s0 = np.cumsum(rs)
-    s1 = np.cumsum(rs[:, None] * Xs, axis=0)
-    s2 = np.cumsum(rs[:, None, None] * Xs[:, :, None] * Xs[:, None, :], axis=0)
+    coef = np.asarray(coef, dtype=float)
+    order = np.argsort(time, kind="stable")
+    Xs, ts, es = X[order], time[order], event[order]
+    if ties != "efron":
+        return breslow_partial_likelihood(coef, ts, es.astype(float), Xs)[2]
+    eta = Xs @ coef
+    rs = np.exp(eta - eta.max())
+    s0, s1, s2 = risk_set_sums(ts, rs, Xs)
     p = X.shape[1]
     info = np.zeros((p, p))
     for t in np.unique(ts[es]):
         at = np.flatnonzero(ts == t)
-        last = at.max()  # risk set {time >= t}: everything up to the last row with time t
         dead = at[es[at]]
         d = dead.size
-        S0, S1, S2 = s0[last], s1[last], s2[last]
-        if ties == "efron" and d > 1:
-            D0 = rs[dead].sum()
-            D1 = (rs[dead, None] * Xs[dead]).sum(axis=0)
-            D2 = (rs[dead, None, None] * Xs[dead, :, None] * Xs[dead, None, :]).sum(axis=0)
-            for ell in range(d):
-                f = ell / d
-                a0, a1, a2 = S0 - f * D0, S1 - f * D1, S2 - f * D2
-                info += a2 / a0 - np.outer(a1, a1) / a0**2
-        else:
-            info += d * (S2 / S0 - np.outer(S1, S1) / S0**2)
+        S0, S1, S2 = s0[at[0]], s1[at[0]], s2[at[0]]  # risk set {time >= t}
+        D0 = rs[dead].sum()
+        D1 = (rs[dead, None] * Xs[dead]).sum(axis=0)
+        D2 = (rs[dead, None, None] * Xs[dead, :, None] * Xs[dead, None, :]).sum(axis=0)
+        for ell in range(d):
+            f = ell / d
+            a0, a1, a2 = S0 - f * D0, S1 - f * D1, S2 - f * D2
+            info += a2 / a0 - np.outer(a1, a1) / a0**2
     return info
 
 

@@ -20,6 +20,24 @@ _OBJECTIVES = ("survival:cox", "survival:aft")
 _AFT_DISTRIBUTIONS = ("normal", "logistic", "extreme")
 
 
+#: scikit-learn name -> XGBoost name of the tree hyper-parameters of every XGBoost model here (one list)
+_BOOSTER_PARAMS = (("learning_rate", "eta"), ("max_depth", "max_depth"), ("min_child_weight", "min_child_weight"),
+                   ("subsample", "subsample"), ("colsample_bytree", "colsample_bytree"), ("reg_lambda", "lambda"),
+                   ("reg_alpha", "alpha"), ("gamma", "gamma"))
+
+
+def booster_params(estimator, objective: str, seed: int) -> dict:
+    """``xgboost.train`` parameters of an estimator: its tree hyper-parameters (those of
+    ``_BOOSTER_PARAMS`` it has) under XGBoost's names, histogram trees of ``max_bin`` bins,
+    ``n_jobs`` threads, ``seed``, silent."""
+    params = {"objective": objective}
+    params.update({xgb_name: getattr(estimator, name) for name, xgb_name in _BOOSTER_PARAMS
+                   if hasattr(estimator, name)})
+    params.update({"tree_method": "hist", "max_bin": estimator.max_bin, "nthread": estimator.n_jobs,
+                   "seed": seed, "verbosity": 0})
+    return params
+
+
 def _seed(random_state) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
@@ -167,22 +185,7 @@ class XGBSurvival(SurvivalCurvesMixin, BaseEstimator):
             raise ValueError(f"aft_scale must be > 0, got {self.aft_scale!r}")
 
     def _xgb_params(self, seed: int) -> dict:
-        params = {
-            "objective": self.objective,
-            "eta": self.learning_rate,
-            "max_depth": self.max_depth,
-            "min_child_weight": self.min_child_weight,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "lambda": self.reg_lambda,
-            "alpha": self.reg_alpha,
-            "gamma": self.gamma,
-            "tree_method": "hist",
-            "max_bin": self.max_bin,
-            "nthread": self.n_jobs,
-            "seed": seed,
-            "verbosity": 0,
-        }
+        params = booster_params(self, self.objective, seed)
         if self.objective == "survival:aft":
             params.update(aft_loss_distribution=self.aft_distribution,
                           aft_loss_distribution_scale=self.aft_scale,

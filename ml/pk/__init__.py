@@ -23,11 +23,11 @@ from ._regimen import (
     infusions_from_doses,
     round_to_vials,
 )
-from ._resumable import ForecastGrid, State, integrate, tail_auc
+from ._integrator import AccuracyPolicy, EstimationPolicy, ForecastGrid, State, StepPolicy, integrate, tail_auc
 from ._simulate import Exposure, model_exposure, simulate
 
 __all__ = [
-    "EXPOSURE_COLUMNS", "EXPOSURE_METHODS", "EXPOSURE_STATUSES", "Exposure", "ExposureMissingness",
+    "AccuracyPolicy", "EstimationPolicy", "StepPolicy", "EXPOSURE_COLUMNS", "EXPOSURE_METHODS", "EXPOSURE_STATUSES", "Exposure", "ExposureMissingness",
     "ForecastGrid", "HOURS_PER_DAY", "Infusions", "LaplaceImportance", "LevelLikelihood", "MAPExposure", "MAPFit",
     "NCAExposure", "NCAResult", "PARAMETERS", "PKParameters", "PopPKModel", "PosteriorDraws", "PriorImportance",
     "State", "default_exposure", "exposure_definition", "exposure_missingness", "exposure_strategy",

@@ -5,7 +5,7 @@ parameters with between-patient variability in the population model (CL, V1, Vma
 The residual model is the simulator's: ``obs = pred (1 + a e1) + b e2``, so
 ``sd = sqrt((a pred)^2 + b^2)``; a sample below the LLOQ contributes ``P(obs < LLOQ)``
 (Beal's M3). Many points (patients x candidate random effects) are simulated in one vectorised
-call of :func:`ml.pk._resumable.integrate` (4 h RK4 steps; concentrations at the level times within
+call of :func:`ml.pk._integrator.integrate` (4 h RK4 steps; concentrations at the level times within
 0.3 % of :func:`ml.pk.simulate`, tested, far below the 20 % residual error), which is what makes the engine fast;
 each patient's points share one integration grid, as finite differences need.
 """
@@ -22,7 +22,7 @@ from scipy.special import log_ndtr
 from ._params import PopPKModel
 from ._regimen import HOURS_PER_DAY, Infusions
 
-from ._resumable import FIT_GRID, integrate
+from ._integrator import FIT_GRID, integrate
 
 __all__ = ["LevelLikelihood", "take_patients", "infusions_for_rows"]
 

@@ -118,22 +118,11 @@ class PopPKModel:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        missing = [p for p in PARAMETERS if p not in self.typical]
-        if missing:
-            raise ValueError(f"[typical] must give {', '.join(PARAMETERS)}; missing {missing}")
-        for p, v in self.typical.items():
-            if p not in PARAMETERS:
-                raise ValueError(f"[typical] has unknown parameter {p!r}; known: {PARAMETERS}")
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"[typical].{p} must be finite and > 0, got {v}")
+        _check_typical(self.typical)
         for key in _COVARIATE_KEYS:
             if key not in self.covariates:
                 raise ValueError(f"[covariates] must give {key}")
-        for p, omega in self.iiv.items():
-            if p not in PARAMETERS:
-                raise ValueError(f"[iiv] has unknown parameter {p!r}; known: {PARAMETERS}")
-            if not (math.isfinite(omega) and omega >= 0):
-                raise ValueError(f"[iiv].{p} must be finite and >= 0, got {omega}")
+        _check_iiv(self.iiv)
         for key in _RESIDUAL_KEYS:
             if key not in self.residual or not self.residual[key] >= 0:
                 raise ValueError(f"[residual].{key} must be given and >= 0")
@@ -271,6 +260,25 @@ class PopPKModel:
     def sample_eta(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw random effects for ``n`` patients, ``eta_p ~ N(0, omega_p^2)``."""
         return {p: rng.normal(0.0, omega, size=n) for p, omega in self.iiv.items()}
+
+
+def _check_typical(typical: dict) -> None:
+    missing = [p for p in PARAMETERS if p not in typical]
+    if missing:
+        raise ValueError(f"[typical] must give {', '.join(PARAMETERS)}; missing {missing}")
+    for p, v in typical.items():
+        if p not in PARAMETERS:
+            raise ValueError(f"[typical] has unknown parameter {p!r}; known: {PARAMETERS}")
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"[typical].{p} must be finite and > 0, got {v}")
+
+
+def _check_iiv(iiv: dict) -> None:
+    for p, omega in iiv.items():
+        if p not in PARAMETERS:
+            raise ValueError(f"[iiv] has unknown parameter {p!r}; known: {PARAMETERS}")
+        if not (math.isfinite(omega) and omega >= 0):
+            raise ValueError(f"[iiv].{p} must be finite and >= 0, got {omega}")
 
 
 def _canonical(value):

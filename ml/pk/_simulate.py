@@ -1,21 +1,13 @@
-"""Vectorised simulation of the two-compartment ATG model with linear + saturable elimination.
+"""Simulation of the two-compartment ATG model with linear + saturable elimination.
 
-The model (docs/design.md; parameters in ml/pk/default_model.toml), amounts in mg, volumes in L, time in days, C = A1/V1 in mg/L
-(= UE/mL by assumption)::
-
-    dA1/dt = R(t) - CL*C - Vmax*C/(Km + C) - Q*C + Q*A2/V2
-    dA2/dt = Q*C - Q*A2/V2
-    dAUC/dt = C
-
-is integrated for all patients at once by classical fourth-order Runge-Kutta on a common
-time grid. Every infusion start and end is a grid node, so R(t) is constant within each step
-and the method keeps its order; the step is small while drug is given (2 h), larger later,
-and never so large that h times the fastest rate constant in the chunk exceeds 0.15 (patients are
-chunked in order of stiffness, so one stiff patient does not slow everybody down). Values at
-arbitrary times come from cubic Hermite interpolation of the step end points (error O(h^4)).
-Beyond ``t_end`` the remaining drug (A1 + A2) is eliminated with the clearance at vanishing
-concentration, CL + Vmax/Km, which gives the AUC tail in closed form (exact for the linear
-model; the saturable path is linear for C << Km).
+The model and its integrator are in :mod:`ml.pk._integrator` (one copy of the equations for the
+whole package); :func:`simulate` integrates with the "accuracy" step policy
+(:class:`~ml.pk._integrator.AccuracyPolicy`: every infusion start and end a grid node, 2 h steps
+while drug is given, larger later, ``h lambda <= 0.15``, patients chunked in order of stiffness).
+Values at arbitrary times come from cubic Hermite interpolation of the step end points (error
+O(h^4)). Beyond ``t_end`` the remaining drug (A1 + A2) is eliminated with the clearance at
+vanishing concentration, CL + Vmax/Km, which gives the AUC tail in closed form (exact for the
+linear model; the saturable path is linear for C << Km).
 """
 
 from __future__ import annotations
@@ -25,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._integrator import _PHASE_STEPS, AccuracyPolicy, Solution, StepPolicy, _rhs, solve
 from ._params import PKParameters
 from ._regimen import Infusions
 
-#: grid step by phase, days: (phase starts at, maximal step)
-_PHASE_STEPS = ((-np.inf, 1.0 / 12.0), (1.0, 0.25), (20.0, 0.5))
+__all__ = ["Exposure", "model_exposure", "simulate"]
+
 _STEP_TIMES_RATE = 0.15  # h * lambda_max: relative error ~1e-5 (tests: vs LSODA), far inside RK4 stability
 _CHUNK = 4096
 
@@ -56,35 +49,6 @@ class Exposure:
         return self.auc_pre + self.auc_post
 
 
-def _rhs(a1, a2, rate, p):
-    c = a1 / p["V1"]
-    d1 = rate - p["CLQ"] * c - p["Vmax"] * c / (p["Km"] + c) + p["QV2"] * a2
-    d2 = p["Q"] * c - p["QV2"] * a2
-    return d1, d2, c
-
-
-def _nodes(breaks: np.ndarray, h_stab: float, phase_steps=_PHASE_STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """Grid nodes covering ``breaks`` and, per step, the index of its breakpoint interval."""
-    nodes, interval = [breaks[:1]], []
-    for k in range(breaks.size - 1):
-        lo, hi = breaks[k], breaks[k + 1]
-        h = min(h_stab, [step for start, step in phase_steps if lo >= start][-1])
-        m = max(1, int(np.ceil((hi - lo) / h - 1e-9)))
-        nodes.append(np.linspace(lo, hi, m + 1)[1:])
-        interval.append(np.full(m, k))
-    return np.concatenate(nodes), np.concatenate(interval) if interval else np.zeros(0, int)
-
-
-def _interval_rates(inf: Infusions, breaks: np.ndarray) -> np.ndarray:
-    """Infusion rate (mg/day) of each patient in each breakpoint interval, ``(n, K-1)``."""
-    diff = np.zeros((inf.n_patients, breaks.size))
-    np.add.at(diff, (inf.patient, np.searchsorted(breaks, inf.start)), inf.rate)
-    np.add.at(diff, (inf.patient, np.searchsorted(breaks, inf.end)), -inf.rate)
-    rates = np.cumsum(diff, axis=1)[:, :-1]
-    rates[rates < 1e-12 * max(1.0, rates.max(initial=0.0))] = 0.0
-    return rates
-
-
 def _hermite(t, t0, t1, y0, y1, d0, d1):
     h = t1 - t0
     s = (t - t0) / h
@@ -93,54 +57,15 @@ def _hermite(t, t0, t1, y0, y1, d0, d1):
             + (-2 * s3 + 3 * s2) * y1 + (s3 - s2) * h * d1)
 
 
-def _simulate_chunk(params: PKParameters, inf: Infusions, times: np.ndarray | None,
-                    t_split: float, t_end: float, phase_steps=_PHASE_STEPS,
-                    rate_cap: float = _STEP_TIMES_RATE):
-    n = params.n
-    p = {"V1": params.V1, "Q": params.Q, "Vmax": params.Vmax, "Km": params.Km,
-         "CLQ": params.CL + params.Q, "QV2": params.Q / params.V2}
-    stiff = ((params.CL + params.Vmax / params.Km + params.Q) / params.V1 + params.Q / params.V2)
-    h_stab = rate_cap / float(stiff.max())
-    t0 = float(inf.start.min()) if inf.patient.size else min(t_split, 0.0)
-    extra = [t_split, t_end] + ([] if times is None else [float(np.nanmax(times))])
-    phase_starts = [start for start, _ in phase_steps if np.isfinite(start)]
-    breaks = np.unique(np.r_[inf.start, inf.end, t0, extra, phase_starts])
-    breaks = breaks[(breaks >= t0) & (breaks <= max(t_end, breaks.max()))]
-    nodes, interval = _nodes(breaks, h_stab, phase_steps)
-    rates = _interval_rates(inf, breaks)
-
-    a1, a2, auc = np.zeros(n), np.zeros(n), np.zeros(n)
-    keep = times is not None
-    if keep:
-        store = np.empty((3, n, nodes.size))
-        store[:, :, 0] = 0.0
-    split_idx = int(np.searchsorted(nodes, t_split)) if t_split >= t0 else -1
-    end_idx = int(np.searchsorted(nodes, t_end))
-    auc_split = np.zeros(n)
-    for j in range(nodes.size - 1):
-        h = nodes[j + 1] - nodes[j]
-        r = rates[:, interval[j]]
-        k1a, k1b, c1 = _rhs(a1, a2, r, p)
-        k2a, k2b, c2 = _rhs(a1 + 0.5 * h * k1a, a2 + 0.5 * h * k1b, r, p)
-        k3a, k3b, c3 = _rhs(a1 + 0.5 * h * k2a, a2 + 0.5 * h * k2b, r, p)
-        k4a, k4b, c4 = _rhs(a1 + h * k3a, a2 + h * k3b, r, p)
-        a1 = a1 + h / 6.0 * (k1a + 2 * k2a + 2 * k3a + k4a)
-        a2 = a2 + h / 6.0 * (k1b + 2 * k2b + 2 * k3b + k4b)
-        auc = auc + h / 6.0 * (c1 + 2 * c2 + 2 * c3 + c4)
-        if keep:
-            store[0, :, j + 1], store[1, :, j + 1], store[2, :, j + 1] = a1, a2, auc
-        if j + 1 == split_idx:
-            auc_split = auc.copy()
-        if j + 1 == end_idx:
-            auc_end, remaining = auc.copy(), a1 + a2
-    tail = remaining / (params.CL + params.Vmax / params.Km)
-    total = auc_end + tail
-    if t_split < t0:
-        auc_split = np.zeros(n)
-    result = {"auc_pre": auc_split, "auc_post": total - auc_split}
-    if keep:
-        result.update(_interpolate(store, nodes, interval, rates, p, times))
-    return result
+def _exposures(sol: Solution, params: PKParameters, t_split: float, t_end: float) -> dict[str, np.ndarray]:
+    """AUC before ``t_split`` and after it (to infinity: closed-form tail beyond ``t_end``)."""
+    breaks, states = sol.batch.breaks, sol.at_breaks()
+    n = sol.batch.rows.size
+    auc_split = states[2, :, int(np.searchsorted(breaks, t_split))] if t_split >= breaks[0] else np.zeros(n)
+    end = states[:, :, int(np.searchsorted(breaks, t_end))]
+    tail = (end[0] + end[1]) / (params.CL + params.Vmax / params.Km)
+    total = end[2] + tail
+    return {"auc_pre": auc_split, "auc_post": total - auc_split}
 
 
 def _interpolate(store, nodes, interval, rates, p, times):
@@ -173,6 +98,7 @@ def simulate(
     phase_steps: tuple[tuple[float, float], ...] = _PHASE_STEPS,
     progress: Callable[[int], object] | None = None,
     rate_cap: float = _STEP_TIMES_RATE,
+    policy: StepPolicy | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulate concentrations and exposures of many patients.
 
@@ -200,6 +126,10 @@ def simulate(
     rate_cap : float
         Cap on the RK4 step times the fastest rate of the model, ``h * lambda_max`` (dimensionless,
         in (0, 2.5] for stability; the default keeps the relative error near 1e-5).
+    policy : StepPolicy, optional
+        Step policy of the integrator (default: :class:`~ml.pk._integrator.AccuracyPolicy` of
+        ``phase_steps``, ``rate_cap`` and ``chunk_size``); e.g.
+        :class:`~ml.pk._integrator.EstimationPolicy` for fitting.
 
     Returns
     -------
@@ -215,21 +145,21 @@ def simulate(
         raise ValueError(f"times has {t.shape[0]} rows, expected one per patient ({params.n})")
     if t is not None and not np.isfinite(t).all():
         raise ValueError("times must be finite")
-    if not 0 < rate_cap <= 2.5:
-        raise ValueError(f"rate_cap must lie in (0, 2.5] (RK4 stability), got {rate_cap}")
-    stiffness = (params.CL + params.Vmax / params.Km + params.Q) / params.V1
-    order = np.argsort(stiffness, kind="stable")
-    parts = []
-    for lo in range(0, params.n, chunk_size):
-        idx = order[lo:lo + chunk_size]
-        t_chunk = t[idx] if t is not None and t.ndim == 2 else t
-        parts.append(_simulate_chunk(params.take(idx), infusions.take(idx), t_chunk,
-                                     t_split, t_end, phase_steps, rate_cap))
+    if policy is None:
+        policy = AccuracyPolicy(phase_steps=phase_steps, rate_cap=rate_cap, chunk_size=chunk_size)
+    out: dict[str, np.ndarray] = {}
+    for sol in solve(params, infusions, -np.inf, t_end, None, policy, record=t, marks=(t_split,),
+                     dense=t is not None):
+        rows = sol.batch.rows
+        part = _exposures(sol, params.take(rows), t_split, t_end)
+        if t is not None:
+            part.update(_interpolate(sol.states, sol.nodes(), sol.batch.interval, sol.rates, sol.coef,
+                                     t[rows] if t.ndim == 2 else t))
+        for key, value in part.items():
+            out.setdefault(key, np.zeros((params.n, *value.shape[1:])))[rows] = value
         if progress is not None:
-            progress(idx.size)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(order.size)
-    return {key: np.concatenate([part[key] for part in parts])[inverse] for key in parts[0]}
+            progress(rows.size)
+    return out
 
 
 def model_exposure(params: PKParameters, infusions: Infusions, *, t_split: float = 0.0,

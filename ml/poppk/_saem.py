@@ -67,6 +67,7 @@ _TARGET_COMPONENT = 0.4
 _TARGET_BLOCK = 0.3
 _MAX_MEAN_STEP = 0.3          # largest change of a mean parameter in one iteration
 _FD_STEP = 1e-4
+_LOG_2PI = np.log(2.0 * np.pi)
 
 
 @dataclass(frozen=True)
@@ -234,222 +235,279 @@ def run_saem(predict: Predictor, x: np.ndarray, theta0: Theta, error: CombinedEr
     progress : callable, optional
         Called with the iteration number after each iteration.
     """
-    data = predict.data
-    n, c = data.n, n_chains
-    nc = n * c
-    y, obs, bl, xt, row_patient = _chain_arrays(data, x, c)
-    lloq = data.lloq
-    designs = [np.column_stack([np.ones(n), x[:, p]]) for p in range(3)]
-    xtx = [d.T @ d for d in designs]
-    rule = stopping if stopping is not None else StationarityRule()
-    hold = min(n_hold, n_explore - 1)
-    burn = min(n_burn, n_explore - 1)
-    any_fixed = bool(np.any(estimate_fixed))
+    settings = _Settings(n_explore=n_explore, n_smooth=n_smooth, kernels=kernels,
+                         estimate_exponents=estimate_exponents, annealing=annealing,
+                         estimate_fixed=estimate_fixed, stopping=stopping, smooth_chains=smooth_chains,
+                         hold=min(n_hold, n_explore - 1), burn=min(n_burn, n_explore - 1),
+                         rule=stopping if stopping is not None else StationarityRule())
+    run = _SAEMRun(predict, predict_explore, x, theta0, error, rng, n_chains, settings)
+    return run.run(progress)
 
-    beta = theta0.beta.copy()
-    omega2 = theta0.omega2.copy()
-    lf = theta0.log_fixed.copy()
-    a, b = float(theta0.a), float(theta0.b)
-    mu = np.tile(population_mean(beta, x), (c, 1))
-    phi = mu.copy()
-    f = np.zeros_like(y)
-    ll = np.zeros(nc)
-    scale_comp = np.full(3, 0.5)
-    scale_block = 0.3
-    s1 = np.zeros((3, 2))
-    s2 = np.zeros(3)
-    phi_sum = np.zeros_like(phi)
-    total = n_explore + n_smooth
-    trace = np.empty((total, len(VECTOR_NAMES)))
-    acc_trace = np.zeros((total, 3))
-    drift_trace = np.full(total, np.nan)
-    indicator = np.full(total, np.nan)
-    log_2pi = np.log(2.0 * np.pi)
-    rows_all = np.arange(nc)
-    fd_rows = np.tile(row_patient, 5)
-    fd_base = np.r_[np.tile(rows_all, 4), rows_all + 4 * nc]
-    current = predict_explore if predict_explore is not None else predict
-    fresh_for = None            # (log_fixed, predictor) the predictions f were computed with
-    explore_end = None          # first smoothing iteration
-    drift = float("inf")
 
-    def lik(ff):
-        value = loglik(ff, y, obs, bl, lloq, a, b, error)
+@dataclass(frozen=True)
+class _Settings:
+    """The options of :func:`run_saem` that stay fixed during a run."""
+
+    n_explore: int
+    n_smooth: int
+    kernels: tuple[int, int, int]
+    estimate_exponents: bool
+    annealing: float
+    estimate_fixed: tuple[bool, bool, bool]
+    stopping: StationarityRule | None
+    smooth_chains: int | None
+    hold: int
+    burn: int
+    rule: StationarityRule
+
+
+class _SAEMRun:
+    """The state of one SAEM run (:func:`run_saem`), advanced one iteration at a time."""
+
+    def __init__(self, predict, predict_explore, x, theta0, error, rng, n_chains, settings: _Settings):
+        self.predict, self.predict_explore, self.error, self.rng = predict, predict_explore, error, rng
+        self.s = settings
+        self.data = data = predict.data
+        self.x = x
+        self.n = data.n
+        self.lloq = data.lloq
+        self.designs = [np.column_stack([np.ones(self.n), x[:, p]]) for p in range(3)]
+        self.xtx = [d.T @ d for d in self.designs]
+        self.any_fixed = bool(np.any(settings.estimate_fixed))
+        self.beta = theta0.beta.copy()
+        self.omega2 = theta0.omega2.copy()
+        self.lf = theta0.log_fixed.copy()
+        self.a, self.b = float(theta0.a), float(theta0.b)
+        self._set_chains(n_chains)
+        self.phi = self.mu.copy()
+        self.f = np.zeros_like(self.y)
+        self.ll = np.zeros(self.nc)
+        self.scale_comp = np.full(3, 0.5)
+        self.scale_block = 0.3
+        self.s1 = np.zeros((3, 2))
+        self.s2 = np.zeros(3)
+        self.total = settings.n_explore + settings.n_smooth
+        self.trace = np.empty((self.total, len(VECTOR_NAMES)))
+        self.acc_trace = np.zeros((self.total, 3))
+        self.drift_trace = np.full(self.total, np.nan)
+        self.indicator = np.full(self.total, np.nan)
+        self.current = predict_explore if predict_explore is not None else predict
+        self.fresh_for = None      # (log_fixed, predictor) the predictions f were computed with
+        self.explore_end = None    # first smoothing iteration
+        self.drift = float("inf")
+
+    def _set_chains(self, c: int) -> None:
+        """Data and population means tiled for ``c`` chains per patient."""
+        n = self.n
+        self.c, self.nc = c, n * c
+        self.y, self.obs, self.bl, self.xt, self.row_patient = _chain_arrays(self.data, self.x, c)
+        self.mu = np.tile(population_mean(self.beta, self.x), (c, 1))
+        self.rows_all = np.arange(self.nc)
+        self.fd_rows = np.tile(self.row_patient, 5)
+        self.fd_base = np.r_[np.tile(self.rows_all, 4), self.rows_all + 4 * self.nc]
+        self.phi_sum = np.zeros((self.nc, 3))
+
+    def _lik(self, ff):
+        value = loglik(ff, self.y, self.obs, self.bl, self.lloq, self.a, self.b, self.error)
         return np.where(np.isnan(value), -np.inf, value)
 
-    def accept_step(prop, extra_logratio, f_prop=None):
-        nonlocal phi, f, ll
-        logp = log_params(prop, lf)
+    def _accept_step(self, prop, extra_logratio, f_prop=None):
+        logp = log_params(prop, self.lf)
         ok = stiffness(logp) <= MAX_STIFFNESS
         if f_prop is None:
-            f_prop = f.copy()
+            f_prop = self.f.copy()
             if ok.any():
-                f_prop[ok] = current(logp[ok], row_patient[ok])
-        ll_prop = lik(f_prop)
-        log_u = np.log(rng.uniform(size=nc))
+                f_prop[ok] = self.current(logp[ok], self.row_patient[ok])
+        ll_prop = self._lik(f_prop)
+        log_u = np.log(self.rng.uniform(size=self.nc))
         with np.errstate(invalid="ignore"):
-            ratio = np.where(np.isneginf(ll), np.inf, ll_prop - ll + extra_logratio)
+            ratio = np.where(np.isneginf(self.ll), np.inf, ll_prop - self.ll + extra_logratio)
         accept = ok & np.isfinite(ll_prop) & (log_u < ratio)
-        phi = np.where(accept[:, None], prop, phi)
-        f = np.where(accept[:, None], f_prop, f)
-        ll = np.where(accept, ll_prop, ll)
+        self.phi = np.where(accept[:, None], prop, self.phi)
+        self.f = np.where(accept[:, None], f_prop, self.f)
+        self.ll = np.where(accept, ll_prop, self.ll)
         return accept
 
-    k = 0
-    while k < total:
-        if explore_end is None and (k >= n_explore or (
-                stopping is not None and k >= hold + max(stopping.min_iterations, rule.window)
-                and drift <= 1.0)):
-            explore_end = k
-            total = k + n_smooth
-            current = predict
-            if smooth_chains is not None and smooth_chains != c:
-                if smooth_chains % c:
-                    raise ValueError(f"smooth_chains ({smooth_chains}) must be a multiple of "
-                                     f"n_chains ({c})")
-                copies = smooth_chains // c
-                phi, f, ll = np.tile(phi, (copies, 1)), np.tile(f, (copies, 1)), np.tile(ll, copies)
-                c = smooth_chains
-                nc = n * c
-                y, obs, bl, xt, row_patient = _chain_arrays(data, x, c)
-                mu = np.tile(population_mean(beta, x), (c, 1))
-                phi_sum = np.zeros_like(phi)
-                rows_all = np.arange(nc)
-                fd_rows = np.tile(row_patient, 5)
-                fd_base = np.r_[np.tile(rows_all, 4), rows_all + 4 * nc]
-        exploring = explore_end is None
-        gamma = 1.0 if exploring else 1.0 / (k - explore_end + 1)
-        omega = np.sqrt(omega2)
-        move_fixed = any_fixed and k >= hold
-
-        # 1. one call: current state (its predictions are stale after the last M-step or a
-        #    change of integration grid), its forward differences in log Q, V2, Km (once they
-        #    are estimated), and the proposals of the first prior kernel.
-        prop = mu + omega * rng.standard_normal(phi.shape)
-        ok = stiffness(log_params(prop, lf)) <= MAX_STIFFNESS
-        prop = np.where(ok[:, None], prop, phi)
-        jac_fixed = None
-        if move_fixed:
-            block = np.vstack([stacked_fixed_shifts(phi, lf, _FD_STEP), log_params(prop, lf)])
-            f_all = current(block, fd_rows, base=fd_base)
-            f = f_all[:nc]
-            jac_fixed = np.stack([(f_all[(j + 1) * nc:(j + 2) * nc] - f) / _FD_STEP
-                                  for j in range(3)], -1)
-            jac_fixed = np.nan_to_num(jac_fixed, nan=0.0, posinf=0.0, neginf=0.0)
-            f_prior = f_all[4 * nc:]
-        elif fresh_for is not None and fresh_for[1] is current and np.array_equal(fresh_for[0], lf):
-            f_prior = current(log_params(prop, lf), row_patient)     # f is still exact
-        else:
-            f_all = current(np.vstack([log_params(phi, lf), log_params(prop, lf)]),
-                            np.tile(row_patient, 2), base=np.r_[rows_all, rows_all + nc])
-            f, f_prior = f_all[:nc], f_all[nc:]
-        f_state = f
-        ll = lik(f)
-        acc = []
-        if kernels[0] > 0:
-            acc.append((accept_step(prop, 0.0, f_prior) & ok).mean())
-        for _ in range(kernels[0] - 1):
-            prop = mu + omega * rng.standard_normal(phi.shape)
-            acc.append(accept_step(prop, 0.0).mean())
-        acc_trace[k, 0] = np.mean(acc) if acc else np.nan
-
-        # 2. random-scan single-component random walk
-        acc = []
-        for _ in range(kernels[1]):
-            comp = rng.integers(0, 3, size=nc)
-            prop = phi.copy()
-            prop[rows_all, comp] += scale_comp[comp] * omega[comp] * rng.standard_normal(nc)
-            d_old = (phi[rows_all, comp] - mu[rows_all, comp]) ** 2
-            d_new = (prop[rows_all, comp] - mu[rows_all, comp]) ** 2
-            accept = accept_step(prop, -0.5 * (d_new - d_old) / omega2[comp])
-            if exploring:
-                rates = np.array([accept[comp == j].mean() if (comp == j).any()
-                                  else _TARGET_COMPONENT for j in range(3)])
-                scale_comp *= 1.0 + 0.4 * (rates - _TARGET_COMPONENT)
-            acc.append(accept.mean())
-        acc_trace[k, 1] = np.mean(acc) if acc else np.nan
-
-        # 3. joint random walk
-        acc = []
-        for _ in range(kernels[2]):
-            prop = phi + scale_block * omega * rng.standard_normal(phi.shape)
-            lp = -0.5 * (((prop - mu) ** 2 - (phi - mu) ** 2) / omega2).sum(axis=1)
-            accept = accept_step(prop, lp)
-            if exploring:
-                scale_block *= 1.0 + 0.4 * (accept.mean() - _TARGET_BLOCK)
-            acc.append(accept.mean())
-        acc_trace[k, 2] = np.mean(acc) if acc else np.nan
-        fresh_for = (lf.copy(), current)
-        prior = -0.5 * (((phi - mu) ** 2) / omega2 + np.log(omega2) + log_2pi).sum()
-        indicator[k] = -2.0 * (ll.sum() + prior) / c
-
-        if k < burn:
-            trace[k] = Theta(beta=beta, omega2=omega2, log_fixed=lf, a=a, b=b).vector()
+    # -- one iteration ---------------------------------------------------------------------
+    def run(self, progress) -> SAEMOutput:
+        k = 0
+        while k < self.total:
+            self._maybe_end_exploration(k)
+            self._iteration(k)
             if progress is not None:
                 progress(k)
             k += 1
-            continue
+        return self._output(k)
 
-        # stochastic approximation of the sufficient statistics
+    def _maybe_end_exploration(self, k: int) -> None:
+        s = self.s
+        if self.explore_end is not None:
+            return
+        stop = s.stopping is not None and k >= s.hold + max(s.stopping.min_iterations, s.rule.window)
+        if not (k >= s.n_explore or (stop and self.drift <= 1.0)):
+            return
+        self.explore_end = k
+        self.total = k + s.n_smooth
+        self.current = self.predict
+        if s.smooth_chains is not None and s.smooth_chains != self.c:
+            if s.smooth_chains % self.c:
+                raise ValueError(f"smooth_chains ({s.smooth_chains}) must be a multiple of "
+                                 f"n_chains ({self.c})")
+            copies = s.smooth_chains // self.c
+            self.phi, self.f = np.tile(self.phi, (copies, 1)), np.tile(self.f, (copies, 1))
+            self.ll = np.tile(self.ll, copies)
+            self._set_chains(s.smooth_chains)
+
+    def _iteration(self, k: int) -> None:
+        exploring = self.explore_end is None
+        gamma = 1.0 if exploring else 1.0 / (k - self.explore_end + 1)
+        omega = np.sqrt(self.omega2)
+        move_fixed = self.any_fixed and k >= self.s.hold
+        f_state, jac_fixed = self._simulation(k, omega, move_fixed)
+        self._component_kernel(k, omega, exploring)
+        self._block_kernel(k, omega, exploring)
+        self.fresh_for = (self.lf.copy(), self.current)
+        prior = -0.5 * (((self.phi - self.mu) ** 2) / self.omega2 + np.log(self.omega2) + _LOG_2PI).sum()
+        self.indicator[k] = -2.0 * (self.ll.sum() + prior) / self.c
+        if k < self.s.burn:
+            self._record(k)
+            return
+        self._approximate(gamma, exploring)
+        self._mstep_means()
+        if move_fixed:
+            self._mstep_fixed(gamma, f_state, jac_fixed)
+        self._mstep_variances(gamma, exploring)
+        self._record(k)
+        if exploring and k + 1 >= self.s.hold + self.s.rule.window:
+            self.drift = self.s.rule.drift(self.indicator[self.s.hold:k + 1, None])
+            self.drift_trace[k] = self.drift
+
+    def _simulation(self, k: int, omega: np.ndarray, move_fixed: bool):
+        """Step 1: one call for the current state (its predictions are stale after the last M-step
+        or a change of integration grid), its forward differences in log Q, V2, Km (once they are
+        estimated) and the proposals of the first prior kernel; then the prior kernels."""
+        nc, lf, current = self.nc, self.lf, self.current
+        prop = self.mu + omega * self.rng.standard_normal(self.phi.shape)
+        ok = stiffness(log_params(prop, lf)) <= MAX_STIFFNESS
+        prop = np.where(ok[:, None], prop, self.phi)
+        jac_fixed = None
+        if move_fixed:
+            block = np.vstack([stacked_fixed_shifts(self.phi, lf, _FD_STEP), log_params(prop, lf)])
+            f_all = current(block, self.fd_rows, base=self.fd_base)
+            self.f = f_all[:nc]
+            jac_fixed = np.stack([(f_all[(j + 1) * nc:(j + 2) * nc] - self.f) / _FD_STEP
+                                  for j in range(3)], -1)
+            jac_fixed = np.nan_to_num(jac_fixed, nan=0.0, posinf=0.0, neginf=0.0)
+            f_prior = f_all[4 * nc:]
+        elif self.fresh_for is not None and self.fresh_for[1] is current and np.array_equal(self.fresh_for[0], lf):
+            f_prior = current(log_params(prop, lf), self.row_patient)     # f is still exact
+        else:
+            f_all = current(np.vstack([log_params(self.phi, lf), log_params(prop, lf)]),
+                            np.tile(self.row_patient, 2), base=np.r_[self.rows_all, self.rows_all + nc])
+            self.f, f_prior = f_all[:nc], f_all[nc:]
+        f_state = self.f
+        self.ll = self._lik(self.f)
+        acc = []
+        if self.s.kernels[0] > 0:
+            acc.append((self._accept_step(prop, 0.0, f_prior) & ok).mean())
+        for _ in range(self.s.kernels[0] - 1):
+            prop = self.mu + omega * self.rng.standard_normal(self.phi.shape)
+            acc.append(self._accept_step(prop, 0.0).mean())
+        self.acc_trace[k, 0] = np.mean(acc) if acc else np.nan
+        return f_state, jac_fixed
+
+    def _component_kernel(self, k: int, omega: np.ndarray, exploring: bool) -> None:
+        """Step 1, random-scan single-component random walk."""
+        acc = []
+        rows_all, nc = self.rows_all, self.nc
+        for _ in range(self.s.kernels[1]):
+            comp = self.rng.integers(0, 3, size=nc)
+            prop = self.phi.copy()
+            prop[rows_all, comp] += self.scale_comp[comp] * omega[comp] * self.rng.standard_normal(nc)
+            d_old = (self.phi[rows_all, comp] - self.mu[rows_all, comp]) ** 2
+            d_new = (prop[rows_all, comp] - self.mu[rows_all, comp]) ** 2
+            accept = self._accept_step(prop, -0.5 * (d_new - d_old) / self.omega2[comp])
+            if exploring:
+                rates = np.array([accept[comp == j].mean() if (comp == j).any()
+                                  else _TARGET_COMPONENT for j in range(3)])
+                self.scale_comp *= 1.0 + 0.4 * (rates - _TARGET_COMPONENT)
+            acc.append(accept.mean())
+        self.acc_trace[k, 1] = np.mean(acc) if acc else np.nan
+
+    def _block_kernel(self, k: int, omega: np.ndarray, exploring: bool) -> None:
+        """Step 1, joint random walk."""
+        acc = []
+        for _ in range(self.s.kernels[2]):
+            prop = self.phi + self.scale_block * omega * self.rng.standard_normal(self.phi.shape)
+            lp = -0.5 * (((prop - self.mu) ** 2 - (self.phi - self.mu) ** 2) / self.omega2).sum(axis=1)
+            accept = self._accept_step(prop, lp)
+            if exploring:
+                self.scale_block *= 1.0 + 0.4 * (accept.mean() - _TARGET_BLOCK)
+            acc.append(accept.mean())
+        self.acc_trace[k, 2] = np.mean(acc) if acc else np.nan
+
+    def _approximate(self, gamma: float, exploring: bool) -> None:
+        """Step 2: stochastic approximation of the sufficient statistics."""
+        phi, xt, c = self.phi, self.xt, self.c
         s1_new = np.array([[phi[:, p].sum(), (xt[:, p] * phi[:, p]).sum()] for p in range(3)]) / c
         s2_new = (phi**2).sum(axis=0) / c
-        s1 += gamma * (s1_new - s1)
-        s2 += gamma * (s2_new - s2)
+        self.s1 += gamma * (s1_new - self.s1)
+        self.s2 += gamma * (s2_new - self.s2)
         if not exploring:
-            phi_sum += phi
+            self.phi_sum += phi
 
-        # M-step, mean parameters
+    def _mstep_means(self) -> None:
         for p in range(3):
-            if estimate_exponents:
-                beta[p] = np.linalg.solve(xtx[p], s1[p])
+            if self.s.estimate_exponents:
+                self.beta[p] = np.linalg.solve(self.xtx[p], self.s1[p])
             else:
-                beta[p, 0] = (s1[p, 0] - beta[p, 1] * designs[p][:, 1].sum()) / n
-        if move_fixed:
-            score_fix, info_fix = score_and_information(f_state, y, obs, bl, lloq, a, b, error)
-            score_fix = np.nan_to_num(score_fix, nan=0.0, posinf=0.0, neginf=0.0)
-            info_fix = np.nan_to_num(info_fix, nan=0.0, posinf=0.0, neginf=0.0)
-            grad_fixed = np.einsum("rm,rmj->j", score_fix, jac_fixed) / c
-            fisher = np.einsum("rm,rmj,rmk->jk", info_fix, jac_fixed, jac_fixed) / c
-            free = np.flatnonzero(estimate_fixed)
-            step = np.zeros(3)
-            step[free] = np.clip(_solve(fisher[np.ix_(free, free)], grad_fixed[free]),
-                                 -_MAX_MEAN_STEP, _MAX_MEAN_STEP)
-            lf = lf + gamma * step
+                self.beta[p, 0] = (self.s1[p, 0] - self.beta[p, 1] * self.designs[p][:, 1].sum()) / self.n
 
-        # M-step, omega^2 (closed form given the statistics and the new means)
+    def _mstep_fixed(self, gamma: float, f_state, jac_fixed) -> None:
+        """Fisher-scoring step of length ``gamma`` on log Q, V2, Km."""
+        score_fix, info_fix = score_and_information(f_state, self.y, self.obs, self.bl, self.lloq,
+                                                    self.a, self.b, self.error)
+        score_fix = np.nan_to_num(score_fix, nan=0.0, posinf=0.0, neginf=0.0)
+        info_fix = np.nan_to_num(info_fix, nan=0.0, posinf=0.0, neginf=0.0)
+        grad_fixed = np.einsum("rm,rmj->j", score_fix, jac_fixed) / self.c
+        fisher = np.einsum("rm,rmj,rmk->jk", info_fix, jac_fixed, jac_fixed) / self.c
+        free = np.flatnonzero(self.s.estimate_fixed)
+        step = np.zeros(3)
+        step[free] = np.clip(_solve(fisher[np.ix_(free, free)], grad_fixed[free]),
+                             -_MAX_MEAN_STEP, _MAX_MEAN_STEP)
+        self.lf = self.lf + gamma * step
+
+    def _mstep_variances(self, gamma: float, exploring: bool) -> None:
+        """omega^2 in closed form given the statistics and the new means; residual SDs towards the
+        complete-data maximiser at the current state."""
+        annealing, n = self.s.annealing, self.n
         for p in range(3):
-            w = (s2[p] - 2.0 * beta[p] @ s1[p] + beta[p] @ xtx[p] @ beta[p]) / n
+            w = (self.s2[p] - 2.0 * self.beta[p] @ self.s1[p] + self.beta[p] @ self.xtx[p] @ self.beta[p]) / n
             w = max(w, 1e-8)
-            omega2[p] = max(w, annealing**2 * omega2[p]) if exploring else w
-        mu = np.tile(population_mean(beta, x), (c, 1))
-
-        # M-step, residual SDs (towards the complete-data maximiser at the current state)
+            self.omega2[p] = max(w, annealing**2 * self.omega2[p]) if exploring else w
+        self.mu = np.tile(population_mean(self.beta, self.x), (self.c, 1))
+        f = self.f
         good = np.isfinite(f).all(axis=1)
-        a_new, b_new = residual_mstep(f[good], y[good], obs[good], bl[good], lloq, a, b, error)
+        a_new, b_new = residual_mstep(f[good], self.y[good], self.obs[good], self.bl[good], self.lloq,
+                                      self.a, self.b, self.error)
         if exploring:
-            a_new, b_new = max(a_new, annealing * a), max(b_new, annealing * b)
-        a = float(np.exp(np.log(a) + gamma * (np.log(a_new) - np.log(a))))
-        b = float(np.exp(np.log(b) + gamma * (np.log(b_new) - np.log(b))))
+            a_new, b_new = max(a_new, annealing * self.a), max(b_new, annealing * self.b)
+        self.a = float(np.exp(np.log(self.a) + gamma * (np.log(a_new) - np.log(self.a))))
+        self.b = float(np.exp(np.log(self.b) + gamma * (np.log(b_new) - np.log(self.b))))
 
-        trace[k] = Theta(beta=beta, omega2=omega2, log_fixed=lf, a=a, b=b).vector()
-        if exploring and k + 1 >= hold + rule.window:
-            drift = rule.drift(indicator[hold:k + 1, None])
-            drift_trace[k] = drift
-        if progress is not None:
-            progress(k)
-        k += 1
+    def _record(self, k: int) -> None:
+        self.trace[k] = Theta(beta=self.beta, omega2=self.omega2, log_fixed=self.lf, a=self.a, b=self.b).vector()
 
-    if explore_end is None:                       # n_smooth iterations always run
-        explore_end = n_explore
-    theta = Theta(beta=beta.copy(), omega2=omega2.copy(), log_fixed=lf.copy(), a=a, b=b)
-    phi_mean = (phi_sum / max(k - explore_end, 1)).reshape(c, n, 3).mean(axis=0)
-    final_drift = float(drift_trace[explore_end - 1]) if explore_end >= 1 else float("inf")
-    return SAEMOutput(theta=theta, phi_mean=phi_mean,
-                      trace=SAEMTrace(theta=trace[:k], acceptance=acc_trace[:k],
-                                      n_explore=explore_end, drift=drift_trace[:k],
-                                      stationary=bool(np.isfinite(final_drift)
-                                                      and final_drift <= 1.0),
-                                      indicator=indicator[:k]))
+    def _output(self, k: int) -> SAEMOutput:
+        explore_end = self.s.n_explore if self.explore_end is None else self.explore_end  # n_smooth always run
+        theta = Theta(beta=self.beta.copy(), omega2=self.omega2.copy(), log_fixed=self.lf.copy(), a=self.a, b=self.b)
+        phi_mean = (self.phi_sum / max(k - explore_end, 1)).reshape(self.c, self.n, 3).mean(axis=0)
+        final_drift = float(self.drift_trace[explore_end - 1]) if explore_end >= 1 else float("inf")
+        return SAEMOutput(theta=theta, phi_mean=phi_mean,
+                          trace=SAEMTrace(theta=self.trace[:k], acceptance=self.acc_trace[:k],
+                                          n_explore=explore_end, drift=self.drift_trace[:k],
+                                          stationary=bool(np.isfinite(final_drift) and final_drift <= 1.0),
+                                          indicator=self.indicator[:k]))
 
 
 def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ml._risksets import breslow_partial_likelihood, nelson_aalen, risk_set_sums
+
 __all__ = ["CoxFit", "cox_fit", "hazard_ratio"]
 
 
@@ -39,29 +41,6 @@ class CoxFit:
     loglik: float
     martingale: np.ndarray
     converged: bool
-
-
-def _risk_sums(time_sorted: np.ndarray, w: np.ndarray, Z: np.ndarray):
-    """Risk-set sums S0, S1, S2 at each (sorted) patient's time, ties sharing the whole set."""
-    first = np.searchsorted(time_sorted, time_sorted, side="left")
-    s0 = np.cumsum(w[::-1])[::-1][first]
-    wz = w[:, None] * Z
-    s1 = np.cumsum(wz[::-1], axis=0)[::-1][first]
-    s2 = np.cumsum((wz[:, :, None] * Z[:, None, :])[::-1], axis=0)[::-1][first]
-    return s0, s1, s2
-
-
-def _loglik_parts(beta, time_s, event_s, Z):
-    eta = Z @ beta
-    shift = eta.max() if eta.size else 0.0
-    w = np.exp(eta - shift)
-    s0, s1, s2 = _risk_sums(time_s, w, Z)
-    d = event_s
-    loglik = float(np.sum(d * (eta - shift - np.log(s0))))
-    zbar = s1 / s0[:, None]
-    grad = np.sum(d[:, None] * (Z - zbar), axis=0)
-    info = np.sum(d[:, None, None] * (s2 / s0[:, None, None] - zbar[:, :, None] * zbar[:, None, :]), axis=0)
-    return loglik, grad, info
 
 
 def cox_fit(time, event, Z=None, *, max_iter: int = 50, tol: float = 1e-9) -> CoxFit:
@@ -97,7 +76,7 @@ def cox_fit(time, event, Z=None, *, max_iter: int = 50, tol: float = 1e-9) -> Co
     Zs = (Z[order] - center) / scale
     p = Z.shape[1]
     beta = np.zeros(p)
-    loglik, grad, info = _loglik_parts(beta, ts, ds, Zs)
+    loglik, grad, info = breslow_partial_likelihood(beta, ts, ds, Zs)
     converged = p == 0
     for _ in range(max_iter if p else 0):
         try:
@@ -105,12 +84,12 @@ def cox_fit(time, event, Z=None, *, max_iter: int = 50, tol: float = 1e-9) -> Co
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
         new = beta + step
-        new_ll, new_grad, new_info = _loglik_parts(new, ts, ds, Zs)
+        new_ll, new_grad, new_info = breslow_partial_likelihood(new, ts, ds, Zs)
         halvings = 0
         while new_ll < loglik - 1e-12 and halvings < 30:
             step /= 2
             new = beta + step
-            new_ll, new_grad, new_info = _loglik_parts(new, ts, ds, Zs)
+            new_ll, new_grad, new_info = breslow_partial_likelihood(new, ts, ds, Zs)
             halvings += 1
         done = abs(new_ll - loglik) <= tol * (abs(loglik) + tol)
         beta, loglik, grad, info = new, new_ll, new_grad, new_info
@@ -129,11 +108,7 @@ def cox_fit(time, event, Z=None, *, max_iter: int = 50, tol: float = 1e-9) -> Co
     # Breslow baseline and martingale residuals.
     eta = Zs @ beta
     w = np.exp(eta - (eta.max() if n else 0.0))
-    first = np.searchsorted(ts, ts, side="left")
-    s0 = np.cumsum(w[::-1])[::-1][first]
-    jumps = ds / s0
-    last = np.searchsorted(ts, ts, side="right") - 1
-    h0 = np.cumsum(jumps)[last]
+    h0 = nelson_aalen(ts, ds, risk_set_sums(ts, w))
     mart_sorted = ds - w * h0
     martingale = np.empty(n)
     martingale[order] = mart_sorted

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from ml._risksets import event_table, nelson_aalen, tie_bounds
 from ml.features import check_competing_target, check_survival_target
 from ml.window._cox import cox_fit
 
@@ -46,15 +47,14 @@ def logrank_scores(time, event, ties: str = "breslow") -> np.ndarray:
     n = time.shape[0]
     order = np.argsort(time, kind="stable")
     ts, ds = time[order], ev[order]
-    last = np.searchsorted(ts, ts, side="right") - 1  # max rank - 1 (0-based)
+    first, last = tie_bounds(ts)  # last: max rank - 1 (0-based)
     if ties == "breslow":
-        first = np.searchsorted(ts, ts, side="left")
         at_risk = n - first
     elif ties == "maxstat":
         at_risk = n - last
     else:
         raise ValueError(f"ties must be 'breslow' or 'maxstat', got {ties!r}")
-    hazard = np.cumsum(ds / at_risk)[last]
+    hazard = nelson_aalen(ts, ds, at_risk)
     out = np.empty(n)
     out[order] = ds - hazard
     return out
@@ -166,11 +166,8 @@ def subdistribution_hazard(time, codes):
     """
     time = np.asarray(time, dtype=float)
     codes = np.asarray(codes)
-    n = time.shape[0]
-    grid, idx = np.unique(time, return_inverse=True)
-    at_risk = n - np.searchsorted(np.sort(time), grid, side="left")
+    grid, idx, events, at_risk = event_table(time, codes != 0)
     cens = np.bincount(idx[codes == 0], minlength=grid.size)
-    events = np.bincount(idx[codes != 0], minlength=grid.size)
     # censorings at a time count after that time's events (then S(t-) G(t-) = at-risk / n)
     after_events = at_risk - events
     g_after = np.cumprod(1.0 - np.divide(cens, after_events, out=np.zeros(grid.size), where=after_events > 0))
