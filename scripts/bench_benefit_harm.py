@@ -450,11 +450,10 @@ def known_cut_oracle(reps: int, alpha: float = 0.05) -> dict:
 
 
 def measure_speed(repeat: int = 3) -> dict:
-    from ml.features import feature_frame
+    from ml.features import competing_target, feature_frame
     from ml.pk import exposure_table
     from ml.sim import simulate_cohort
     from ml.window import BenefitHarmSearch, composite_search
-    from ml.features import competing_target
 
     warnings.simplefilter("ignore")
     c = simulate_cohort("urd", n=324, seed=0)

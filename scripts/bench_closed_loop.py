@@ -64,7 +64,7 @@ LOWER, UPPER = 100.0, 148.5
 TARGETS = {"gain": 0.08}
 WORLDS = ("urd", "misspecified-pk", "cl-informative")
 ARMS = ("shipped prior", "cohort-fitted", "oracle: true population model")
-DISCOVERED = "shipped prior, promoted discovered window"
+DISCOVERED = "promoted discovered window"
 DAY3 = "shipped prior + day -3 pre-dose level (design)"
 
 
@@ -269,8 +269,9 @@ def reading(results: list[dict]) -> str:
             f"{1 - q['engine']['in']:.0%} out of reach. Below the true floor: fixed {s['fixed']['below']:.0%}, "
             f"shipped {s['engine']['below']:.0%}, fitted {f['engine']['below']:.0%}, oracle {o['engine']['below']:.0%}.")
         for r in results:
-            if r["world"] == world and r["arm"].startswith(DISCOVERED):
-                out.append(f"  Into the promoted discovered window [{r['lower']:.1f}, {r['upper']:.1f}) (cohort seed "
+            if r["world"] == world and DISCOVERED in r["arm"]:
+                out.append(f"  {r['arm'].split(',')[0].capitalize()}, into the promoted discovered window "
+                           f"[{r['lower']:.1f}, {r['upper']:.1f}) (cohort seed "
                            f"{r['retro_seed']}): {r['engine']['in']:.0%} in the TRUE window "
                            f"({r['engine']['in'] - fixed:+.0%} over fixed), below the true floor {r['engine']['below']:.0%}.")
             if r["world"] == world and r["arm"] == DAY3:
@@ -291,13 +292,13 @@ def markdown(results: list[dict], args, wall: float, promotions: list[dict]) -> 
                     f"{'(oracle) ' if r['arm'].startswith('oracle') else '(design) ' if r['arm'] == DAY3 else ''}{verdict(r)} |")
     disc = []
     for r in results:
-        if r["arm"] not in ("shipped prior", "cohort-fitted") and not r["arm"].startswith(DISCOVERED):
+        if r["arm"] not in ("shipped prior", "cohort-fitted") and DISCOVERED not in r["arm"]:
             continue
         ci = lambda c: "open" if c is None else f"[{c[0]:.0f}, {c[1]:.0f}]"  # noqa: E731
         lo = "open" if r.get("lower") is None else f"{r['lower']:.1f}"
         up = "open" if r.get("upper") is None else f"{r['upper']:.1f}"
         gates = "promoted" if r["promoted"] else "REFUSED: " + "; ".join(r["failed"])
-        model = ("shipped prior" if r["arm"] != "cohort-fitted" else
+        model = ("shipped prior" if not r["arm"].startswith("cohort-fitted") else
                  f"fitted on the cohort ({r['poppk_seconds']:.0f} s)" if r.get("poppk_status") == "fitted" else
                  f"fit {r.get('poppk_status')}: shipped prior used")
         disc.append(f"| {r['world']} | {r['arm']} | {model} | {r['finding']} | [{lo}, {up}) | "
@@ -321,9 +322,10 @@ Km x0.5, variability x1.3), `cl-informative` (variability of log CL and log V1 k
 omega CL {world_model('cl-informative').iiv['CL']:.3f}, V1 {world_model('cl-informative').iiv['V1']:.3f}).
 Oracles: the engine with the world's own population model into the true window (what the day -5/-4 levels
 allow: information limit), and each patient's even-split regimen whose TRUE AUC is closest to 124.25
-(formulation limit of dosing days -3/-2 within the caps). Two further arms with the shipped prior: where the
+(formulation limit of dosing days -3/-2 within the caps). Further arms: where the
 main cohort's discovery was refused, the first further cohort whose discovered window the gates promoted, dosed
-into that window ("{DISCOVERED}"); and the same window as the shipped-prior row with the day -3 pre-dose level
+into that window with the model it was discovered with ("{DISCOVERED}"; also with the cohort-fitted model, which
+is what `atgwin run` registers beside the window); and the same window as the shipped-prior row with the day -3 pre-dose level
 (08:00, before the first adjustable infusion) given to the engine as well ("{DAY3}": another sampling design, not
 the registered one). Targets of the issue: attainment >= fixed + 8
 points; below-floor share <= fixed's; 0 doses outside the caps or off the vial grid.
@@ -358,12 +360,13 @@ def show(r: dict) -> None:
 
 
 def extra_arms(worlds: list[str], results: list[dict], promotions: list[dict], args) -> list[dict]:
-    """Two further arms per world, both with the shipped prior (the default user path).
+    """Further arms per world.
 
-    * ``DISCOVERED``: when the main cohort's discovery was refused by the gates (so the arm above
-      doses into the protocol window), the first of the further retrospective cohorts whose
-      discovered window WAS promoted, dosed into that window: the hand-off of a promoted discovered
-      window, scored on the same 1,000 new patients.
+    * ``DISCOVERED`` (shipped prior, and cohort-fitted model): when the main cohort's discovery was
+      refused by the gates (so the arm above doses into the protocol window), the first of the
+      further retrospective cohorts whose discovered window WAS promoted, dosed into that window
+      with the model it was discovered with: the hand-off of a promoted discovered window, scored
+      on the same 1,000 new patients.
     * ``DAY3``: the same retrospective cohort and window as the shipped-prior arm, but the engine
       also sees the day -3 pre-dose level (drawn at 08:00, before the first adjustable infusion):
       a differently posed sampling design, measured because the day -5/-4 levels say little about
@@ -371,15 +374,19 @@ def extra_arms(worlds: list[str], results: list[dict], promotions: list[dict], a
     """
     out = []
     for world in worlds:
-        main_arm = next(r for r in results if r["world"] == world and r["arm"] == ARMS[0])
-        if not main_arm["promoted"]:
-            seeds = [p["retro_seed"] for p in promotions if p["world"] == world and p["arm"] == ARMS[0] and p["promoted"]]
-            if seeds:
-                label = f"{DISCOVERED} (cohort seed {seeds[0]})"
-                key = f"{world}-discovered-s{args.seed}-retro{seeds[0]}-r{args.n_retro}-n{args.n_new}"
-                out.append(cached(key, args.fresh, lambda: run_arm(world, ARMS[0], args.seed, args.n_retro, args.n_new,
-                                                                  retro_seed=seeds[0], label=label)))
-                show(out[-1])
+        for arm in ARMS[:2]:
+            main_arm = next(r for r in results if r["world"] == world and r["arm"] == arm)
+            if main_arm["promoted"]:
+                continue
+            seeds = [p["retro_seed"] for p in promotions if p["world"] == world and p["arm"] == arm and p["promoted"]]
+            if not seeds:
+                continue
+            label = f"{arm}, {DISCOVERED} (cohort seed {seeds[0]})"
+            tag = "discovered" if arm == ARMS[0] else "discovered-fitted"
+            key = f"{world}-{tag}-s{args.seed}-retro{seeds[0]}-r{args.n_retro}-n{args.n_new}"
+            out.append(cached(key, args.fresh, lambda: run_arm(world, arm, args.seed, args.n_retro, args.n_new,
+                                                              retro_seed=seeds[0], label=label)))
+            show(out[-1])
         key = f"{world}-day3-s{args.seed}-r{args.n_retro}-n{args.n_new}"
         out.append(cached(key, args.fresh, lambda: run_arm(world, ARMS[0], args.seed, args.n_retro, args.n_new,
                                                           design=1, label=DAY3)))

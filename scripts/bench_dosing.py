@@ -48,8 +48,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _benchdoc import provenance, write_section  # noqa: E402
 
 from ml.dosing import (  # noqa: E402
-    DoseCaps, DosingEngine, DosingRefused, HarmWeighted, LaplaceImportance, PatientData, PriorImportance,
-    WindowTarget, patients_from_cohort,
+    DoseCaps,
+    DosingEngine,
+    DosingRefused,
+    HarmWeighted,
+    LaplaceImportance,
+    PatientData,
+    PriorImportance,
+    WindowTarget,
+    patients_from_cohort,
 )
 from ml.pk import Infusions, PKParameters, PopPKModel, model_exposure, simulate  # noqa: E402
 from ml.sim import simulate_virtual  # noqa: E402

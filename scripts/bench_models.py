@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-
 from _benchdoc import provenance, write_section  # noqa: E402
+
 from ml.features import survival_target  # noqa: E402
 from ml.features._transformers import DEFAULT_FEATURES, feature_frame, make_preprocessor  # noqa: E402
 from ml.models import (  # noqa: E402

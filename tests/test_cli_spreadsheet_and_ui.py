@@ -6,9 +6,10 @@ import csv
 
 from click.testing import CliRunner
 
-from cohort_factory import cohort_files, make_cohort
 from ml._spreadsheet import FORMULA_PREFIXES, inert_cell
 from ml.cli import main
+
+from cohort_factory import cohort_files, make_cohort
 
 EVIL = "=cmd|' /C calc'!A0"
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ml.cohort import CohortValidationError, Violation, load_cohort, validate_cohort
+
 from cohort_factory import (
     ATG_DOSES as D,
+)
+from cohort_factory import (
     ATG_LEVELS as L,
+)
+from cohort_factory import (
     COHORT_TOML as T,
+)
+from cohort_factory import (
     OUTCOMES as O,
+)
+from cohort_factory import (
     PATIENTS as P,
+)
+from cohort_factory import (
     add_column,
     append_line,
     drop_column,
@@ -24,7 +36,6 @@ from cohort_factory import (
     rename_column,
     set_cell,
 )
-from ml.cohort import CohortValidationError, Violation, load_cohort, validate_cohort
 
 _LATIN1 = set_cell(P, 7, "diagnosis", "lymphomé").encode("latin-1")
 _LATIN1_AT = _LATIN1.index(b"\xe9")  # where the first non-UTF-8 byte is

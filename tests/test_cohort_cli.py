@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from cohort_factory import ATG_DOSES as D, PATIENTS as P, make_cohort, set_cell
 from ml.cli import main
 from ml.cohort import load_cohort
+
+from cohort_factory import ATG_DOSES as D
+from cohort_factory import PATIENTS as P
+from cohort_factory import make_cohort, set_cell
 
 
 def _run(*args):

@@ -17,12 +17,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ml.cohort import load_cohort, validate_cohort
+
 from cohort_factory import (
     ATG_DOSES as D,
+)
+from cohort_factory import (
     ATG_LEVELS as L,
+)
+from cohort_factory import (
     COHORT_TOML as T,
+)
+from cohort_factory import (
     OUTCOMES as O,
+)
+from cohort_factory import (
     PATIENTS as P,
+)
+from cohort_factory import (
     add_column,
     cohort_files,
     drop_column,
@@ -30,7 +42,6 @@ from cohort_factory import (
     make_cohort,
     set_cell,
 )
-from ml.cohort import load_cohort, validate_cohort
 
 TABLE_FILES = ("patients.csv", "atg_doses.csv", "atg_levels.csv", "outcomes.csv")
 

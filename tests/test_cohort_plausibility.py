@@ -12,17 +12,26 @@ import sys
 import pandas as pd
 import pytest
 
+from ml.cohort import RULES, CohortValidationError, cohort_from_tables, load_cohort, validate_cohort
+
 from cohort_factory import (
     ATG_DOSES as D,
+)
+from cohort_factory import (
     ATG_LEVELS as L,
+)
+from cohort_factory import (
     OUTCOMES as O,
+)
+from cohort_factory import (
     PATIENTS as P,
+)
+from cohort_factory import (
     add_column,
     append_line,
     make_cohort,
     set_cell,
 )
-from ml.cohort import RULES, CohortValidationError, cohort_from_tables, load_cohort, validate_cohort
 
 CASES = [
     ("duplicated-dose-row", {"atg_doses.csv": append_line(D, "P02,-4,8,150,4")},

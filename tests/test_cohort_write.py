@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohort_factory import OUTCOMES as O, make_cohort, set_cell
 from ml.cohort import (
     CohortMeta,
     CohortValidationError,
@@ -17,6 +16,9 @@ from ml.cohort import (
     load_cohort,
     write_cohort,
 )
+
+from cohort_factory import OUTCOMES as O
+from cohort_factory import make_cohort, set_cell
 
 FILES = ("cohort.toml", "patients", "atg_doses", "atg_levels", "outcomes")
 

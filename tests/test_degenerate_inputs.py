@@ -22,6 +22,7 @@ from ml.dosing import MAX_REGIMENS, DoseCaps, DosingEngine, DosingRefused, Lapla
 from ml.dosing._window import WindowTarget
 from ml.models import tune_xgb_survival
 from ml.sim import simulate_cohort
+
 from test_dosing_support import exposure_window, virtual_patients, write_window
 
 

@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from ml.cli import main
+
 from test_dosing_support import virtual_patients, write_window
 
 

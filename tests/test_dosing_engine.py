@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 
 from ml.dosing import (
-    DoseCaps, DosingEngine, DosingRefused, LaplaceImportance, PatientData, PriorImportance, WindowOverride,
+    DoseCaps,
+    DosingEngine,
+    DosingRefused,
+    LaplaceImportance,
+    PatientData,
+    PriorImportance,
+    WindowOverride,
     WindowTarget,
 )
 from ml.pk import round_to_vials
+
 from test_dosing_support import true_total_auc, virtual_patients
 
 WINDOW = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated",

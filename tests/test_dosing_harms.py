@@ -22,13 +22,25 @@ from click.testing import CliRunner
 
 from ml.cli import main
 from ml.dosing import (
-    DoseRecommendation, DosingEngine, DosingRefused, HarmWeighted, LaplaceImportance, MostProbableInWindow,
-    PatientData, Thresholds, WindowOverride, WindowTarget, admit_window, check_dosable, harm_probabilities,
+    DoseRecommendation,
+    DosingEngine,
+    DosingRefused,
+    HarmWeighted,
+    LaplaceImportance,
+    MostProbableInWindow,
+    PatientData,
+    Thresholds,
+    WindowOverride,
+    WindowTarget,
+    admit_window,
+    check_dosable,
+    harm_probabilities,
 )
 from ml.dosing._engine import _soft_harms
 from ml.dosing._forecast import simulate_total_auc
 from ml.dosing._objective import objective_from_dict
 from ml.pk import round_to_vials
+
 from test_dosing_support import exposure_window, virtual_patients
 
 UNIT = "UE*day/mL"
@@ -243,6 +255,7 @@ def test_cli_shows_both_harms_and_takes_the_weighted_objective(tmp_path):
 
 def test_pyfunc_output_has_both_harms_of_both_regimens(tmp_path):
     from ml.tracking import DosingPyfunc, write_artifacts
+
     from test_dosing_support import write_window
 
     artifacts, _, _ = write_artifacts(tmp_path, write_window(tmp_path / "w.json"), n_samples=16)

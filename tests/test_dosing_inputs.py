@@ -14,10 +14,23 @@ import numpy as np
 import pytest
 
 from ml.dosing import (
-    AdjustmentSchedule, AUCForecast, DayDose, DoseCaps, DoseRecommendation, DosingEngine, DosingRefused,
-    LaplaceImportance, PatientData, PriorImportance, Thresholds, WindowOverride, WindowTarget, admit_window,
+    AdjustmentSchedule,
+    AUCForecast,
+    DayDose,
+    DoseCaps,
+    DoseRecommendation,
+    DosingEngine,
+    DosingRefused,
+    LaplaceImportance,
+    PatientData,
+    PriorImportance,
+    Thresholds,
+    WindowOverride,
+    WindowTarget,
+    admit_window,
     load_window,
 )
+
 from test_dosing_support import exposure_window, virtual_patients, write_window
 
 PATIENT = {

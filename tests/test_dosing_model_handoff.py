@@ -17,6 +17,7 @@ from ml.cli import main
 from ml.dosing import DosingEngine, DosingRefused, LaplaceImportance, PatientData, load_window
 from ml.dosing._window import window_pk_model
 from ml.pk import PopPKModel
+
 from test_dosing_support import exposure_window, virtual_patients
 
 FITTED = PopPKModel.default().with_typical(CL=0.62, V1=4.3)

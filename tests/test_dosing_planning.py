@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 
 from ml.dosing import (
-    DosingEngine, LaplaceImportance, TrialPlanner, closest_regimen_auc, endpoint_rates, iiv_split,
-    replicate_power, two_proportion_n, two_proportion_power,
+    DosingEngine,
+    LaplaceImportance,
+    TrialPlanner,
+    closest_regimen_auc,
+    endpoint_rates,
+    iiv_split,
+    replicate_power,
+    two_proportion_n,
+    two_proportion_power,
 )
 from ml.dosing._trial import two_proportion_test
 from ml.pk import PopPKModel

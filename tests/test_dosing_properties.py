@@ -13,8 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.dosing import (
-    AUCForecast, DayDose, DoseCaps, DoseRecommendation, DosingEngine, DosingRefused, HarmWeighted, LaplaceImportance,
-    MostProbableInWindow, PatientData, PosteriorSummary, WindowTarget,
+    AUCForecast,
+    DayDose,
+    DoseCaps,
+    DoseRecommendation,
+    DosingEngine,
+    DosingRefused,
+    HarmWeighted,
+    LaplaceImportance,
+    MostProbableInWindow,
+    PatientData,
+    PosteriorSummary,
+    WindowTarget,
 )
 
 

@@ -19,9 +19,9 @@ from scipy import optimize, stats
 
 from ml.dosing import GivenDose, LaplaceImportance, Level, LevelLikelihood, PatientData, fit_map
 from ml.dosing._forecast import node_levels, simulate_total_auc, spline_grid, weighted_quantile
-from ml.pk._posterior import prune_draws
 from ml.dosing._regimen import AdjustmentSchedule
 from ml.pk import Infusions, PopPKModel, simulate
+from ml.pk._posterior import prune_draws
 
 LINEAR = PopPKModel.default().with_typical(Q=1e-9)  # one compartment; ALC = 0 switches Vmax off
 DOSES = (GivenDose(day=-5, dose_mg=175.0, infusion_hours=6.0), GivenDose(day=-4, dose_mg=175.0, infusion_hours=4.0))

@@ -18,8 +18,13 @@ import pandas as pd
 import pytest
 
 from ml.dosing import (
-    DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowOverride,
+    DosingEngine,
+    DosingRefused,
+    LaplaceImportance,
+    PatientData,
+    WindowOverride,
 )
+
 from test_dosing_support import virtual_patients, write_window
 
 mlflow = pytest.importorskip("mlflow")

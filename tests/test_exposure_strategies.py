@@ -19,8 +19,15 @@ import numpy as np
 import pytest
 
 from ml.cohort import cohort_from_tables
-from ml.pk import (MAPExposure, NCAExposure, PopPKModel, exposure_missingness, exposure_strategy,
-                   infusions_from_doses, model_exposure)
+from ml.pk import (
+    MAPExposure,
+    NCAExposure,
+    PopPKModel,
+    exposure_missingness,
+    exposure_strategy,
+    infusions_from_doses,
+    model_exposure,
+)
 from ml.sim import simulate_virtual
 
 

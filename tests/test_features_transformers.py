@@ -21,6 +21,7 @@ from ml.features import (
     feature_frame,
     make_preprocessor,
 )
+
 from cohort_factory import make_cohort
 
 EXPOSURES = pd.DataFrame({

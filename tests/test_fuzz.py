@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from ml.cohort import TABLES, CohortValidationError, ValidationReport, load_cohort, validate_cohort
 from ml.dosing import DoseRecommendation, DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowTarget
+
 from test_dosing_properties import _allowed, caps_strategy
 
 _NASTY = ["", " ", "nan", "inf", "-inf", "1e308", "-1e308", "1e-320", "0", "-0", "1_000", "3,5", "\u0665\u0662",

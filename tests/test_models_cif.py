@@ -14,8 +14,8 @@ from sksurv.nonparametric import cumulative_incidence_competing_risks
 from ml.models import (
     BreslowBaseline,
     XGBSurvival,
-    cif_from_hazard_increments,
     cause_specific_target,
+    cif_from_hazard_increments,
     cumulative_incidence,
 )
 

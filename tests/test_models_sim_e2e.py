@@ -17,9 +17,9 @@ from ml.models import (
     XGBSurvival,
     bound_setters,
     cross_validate_survival,
+    quiet_optuna,
     risk_curves,
     shap_explanation,
-    quiet_optuna,
     shap_window,
     tune_xgb_survival,
 )

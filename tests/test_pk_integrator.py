@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_pk_model import _lsoda, _regimen
 
 from ml.pk import (
     AccuracyPolicy,
@@ -30,6 +29,8 @@ from ml.pk import (
 )
 from ml.pk._integrator import FIT_GRID
 from ml.poppk._structural import EXPLORE_STEPS, FIT_STEPS
+
+from test_pk_model import _lsoda, _regimen
 
 CASES = [
     {"CL": 0.5, "V1": 3.5, "Q": 1.0, "V2": 3.0, "Vmax": 2.0, "Km": 5.0},     # typical

@@ -20,8 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from ml.pk import PARAMETERS, PopPKModel
-from ml.poppk import (CombinedError, PopPKFit, plot_eta, plot_goodness_of_fit, plot_trace,
-                      plot_vpc)
+from ml.poppk import CombinedError, PopPKFit, plot_eta, plot_goodness_of_fit, plot_trace, plot_vpc
 from ml.poppk._objective import MarginalObjective
 from ml.poppk._structural import Predictor, Theta, covariate_matrix
 from ml.sim import simulate_cohort

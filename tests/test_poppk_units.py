@@ -17,13 +17,20 @@ import pytest
 from scipy.stats import norm
 
 from ml.pk import PopPKModel, simulate
-from ml.poppk import (CombinedError, PopPKData, PopPKFit, cv_from_omega, read_model,
-                      simulate_pk_cohort, time_bins, write_model)
+from ml.poppk import (
+    CombinedError,
+    PopPKData,
+    PopPKFit,
+    cv_from_omega,
+    read_model,
+    simulate_pk_cohort,
+    time_bins,
+    write_model,
+)
 from ml.poppk._data import replicate_infusions
 from ml.poppk._error import loglik_terms, residual_gradient, score_and_information
 from ml.poppk._linearization import linearize
-from ml.poppk._structural import (Predictor, Theta, covariate_matrix, log_params,
-                                  population_mean)
+from ml.poppk._structural import Predictor, Theta, covariate_matrix, log_params, population_mean
 
 MODEL = PopPKModel.default()
 

@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from ml.cli import main
+
 from test_dosing_support import virtual_patients
 
 pytest.importorskip("mlflow")

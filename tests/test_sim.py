@@ -15,8 +15,7 @@ from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_me
 
 from ml.cohort import load_cohort, write_cohort
 from ml.pk import model_exposure  # noqa: F401  (public API used by benchmarks)
-from ml.sim import (OutcomeModel, SimulationConfig, exposure_hazard_ratio, simulate_virtual,
-                    weibull_from_incidence)
+from ml.sim import OutcomeModel, SimulationConfig, exposure_hazard_ratio, simulate_virtual, weibull_from_incidence
 from ml.sim._calibrate import calibrate_baselines
 from ml.sim._outcomes import TIME_TO_EVENT
 

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from ml.tracking import (DEFAULT_TRACKING_URI, ModelRef, TrackingError, artifact_root, parse_model_ref,
-                         resolve_tracking_uri, run_tags, ui_command)
+from ml.tracking import (
+    DEFAULT_TRACKING_URI,
+    ModelRef,
+    TrackingError,
+    artifact_root,
+    parse_model_ref,
+    resolve_tracking_uri,
+    run_tags,
+    ui_command,
+)
 from ml.tracking._registry import _find_window_json
 
 

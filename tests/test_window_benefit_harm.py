@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 
 from ml.sim import simulate_cohort
-from ml.window import (BenefitHarmSearch, ExposureWindow, discover, logrank_scores, promote_window,
-                       scan)
+from ml.window import BenefitHarmSearch, ExposureWindow, discover, logrank_scores, promote_window, scan
 from ml.window._promotion import PromotionGates
 from ml.window._sides import admissible_pairs, min_p_value, side_permutation_maxima, side_scan
 

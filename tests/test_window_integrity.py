@@ -13,8 +13,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import TEST_SIGNING_KEY
+
 from ml.cli import main
 from ml.dosing import DosingRefused, load_window
 from ml.dosing._window import check_status
@@ -26,6 +26,7 @@ from ml.window import (
     promote_window,
     verify_window,
 )
+
 from test_dosing_support import exposure_window, virtual_patients
 from test_tracking_registry import PK, candidate_window
 

@@ -10,8 +10,8 @@ import click
 
 from ml._atomic import write_atomic
 from ml._defaults import BENEFIT_HARM as BH
-from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml._defaults import COMPOSITE_MINPROP, GLOBAL_TEST_NAMES, GRID_K, MINPROP
+from ml._format import fmt_bound, fmt_ci, fmt_p
 from ml._status import WindowStatus
 from ml.cli._common import exposure_options
 

@@ -26,8 +26,7 @@ from ml.cli._common import load_cohort_or_exit
 
 def _model(model_path, window):
     """``--model`` if given, else the model the window names (registry or file beside it), else the shipped one."""
-    from ml.dosing import DosingRefused
-    from ml.dosing import window_pk_model
+    from ml.dosing import DosingRefused, window_pk_model
     from ml.pk import PopPKModel
 
     if model_path:

@@ -191,8 +191,7 @@ def promote(window_ref: str, by: str, reason: str, alpha: float, max_ci_width: f
 
 def _run_status(run_id: str) -> str:
     """Status of the run that wrote the window, in the tracking store (``ml.tracking``)."""
-    from ml.tracking import RunTracker, resolve_tracking_uri
-    from ml.tracking import sqlite_path
+    from ml.tracking import RunTracker, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri()
     db = sqlite_path(uri)

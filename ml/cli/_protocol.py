@@ -32,7 +32,8 @@ def protocol_window(preset, lower, upper, unit, publication, pmid, population, a
     FILE` scores it on a cohort.
     """
     from ml.cli._common import prepare_out
-    from ml.window import PRESETS, protocol_window as make
+    from ml.window import PRESETS
+    from ml.window import protocol_window as make
 
     given = {"lower": lower, "upper": upper, "unit": unit, "publication": publication, "pmid": pmid,
              "population": population, "assay": assay}

@@ -180,8 +180,7 @@ def _summary(outcome, folder: Path, tracking, track_error: str | None) -> None:
         registered_line = tracking.registered
         click.echo(f"MLflow run: {tracking.run_id} in {tracker.tracking_uri}"
                    + (f"; {registered_line}" if registered_line else ""))
-        from ml.tracking import DEFAULT_TRACKING_URI
-        from ml.tracking import is_remote
+        from ml.tracking import DEFAULT_TRACKING_URI, is_remote
 
         uri = tracker.tracking_uri
         if is_remote(uri):

@@ -10,8 +10,8 @@ that breaks any rule is refused as a whole with every violation listed (format i
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd

@@ -23,16 +23,30 @@ from ._errors import DosingRefused
 from ._forecast import harm_probabilities, weighted_quantile
 from ._gates import check_dosable
 from ._objective import HarmWeighted, MostProbableInWindow
-from ._planning import (
-    ArmRates, PlanRow, TrialPlan, TrialPlanner, closest_regimen_auc, endpoint_rates, iiv_split, replicate_power,
-    two_proportion_n, two_proportion_power,
-)
 from ._patient import GivenDose, Level, PatientData, patients_from_cohort
+from ._planning import (
+    ArmRates,
+    PlanRow,
+    TrialPlan,
+    TrialPlanner,
+    closest_regimen_auc,
+    endpoint_rates,
+    iiv_split,
+    replicate_power,
+    two_proportion_n,
+    two_proportion_power,
+)
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
 from ._window import (
-    WindowOverride, WindowTarget, admit_window, load_window, window_from_dict, window_pk_model, with_model_file,
+    WindowOverride,
+    WindowTarget,
+    admit_window,
+    load_window,
+    window_from_dict,
+    window_pk_model,
+    with_model_file,
 )
 
 __all__ = [

@@ -665,8 +665,15 @@ def explain(models: ModelsResult, data: CohortData, experiment, window) -> ShapR
         Its target is the reference exposure of the risk curves (log HR = 0 there).
     """
     from ml.features import survival_target
-    from ml.models import (bound_setters, risk_curves, shap_bound, shap_explanation, shap_importance, shap_window,
-                           strongest_interaction)
+    from ml.models import (
+        bound_setters,
+        risk_curves,
+        shap_bound,
+        shap_explanation,
+        shap_importance,
+        shap_window,
+        strongest_interaction,
+    )
 
     exposure = experiment.features.exposure
     tol = experiment.models.shap_tolerance

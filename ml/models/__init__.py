@@ -18,7 +18,7 @@ from ml.models._adapters import (
 )
 from ml.models._baseline import BreslowBaseline, kaplan_meier
 from ml.models._cif import cif_from_hazard_increments, cumulative_incidence
-from ml.models._classifier import ExcludeCensored, IPCW, XGBEventClassifier, horizon_status
+from ml.models._classifier import IPCW, ExcludeCensored, XGBEventClassifier, horizon_status
 from ml.models._cox_spline import CoxSplineModel, cox_information
 from ml.models._evaluation import (
     METRICS,

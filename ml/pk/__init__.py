@@ -11,6 +11,7 @@ from ._exposure import (
     exposure_strategy,
     exposure_table,
 )
+from ._integrator import AccuracyPolicy, EstimationPolicy, ForecastGrid, State, StepPolicy, integrate, tail_auc
 from ._likelihood import LevelLikelihood, take_patients
 from ._missing import ExposureMissingness, exposure_missingness
 from ._nca import NCAResult, nca_auc, terminal_slope
@@ -23,7 +24,6 @@ from ._regimen import (
     infusions_from_doses,
     round_to_vials,
 )
-from ._integrator import AccuracyPolicy, EstimationPolicy, ForecastGrid, State, StepPolicy, integrate, tail_auc
 from ._simulate import Exposure, model_exposure, simulate
 
 __all__ = [

@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
+from ._integrator import FIT_GRID, integrate
 from ._params import PopPKModel
 from ._regimen import HOURS_PER_DAY, Infusions
-
-from ._integrator import FIT_GRID, integrate
 
 __all__ = ["LevelLikelihood", "take_patients", "infusions_for_rows"]
 

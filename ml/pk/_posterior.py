@@ -243,7 +243,7 @@ class LaplaceImportance:
 
     def draw(self, lik: LevelLikelihood, fit: MAPFit, rng: list[np.random.Generator]) -> PosteriorDraws:
         """Weighted posterior draws for every patient (one generator per patient)."""
-        P, d, S, nu = lik.n_patients, lik.dim, self.n_samples, self.df
+        d, S, nu = lik.dim, self.n_samples, self.df
         cov = fit.covariance()
         L = np.linalg.cholesky(cov)
         u = np.stack([_sobol(S, d + 1, r) for r in rng])        # (P, S, d+1)

@@ -11,15 +11,14 @@ from sklearn.base import BaseEstimator
 
 from ml.pk import PARAMETERS, PopPKModel
 
+from ._convergence import StationarityRule
 from ._data import PopPKData
 from ._ebe import conditional_modes, importance_sampling_loglik
 from ._error import CombinedError
 from ._linearization import fisher_information, linearize, parameter_names
 from ._result import EXPONENT_NAMES, IIV_NAMES, PopPKResult
-from ._convergence import StationarityRule
 from ._saem import SAEMTrace, run_saem
-from ._structural import (EXPLORE_STEPS, FIXED_PARAMS, Predictor, Theta, covariate_matrix,
-                          log_params, population_mean)
+from ._structural import EXPLORE_STEPS, FIXED_PARAMS, Predictor, Theta, covariate_matrix, log_params, population_mean
 
 ALGORITHM = ("SAEM (Kuhn & Lavielle 2005; Delyon, Lavielle & Moulines 1999), exploration "
              "ended by the stationarity of the complete-data -2LL, "

@@ -11,7 +11,6 @@ from ml._atomic import write_atomic
 from ml.pk import PopPKModel
 
 
-
 def model_to_dict(model: PopPKModel) -> dict:
     """The model as the tables of its TOML file: ``model``, ``typical``, ``covariates``,
     ``iiv``, ``residual`` and any extra tables (e.g. ``fit``, ``se_typical``)."""

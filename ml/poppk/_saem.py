@@ -60,8 +60,16 @@ import numpy as np
 
 from ._convergence import StationarityRule
 from ._error import CombinedError, loglik, residual_gradient, score_and_information
-from ._structural import (MAX_STIFFNESS, VECTOR_NAMES, Predictor, Theta, log_params,
-                          population_mean, stacked_fixed_shifts, stiffness)
+from ._structural import (
+    MAX_STIFFNESS,
+    VECTOR_NAMES,
+    Predictor,
+    Theta,
+    log_params,
+    population_mean,
+    stacked_fixed_shifts,
+    stiffness,
+)
 
 _TARGET_COMPONENT = 0.4
 _TARGET_BLOCK = 0.3

@@ -42,8 +42,17 @@ from mlflow.types.schema import AnyType, Array, ColSpec, Object, Property, Schem
 
 from ml._atomic import write_atomic
 from ml.dosing import (
-    AdjustmentSchedule, DoseCaps, DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowOverride,
-    WindowTarget, admit_window, window_from_dict, window_pk_model,
+    AdjustmentSchedule,
+    DoseCaps,
+    DosingEngine,
+    DosingRefused,
+    LaplaceImportance,
+    PatientData,
+    WindowOverride,
+    WindowTarget,
+    admit_window,
+    window_from_dict,
+    window_pk_model,
 )
 from ml.pk import PopPKModel
 from ml.tracking._uri import fluent_uri, quiet, resolve_tracking_uri

@@ -20,8 +20,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ml.experiments import RunBundle, RunRecord
 from ml._status import WindowStatus
+from ml.experiments import RunBundle, RunRecord
 from ml.tracking._registry import CANDIDATE, RegisteredWindow, register_window
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import quiet

@@ -10,14 +10,13 @@ the JSON's own ``status``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import contextlib
-import io
 
 from ml._status import WindowStatus
 from ml.tracking._runs import RunTracker, TrackingError

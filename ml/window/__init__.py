@@ -36,6 +36,7 @@ from ml.window._export import (
     population_of,
 )
 from ml.window._grid import QuantileGrid
+from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
 from ml.window._integrity import (
     IntegrityError,
     SigningKey,
@@ -48,7 +49,6 @@ from ml.window._integrity import (
 )
 from ml.window._promotion import PromotionError, PromotionGates, promote_window, run_finished_gate
 from ml.window._protocol import PRESETS, protocol_window
-from ml.window._incidence import aalen_johansen, incidence_at, window_incidences
 from ml.window._scan import ScanResult, permutation_maxima, scan
 from ml.window._scores import (
     CoxMartingaleScores,
