@@ -13,7 +13,7 @@ from ._errors import DosingRefused
 
 __all__ = ["MAX_REGIMENS", "AdjustmentSchedule", "DoseCaps"]
 
-_EPS = 1e-9
+_EPS = 1e-9  # mg: the tolerance of every cap, minimum and course check (as in day_violation)
 #: Most candidate regimens the engine evaluates for one patient. Each one is forecast for every
 #: posterior draw (``draws x regimens`` floats per patient, about 40 MB at 256 draws), so the caps
 #: must not ask for more: the default caps need 21 x 21 = 441 for two adjustable days; 20,000
@@ -71,18 +71,18 @@ class DoseCaps:
     def max_vials(self, weight_kg: float) -> int:
         """Most vials allowed on one day for a patient of ``weight_kg`` (rounded down)."""
         cap_mg = min(self.mg_per_kg_per_day * weight_kg, self.mg_per_day)
-        return int(math.floor(cap_mg / self.vial_mg + _EPS))
+        return int(math.floor((cap_mg + _EPS) / self.vial_mg))
 
     def min_vials(self) -> int:
         """Fewest vials on one day (rounded up)."""
-        return int(math.ceil(self.min_mg_per_day / self.vial_mg - _EPS))
+        return int(math.ceil((self.min_mg_per_day - _EPS) / self.vial_mg))
 
     def course_vials(self, weight_kg: float, given_mg: float) -> int | None:
         """Most vials left for the adjustable days under the course cap (None: no course cap)."""
         if self.course_mg_per_kg is None:
             return None
         left = self.course_mg_per_kg * weight_kg - given_mg
-        return int(math.floor(left / self.vial_mg + _EPS))
+        return int(math.floor((left + _EPS) / self.vial_mg))
 
     def day_violation(self, mg: float, weight_kg: float) -> str | None:
         """Why a daily dose is not allowed (None when it is): cap, minimum or vial grid."""
