@@ -11,35 +11,19 @@ import multiprocessing
 import os
 import time
 
-import numpy as np
 import optuna
-import pandas as pd
 import pytest
 
 from ml.models import (
     JournalTuningStorage,
     RDBTuningStorage,
-    XGBSearchSpace,
-    XGBSurvival,
     harrell_c_score,
     quiet_optuna,
     tune_xgb_survival,
     tuning_storage,
 )
 
-SMALL = XGBSearchSpace(n_estimators=(10, 40, 10), max_depth=(1, 2))
-BASE = XGBSurvival(n_jobs=1)
-
-
-def u_shaped(n=160, seed=0):
-    rng = np.random.default_rng(seed)
-    auc = rng.lognormal(np.log(125.0), 0.3, n)
-    lh = 0.9 * ((auc < 100) | (auc >= 150))
-    t = rng.exponential(200.0 * np.exp(-lh))
-    c = rng.uniform(60, 400, n)
-    y = np.empty(n, dtype=[("event", bool), ("time", "f8")])
-    y["event"], y["time"] = t <= c, np.minimum(t, c)
-    return pd.DataFrame({"auc_total": auc, "noise": rng.normal(size=n)}), y
+from test_models_tuning import BASE, SMALL, u_shaped
 
 
 def slow_c(estimator, X, y) -> float:
@@ -50,7 +34,7 @@ def slow_c(estimator, X, y) -> float:
 
 def one_worker(path: str, name: str, worker: int):
     """A worker process: joins the study ``name`` in the journal ``path`` (like a second machine would)."""
-    X, y = u_shaped()
+    X, y = u_shaped(160)
     with quiet_optuna():
         res = tune_xgb_survival(X, y, estimator=BASE, space=SMALL, n_trials=12, n_splits=2, scoring=slow_c,
                                 random_state=5, refit=False, storage=JournalTuningStorage(path), study_name=name,
@@ -80,7 +64,7 @@ def test_two_worker_processes_share_one_study_and_see_the_same_best_trial(tmp_pa
 
 
 def test_n_workers_spawns_processes_that_join_the_study(tmp_path):
-    X, y = u_shaped()
+    X, y = u_shaped(160)
     storage = JournalTuningStorage(str(tmp_path / "tuning.log"))
     with quiet_optuna():
         res = tune_xgb_survival(X, y, estimator=BASE, space=SMALL, n_trials=8, n_splits=2, scoring=slow_c,
@@ -96,7 +80,7 @@ def test_n_workers_spawns_processes_that_join_the_study(tmp_path):
 
 
 def test_several_workers_need_a_shared_storage():
-    X, y = u_shaped()
+    X, y = u_shaped(160)
     with pytest.raises(ValueError, match="needs a storage every worker can reach"):
         tune_xgb_survival(X, y, estimator=BASE, space=SMALL, n_trials=2, n_workers=2)
 

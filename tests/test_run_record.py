@@ -32,33 +32,10 @@ from ml.experiments import (
     run_experiment,
 )
 
-TINY = """\
-name = "{name}"
-seed = 0
-[cohort]
-scenario = "urd"
-n = 60
-seed = 1
-[endpoint]
-outcomes = ["cmv"]
-[window]
-permutations = 4
-bootstraps = 2
-folds = 2
-grid_k = 6
-[models]
-n_trials = 1
-tuning_folds = 2
-cv_folds = 2
-cv_repeats = 1
-[features]
-pk_model = "shipped"
-covariates = ["age_years"]
-[poppk]
-vpc_sims = 0
-[registry]
-model_name = "atg-window-record"
-"""
+from test_run_faults import TINY as FAULTS_TINY
+
+# the fault tests' tiny experiment, registered under its own model name
+TINY = FAULTS_TINY.replace("atg-window-faults", "atg-window-record")
 
 
 def tiny(path: Path, name: str = "record") -> Path:
