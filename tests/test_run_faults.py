@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -453,6 +454,44 @@ def test_two_first_runs_on_a_new_store_both_succeed(tmp_path):
         assert "already exists" not in out and "Traceback" not in out
     for k in (1, 2):
         assert the_run(uri, f"together-{k}").info.status == "FINISHED"
+
+
+# The message MLflow 3.10 raised in CI (lowest job) when two first runs logged one cohort at the same moment.
+_CONFLICT = ("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+             "datasets.digest")
+
+
+def test_a_dataset_inserted_by_another_run_meanwhile_is_logged_again_not_failed(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    from ml.tracking._runs import _log_input_once
+
+    calls = []
+
+    def log():  # the store's insert loses the race once, then finds the other run's row
+        calls.append(1)
+        if len(calls) == 1:
+            raise MlflowException(_CONFLICT)
+
+    _log_input_once(log, f"sqlite:///{tmp_path}/mlflow.db")
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("message, expected_calls", [(_CONFLICT, 3), ("database is unreachable", 1)])
+def test_only_a_uniqueness_conflict_is_retried_and_never_forever(tmp_path, message, expected_calls):
+    from mlflow.exceptions import MlflowException
+
+    from ml.tracking._runs import _log_input_once
+
+    calls = []
+
+    def log():
+        calls.append(1)
+        raise MlflowException(message)
+
+    with pytest.raises(MlflowException, match=re.escape(message[:20])):
+        _log_input_once(log, "http://127.0.0.1:1", attempts=3)
+    assert len(calls) == expected_calls
 
 
 def closed_port() -> int:

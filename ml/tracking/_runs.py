@@ -49,6 +49,46 @@ def _dtype(kind: str) -> str:
     return "string"
 
 
+#: what a store says when two runs insert the same dataset at once (SQLite, PostgreSQL, MySQL)
+_UNIQUE_CONFLICT = ("UNIQUE constraint failed", "duplicate key value violates unique constraint", "Duplicate entry")
+
+
+def _is_unique_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is a store's uniqueness violation (a row another writer inserted first)."""
+    return any(text in str(exc) for text in _UNIQUE_CONFLICT)
+
+
+def _log_input_once(log, tracking_uri: str, attempts: int = 3) -> None:
+    """Call ``log`` (an ``mlflow.log_input``) so that two runs logging one dataset both succeed.
+
+    MLflow's stores look a dataset up by (experiment, name, digest) and insert it when absent, in
+    two steps: two runs of one cohort published at the same moment both insert, and the second
+    fails on the uniqueness constraint (seen in CI with MLflow 3.10 on SQLite). A local SQLite store
+    is locked for the call; on a shared server, where no lock can be held, the loser's transaction
+    is rolled back and the call is made again, and then finds the winner's row.
+
+    Parameters
+    ----------
+    log : callable
+        Logs the input; no arguments.
+    tracking_uri : str
+        The store (locked when it is a local ``sqlite:///`` file).
+    attempts : int
+        Calls at most; a uniqueness violation on the last one is raised.
+    """
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with store_lock(tracking_uri):
+                log()
+            return
+        except Exception as exc:  # noqa: BLE001 - MLflow wraps the store's IntegrityError in MlflowException
+            if attempt == attempts or not _is_unique_conflict(exc):
+                raise
+            time.sleep(0.2 * attempt)
+
+
 class RunTracker:
     """Runs in one MLflow store.
 
@@ -236,7 +276,9 @@ class RunTracker:
         # MLflow keeps at most 36 characters of a digest; the full SHA-256 is a run tag.
         ds = MetaDataset(source=source, name=dataset["name"], digest=dataset["digest"][:32], schema=schema)
         with self.active(run_id):
-            mlflow.log_input(ds, context="training", tags={"n_patients": str(dataset.get("n", ""))})
+            _log_input_once(lambda: mlflow.log_input(ds, context="training",
+                                                     tags={"n_patients": str(dataset.get("n", ""))}),
+                            self.tracking_uri)
 
     def log_trials(self, run_id: str, study, *, metric_name: str = "cv_harrell_c") -> int:
         """One nested run per finished Optuna trial, logged through this tracker's client.
