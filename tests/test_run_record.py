@@ -3,7 +3,7 @@
 
 References: the round trip is checked against the JSON text itself (``json.loads`` of what was
 written); legacy files are the ``results.json`` layout the pipeline wrote before the record had a
-``schema_version`` (the section names of ``ml/experiments/_record.py``, as tests/test_report_html.py
+``schema_version`` (the section names of ``ml/record/_record.py``, as tests/test_report_html.py
 and tests/test_report_sides.py still write them); the tracked run is checked against what MLflow's
 own client reads back from the store. The pipeline runs on a tiny SIMULATED cohort (ml.sim), the
 shipped PK model, with the three slow steps replaced by tests/fault_driver.py's stand-ins (the real

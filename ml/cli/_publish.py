@@ -39,7 +39,7 @@ import click
                    "else sqlite:///mlflow.db).")
 def publish(run_dir: Path, tracking_uri: str | None) -> None:
     """Send the run folder RUN_DIR to MLflow and close its run with the run's own status."""
-    from ml.experiments import RunBundle
+    from ml.record import RunBundle
 
     bundle = RunBundle(run_dir)
     if not bundle.exists(RunBundle.MANIFEST):
@@ -91,7 +91,7 @@ def publish(run_dir: Path, tracking_uri: str | None) -> None:
 
 def _restore_pipeline_status(bundle) -> str | None:
     """A folder killed while publishing gets back the status its pipeline ended with."""
-    from ml.experiments import RunBundle
+    from ml.record import RunBundle
 
     m = bundle.manifest()
     before = m.get("before_kill")

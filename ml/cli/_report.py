@@ -26,7 +26,7 @@ def report(run_ref: str, out: Path, tracking_uri: str | None, trial_plan: Path |
     import json
 
     from ml.cli._common import prepare_out
-    from ml.experiments import RunBundle
+    from ml.record import RunBundle
 
     plan = None
     if trial_plan is not None:

@@ -9,7 +9,6 @@ metrics and figures). MLflow is not imported here: tracking comes in as a :class
 (``ml.tracking.MLflowCallback``).
 """
 
-from ml.experiments._bundle import RunBundle
 from ml.experiments._callbacks import RunCallback, RunStart
 from ml.experiments._config import (
     CohortSpec,
@@ -26,9 +25,9 @@ from ml.experiments._config import (
 )
 from ml.experiments._pipeline import RunOutcome, run_experiment, run_folder_error
 from ml.experiments._pk import FitCheck, PKModelResult, check_pk_fit, population_model
-from ml.experiments._record import SCHEMA_VERSION, RecordError, RunRecord
 from ml.experiments._results import FigureRef, StepContext, StepFailed, StepResult
 from ml.experiments._steps import incidence_curves
+from ml.record import SCHEMA_VERSION, RecordError, RunBundle, RunRecord
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -15,8 +15,8 @@ import numpy as np
 
 from ml._status import WindowStatus
 from ml.experiments import _steps
-from ml.experiments._bundle import RunBundle
 from ml.experiments._results import FigureRef, StepContext, StepFailed, StepResult
+from ml.record import RunBundle
 
 __all__ = ["NOTES", "cohort_step", "explain_step", "exposure_step", "models_step", "poppk_step", "report_step",
            "transport_step", "window_step"]

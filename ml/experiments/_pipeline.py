@@ -8,7 +8,7 @@ starts from Python as from ``atgwin run``::
     outcome = run_experiment("experiments/urd_window.toml", callbacks=[MLflowCallback()])
 
 Each step (``ml/experiments/_folder_steps.py``) returns a :class:`~ml.experiments.StepResult`;
-the pipeline merges their run-record sections into a :class:`~ml.experiments.RunRecord`
+the pipeline merges their run-record sections into a :class:`~ml.record.RunRecord`
 (``results.json``, rewritten whole after each step) and their parameters and metrics into
 ``run.json``. A step that raises ends the run: the folder records the failed step and the error
 (every violation for a refused cohort), the report says so, and the outcome's status is
@@ -30,10 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.experiments import _folder_steps as S
-from ml.experiments._bundle import RunBundle
 from ml.experiments._callbacks import RunCallback, RunStart
-from ml.experiments._record import RunRecord
 from ml.experiments._results import StepContext, StepFailed, StepResult
+from ml.record import RunBundle, RunRecord
 
 __all__ = ["RunOutcome", "run_experiment", "run_folder_error"]
 

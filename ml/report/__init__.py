@@ -1,8 +1,8 @@
 """The reviewer's report: one self-contained HTML file per run, rendered from the run folder.
 
-The run folder (``ml.experiments.RunBundle``: results, tables, figures) is what ``atgwin run``
+The run folder (``ml.record.RunBundle``: results, tables, figures) is what ``atgwin run``
 writes first and logs to MLflow as is; :func:`render_report` / :func:`write_report` turn it into
-the report, reading ``results.json`` as an ``ml.experiments.RunRecord``;
+the report, reading ``results.json`` as an ``ml.record.RunRecord``;
 :mod:`figures <ml.report._figures>` draws the window-search figures.
 """
 

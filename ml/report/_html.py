@@ -1,7 +1,7 @@
 """The reviewer's report: one self-contained HTML file rendered from a run folder.
 
-Everything comes from the run folder (``ml.experiments.RunBundle``): numbers from ``results.json``
-(read as an ``ml.experiments.RunRecord``) and ``run.json``, aggregate tables from ``tables/``, figures from ``figures/`` embedded as base64
+Everything comes from the run folder (``ml.record.RunBundle``): numbers from ``results.json``
+(read as an ``ml.record.RunRecord``) and ``run.json``, aggregate tables from ``tables/``, figures from ``figures/`` embedded as base64
 PNG. No network access, no script: the file opens anywhere, is archived with the run, and can be
 rendered again from the run's artefacts (``atgwin report RUN_ID``).
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from ml._atomic import write_atomic
 from ml._format import fmt_bound
 from ml._status import WindowStatus
-from ml.experiments._bundle import RunBundle
+from ml.record import RunBundle
 
 
 def _label(endpoint) -> str:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ml._status import WindowStatus
-from ml.experiments import RunBundle, RunRecord
+from ml.record import RunBundle, RunRecord
 from ml.tracking._registry import CANDIDATE, RegisteredWindow, register_window
 from ml.tracking._runs import RunTracker, TrackingError
 from ml.tracking._uri import quiet

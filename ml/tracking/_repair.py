@@ -126,7 +126,7 @@ def mark_folder_killed(run_dir: str | Path, how: str, *, step: str | None = None
     bool
         Whether ``run.json`` was changed.
     """
-    from ml.experiments import RunBundle
+    from ml.record import RunBundle
 
     bundle = RunBundle(run_dir)
     if not bundle.exists(RunBundle.MANIFEST):

@@ -3,7 +3,7 @@
 A :class:`RunRecord` has one field per section the pipeline writes (cohort summary, population
 PK model, exposure, models, window, SHAP, transport, ...) and a ``schema_version``. The pipeline
 builds it step by step (:meth:`RunRecord.with_sections`), the run folder writes and reads it
-(``ml.experiments.RunBundle.record``), and the report, the tracking publisher and the command
+(``ml.record.RunBundle.record``), and the report, the tracking publisher and the command
 line read it through this class. Each section is JSON-shaped (dicts, lists, numbers, strings,
 None), cleaned on construction (NaN and infinities become None, tuples lists, numpy scalars
 Python numbers), so ``RunRecord.from_dict(r.to_dict()) == r``.

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml._atomic import atomic_path, write_atomic
-from ml.experiments._record import RunRecord, jsonable
+from ml.record._record import RunRecord, jsonable
 
 __all__ = ["RunBundle"]
 
