@@ -123,3 +123,25 @@ def test_trial_power_analysis_small(tmp_path):
 def test_trial_needs_something_to_do():
     res = CliRunner().invoke(main, ["trial", "--population", "0", "--reps", "0"])
     assert res.exit_code == 2 and "nothing to do" in res.output
+
+
+def test_dose_batch_whose_levels_misfit_the_model_is_refused_unless_asked_to_warn(tmp_path):
+    # 70 patients of a world with CL x1.6 and V1 x0.55 of the shipped prior: the engine sees the shift
+    # (tests/test_dosing_misfit.py) on the whole batch, although the command doses it in calls of 64 + 6
+    from dataclasses import replace
+
+    from ml.pk import PopPKModel
+
+    m = PopPKModel.default()
+    far = replace(m, name="far-world", typical={k: v * {"CL": 1.6, "V1": 0.55}.get(k, 1.0) for k, v in m.typical.items()})
+    patients, _ = virtual_patients(70, seed=25, pre_dose_day3=False, model=far)
+    p = tmp_path / "batch.json"
+    p.write_text(json.dumps(patients))
+    w = write_window(tmp_path / "w.json")
+    res = CliRunner().invoke(main, ["dose", "--window", w, "--patient", str(p), "--draws", "16"])
+    assert res.exit_code == 1, res.output  # nobody dosed
+    assert res.output.count("REFUSED: patient ") == 70 and "population model misfit" in res.output
+    assert " mg (" not in res.output
+    res = CliRunner().invoke(main, ["dose", "--window", w, "--patient", str(p), "--draws", "16", "--on-misfit", "warn"])
+    assert res.exit_code == 0, res.output
+    assert "warning (70 patients: " in res.output and "population model misfit" in res.output

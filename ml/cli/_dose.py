@@ -43,7 +43,8 @@ def _model(model_path, window):
     return PopPKModel.default(), "shipped (the window names no model)"
 
 
-def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed):
+def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hour, infusion_hours, draws, seed,
+            on_misfit="refuse"):
     from ml.dosing import AdjustmentSchedule, DoseCaps, DosingEngine, LaplaceImportance
     from ml.dosing._patient import WEIGHT_RANGE_KG
 
@@ -52,7 +53,7 @@ def _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap, vial_mg, start_hou
                         vial_mg=vial_mg, course_mg_per_kg=course_cap)
         schedule = AdjustmentSchedule(start_hour=start_hour, infusion_hours=infusion_hours)
         engine = DosingEngine(model=model, caps=caps, schedule=schedule, posterior=LaplaceImportance(draws),
-                              random_state=seed)
+                              random_state=seed, on_misfit=on_misfit)
         caps.check_size(WEIGHT_RANGE_KG[1], len(schedule.days))  # the heaviest patient: before any allocation
         return engine
     except (ValueError, OSError, KeyError) as exc:
@@ -94,9 +95,9 @@ def _recommend_with_progress(engine, patients, window, override, chunk: int = 64
               file=sys.stderr) as bar:
         for lo in range(0, len(patients), chunk):
             part = patients[lo:lo + chunk]
-            results.extend(engine.recommend_many(part, window, override, batch_size=chunk))
+            results.extend(engine.recommend_many(part, window, override, batch_size=chunk, check_batch=False))
             bar.update(len(part))
-    return results
+    return engine.check_batch(results)  # the population model's fit is judged on the whole batch, not per chunk
 
 
 def _warning_summary(recs, shown: int = 3) -> list[str]:
@@ -297,9 +298,14 @@ def _check_request(register, patient_ref, floor_weight, ceiling_weight) -> None:
               help="Choose by expected harm: cost of ending above the ceiling (see --floor-weight).")
 @click.option("--floor-margin", type=float, default=0.10, show_default=True,
               help="Warn when a recommendation raises P(below floor) over the fixed regimen's by more than this.")
+@click.option("--on-misfit", type=click.Choice(["refuse", "warn"]), default="refuse", show_default=True,
+              help="When the levels of a batch (20 patients or more) show that the population model does not describe "
+                   "them (mean CL or V1 deviation >= 0.25 SD, |t| >= 4): refuse every patient of the batch (they get "
+                   "the fixed regimen), or dose them with a warning. In the closed-loop benchmark (docs/benchmarks.md) "
+                   "dosing such a batch put 81 % below the true floor against 70 % for fixed dosing.")
 def dose(window_ref, patient_ref, out, override_by, override_reason, model_path, cap_mg_per_kg, cap_mg, min_mg,
          course_cap_mg_per_kg, vial_mg, start_hour, infusion_hours, draws, seed, register,
-         floor_weight=None, ceiling_weight=None, floor_margin=0.10, alias="current"):
+         floor_weight=None, ceiling_weight=None, floor_margin=0.10, alias="current", on_misfit="refuse"):
     """Recommend day -3 and day -2 ATG doses (whole vials, within caps) that maximise the
     probability that total active-ATG AUC lands in the window (or, with --floor-weight /
     --ceiling-weight, minimise the weighted expected harm). Each patient's line gives
@@ -316,7 +322,7 @@ def dose(window_ref, patient_ref, out, override_by, override_reason, model_path,
     window = _window(window_ref, tracking_uri)
     model, model_origin = _model(model_path, window)
     engine = _engine(model, cap_mg_per_kg, cap_mg, min_mg, course_cap_mg_per_kg, vial_mg, start_hour,
-                     infusion_hours, draws, seed)
+                     infusion_hours, draws, seed, on_misfit)
     _set_harm_options(engine, floor_weight, ceiling_weight, floor_margin)
     if register:
         _register(window_ref, engine, override, draws, seed, alias, tracking_uri)

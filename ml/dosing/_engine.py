@@ -35,7 +35,10 @@ from ._recommendation import AUCForecast, DayDose, DoseRecommendation, Posterior
 from ._regimen import AdjustmentSchedule, DoseCaps
 from ._window import WindowOverride, WindowTarget, check_status, check_units, model_mismatch
 
-__all__ = ["DosingEngine", "Thresholds"]
+__all__ = ["MISFIT_POLICIES", "DosingEngine", "Thresholds"]
+
+#: what the engine does with a batch its population model misfits (see ``DosingEngine.on_misfit``)
+MISFIT_POLICIES = ("refuse", "warn")
 
 _TIME_TOL = 1.0 / 86400.0  # one second, days
 
@@ -155,6 +158,16 @@ class DosingEngine:
         An int gives every patient its own stream derived from the seed and the patient id, so
         a recommendation does not depend on the other patients of a batch; a Generator is used
         as given (spawned per patient); None draws fresh entropy.
+    on_misfit : {"refuse", "warn"}
+        What :meth:`recommend_many` does when the batch shows that the population model does not
+        describe these patients (:func:`ml.dosing._misfit.population_misfit`: at least 20
+        patients whose mean MAP deviation of CL or V1 is at least 0.25 population SD away from
+        0, at |t| >= 4). ``"refuse"`` (default): every patient of the batch is refused with the
+        reason, and a centre gives the fixed regimen; in the closed-loop benchmark
+        (docs/benchmarks.md, "closed-loop") dosing such a batch with the misfit model put more
+        patients below the true floor than fixed dosing (81 % against 70 %). ``"warn"``: the
+        patients are dosed and every recommendation carries the warning. One patient at a time
+        (fewer than 20) is never judged.
     """
 
     def __init__(self, model: PopPKModel | None = None, caps: DoseCaps | None = None,
@@ -162,7 +175,7 @@ class DosingEngine:
                  tie_tolerance: float = 0.02, target_tolerance: float = 0.05, smoothing: float = 0.05,
                  interval: float = 0.9, fixed_mg_per_kg_per_day: float = 2.5,
                  thresholds: Thresholds | None = None, random_state: int | np.random.Generator | None = 0,
-                 objective=None):
+                 objective=None, on_misfit: str = "refuse"):
         self.model = model if model is not None else PopPKModel.default()
         self.caps = caps if caps is not None else DoseCaps()
         self.schedule = schedule if schedule is not None else AdjustmentSchedule()
@@ -176,7 +189,10 @@ class DosingEngine:
         self.thresholds = thresholds if thresholds is not None else Thresholds()
         self.random_state = random_state
         self.objective = objective if objective is not None else MostProbableInWindow()
+        self.on_misfit = on_misfit
         _check_objective(self.objective)
+        if on_misfit not in MISFIT_POLICIES:
+            raise ValueError(f"DosingEngine: `on_misfit` must be one of {MISFIT_POLICIES}, got {on_misfit!r}")
         if nodes_per_day is not None and not (isinstance(nodes_per_day, int) and nodes_per_day >= 2):
             raise ValueError(f"DosingEngine: `nodes_per_day >= 2` must hold (or None), got {nodes_per_day!r}")
         if not 0 <= tie_tolerance < 1:
@@ -189,7 +205,8 @@ class DosingEngine:
 
     def __repr__(self) -> str:
         return (f"DosingEngine(model={self.model.name!r}, caps={self.caps}, schedule={self.schedule}, "
-                f"posterior={self.posterior!r}, nodes_per_day={self.nodes_per_day}, objective={self.objective!r})")
+                f"posterior={self.posterior!r}, nodes_per_day={self.nodes_per_day}, objective={self.objective!r}, "
+                f"on_misfit={self.on_misfit!r})")
 
     # ------------------------------------------------------------------ public entry points
     def recommend(self, patient: PatientData, window: WindowTarget,
@@ -209,14 +226,15 @@ class DosingEngine:
         return out
 
     def recommend_many(self, patients: list[PatientData | DosingRefused], window: WindowTarget,
-                       override: WindowOverride | None = None,
-                       batch_size: int = 64) -> list[DoseRecommendation | DosingRefused]:
+                       override: WindowOverride | None = None, batch_size: int = 64,
+                       check_batch: bool = True) -> list[DoseRecommendation | DosingRefused]:
         """Recommendations for many patients, vectorised in batches of ``batch_size``.
 
         A patient that cannot be dosed (including levels in a unit other than the window's)
         gets its :class:`DosingRefused` in its place in the list; a window that cannot be used
         at all (``no-window``, open on a side, finding other than ``window``, not validated
-        without an override) refuses the whole call.
+        without an override) refuses the whole call. With ``check_batch`` the results then pass
+        :meth:`check_batch` (the population model's fit to the batch, ``on_misfit``).
 
         Raises
         ------
@@ -246,7 +264,29 @@ class DosingEngine:
             recs = self._isolated_batch(batch, window, rng[lo:lo + batch_size], recorded)
             for i, r in zip(idx, recs):
                 results[i] = r
-        return _with_batch_warning(results, population_misfit(results, self.model.iiv))
+        return self.check_batch(results) if check_batch else results
+
+    def check_batch(self, results: list) -> list:
+        """The batch check of the population model over ``results`` (one call's, or several joined).
+
+        :meth:`recommend_many` makes it on its own results; a caller that splits one batch into
+        several calls (``check_batch=False``, e.g. for a progress bar) makes it once on them all.
+
+        Parameters
+        ----------
+        results : list of DoseRecommendation or DosingRefused
+
+        Returns
+        -------
+        list
+            ``results`` as they are when the model fits the batch (or it has fewer than 20
+            recommendations); else, by ``on_misfit``, every recommendation refused with the reason
+            (``"refuse"``) or carrying it as a warning (``"warn"``).
+        """
+        misfit = population_misfit(results, self.model.iiv)
+        if misfit is not None and self.on_misfit == "refuse":
+            return _refused_for_misfit(results, misfit)
+        return _with_batch_warning(results, misfit)
 
     def patient_problem(self, patient: PatientData, window: WindowTarget) -> str | None:
         """Why this patient's input cannot be dosed into ``window`` before any forecast, else None.
@@ -594,6 +634,14 @@ def _as_target(window) -> WindowTarget:
         return WindowTarget.from_artefact(window)
     raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__} "
                     "(a file or models:/ URI is read with ml.tracking.load_window_source)")
+
+
+def _refused_for_misfit(results: list, misfit: str) -> list:
+    """Every recommendation of ``results`` replaced by its refusal: the model misfits the batch."""
+    reason = (f"{misfit}. Not dosed (engine on_misfit='refuse'): give the fixed regimen, or dose with a model "
+              "fitted on this centre's patients; `atgwin dose --on-misfit warn` doses anyway")
+    return [DosingRefused(f"patient {r.patient_id!r} refused: {reason}") if isinstance(r, DoseRecommendation) else r
+            for r in results]
 
 
 def _with_batch_warning(results: list, warning: str | None) -> list:
