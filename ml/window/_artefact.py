@@ -660,13 +660,6 @@ class ExposureWindow:
         return (f"derived ({self.search_kind} search) from a {sim}{self.population.donor_source} cohort of "
                 f"{self.population.n} patients, dataset {self.dataset_digest[:12]}")
 
-    def as_dosing_target(self) -> dict:
-        """The window as a dosing tool's target: ``min`` / ``max`` / ``best`` plus ``unit``.
-
-        ``min`` or ``max`` is None when the window is open on that side.
-        """
-        return {"min": self.lower, "max": self.upper, "best": self.target, "unit": self.unit}
-
     def contains(self, exposure: float) -> bool:
         """True when ``lower <= exposure < upper`` (open sides always pass)."""
         return (self.lower is None or exposure >= self.lower) and (self.upper is None or exposure < self.upper)
