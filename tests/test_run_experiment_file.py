@@ -84,6 +84,7 @@ def test_strings_become_strategy_objects_once():
     ('name = "x"\n[cohort]\nscenario = "mars"\n', "cohort.scenario: unknown scenario 'mars'"),
     ('name = "x"\n[cohort]\nn = 5\n', "cohort.n: must be >= 20 patients, got 5"),
     ('name = "x"\n[models]\nobjective = "survival:weibull"\n', "models.objective: must be survival:cox or survival:aft"),
+    ('name = "x"\n[models]\nprivate_views = "yes"\n', "models.private_views: must be bool, got 'yes'"),
     ('name = "x"\n[promotion]\nalpha = 1.5\n', "promotion.alpha: must be in (0, 1), got 1.5"),
     ('name = "x"\n[registry]\nmodel_name = "a/b"\n', "registry.model_name: must be a non-empty name without '/' or '@'"),
     ('name = "x"\n[window]\npermutation = 10\n', "[window]: unknown key(s) ['permutation']"),

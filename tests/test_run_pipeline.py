@@ -277,6 +277,44 @@ def test_no_window_is_said_plainly_and_nothing_is_registered(store, tmp_path):
     assert "No exposure window." in (store["runs"] / "null" / "report.html").read_text()
 
 
+def test_individual_views_only_in_a_private_folder_and_a_local_private_report(store, tmp_path):
+    """``[models] private_views = true``: per-patient SHAP views beside the run folder, never in MLflow;
+    ``atgwin report FOLDER --private`` shows them under a PRIVATE banner, the default report does not."""
+    toml = quick_toml(tmp_path / "private.toml", name="private", model="atg-window-private", n=120,
+                      extra="")
+    toml.write_text(toml.read_text().replace("[models]\n", "[models]\nprivate_views = true\n"))
+    result = run(store, toml, "private")
+    assert result.exit_code == 0, result.output
+    folder = store["runs"] / "private"
+    private = store["runs"] / "private.private"
+    assert f"Individual-level views (PRIVATE, not sent to MLflow): {private}" in result.output
+    drawn = {f.name for f in (private / "figures").glob("*.png")}
+    assert drawn == {f"{side}_shap_{view}.png" for side in ("floor", "ceiling") for view in ("beeswarm", "waterfall")}
+    # nothing individual-level in the run folder or among the run's artefacts in MLflow
+    assert not [f for f in folder.rglob("*") if "beeswarm" in f.name or "waterfall" in f.name]
+    c, run_id = client(store), the_run(store, "private").info.run_id
+    stack, sent = [""], []
+    while stack:
+        for a in c.list_artifacts(run_id, stack.pop() or None):
+            (stack if a.is_dir else sent).append(a.path)
+    assert sent and not [p for p in sent if "beeswarm" in p or "waterfall" in p or "private" in p]
+
+    shared, local = tmp_path / "shared.html", tmp_path / "private.html"
+    assert atgwin(store, "report", folder, "--out", shared).exit_code == 0
+    out = atgwin(store, "report", folder, "--private", "--out", local)
+    assert out.exit_code == 0 and "PRIVATE report" in out.output, out.output
+    html_private, html_shared = local.read_text(), shared.read_text()
+    for fig in ("floor_shap_beeswarm", "floor_shap_waterfall", "ceiling_shap_beeswarm", "ceiling_shap_waterfall"):
+        assert f"id='fig-{fig}'" in html_private and fig not in html_shared
+    assert "id='private-banner'" in html_private and "private-banner" not in html_shared
+    # a tracked run id (its artefacts never hold the views), or a folder without them: a clear error
+    by_id = atgwin(store, "report", run_id, "--private", "--out", tmp_path / "x.html")
+    assert by_id.exit_code != 0 and "--private needs the local run folder" in by_id.output
+    private.rename(tmp_path / "moved.private")
+    none = atgwin(store, "report", folder, "--private", "--out", tmp_path / "y.html")
+    assert none.exit_code != 0 and "private_views = true" in none.output and "Traceback" not in none.output
+
+
 def test_unreachable_tracking_server_keeps_every_result_locally(store, tmp_path):
     toml = quick_toml(tmp_path / "offline.toml", name="offline", model="atg-window-offline", n=120)
     env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",

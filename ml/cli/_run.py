@@ -173,6 +173,10 @@ def _summary(outcome, folder: Path, tracking, track_error: str | None) -> None:
     report = outcome.bundle.path("report.html")
     if report.is_file():
         click.echo(f"Report: {report.resolve()}  (open it in a browser)")
+    private = outcome.bundle.private()
+    if private.figures("private"):
+        click.echo(f"Individual-level views (PRIVATE, not sent to MLflow): {private.root}; "
+                   f"`atgwin report {folder} --private --out FILE` shows them in a local report")
     if outcome.bundle.exists("window/window.json"):
         click.echo(f"Window artefact: {outcome.bundle.path('window/window.json')}")
     tracker = tracking.tracker if tracking else None

@@ -263,6 +263,11 @@ class ModelSpec:
         ``ml.models.tuning_storage``); None: in memory.
     tuning_workers : int
         Worker processes joining each study (more than 1 needs ``tuning_storage``).
+    private_views : bool
+        Also draw the individual-level SHAP views (beeswarm, the waterfall of the patient at
+        highest predicted risk) into the run's private folder (``RunBundle.private``), which is
+        never sent to MLflow; ``atgwin report RUN_FOLDER --private`` shows them. Off by default:
+        on a real cohort they show quasi-identifiers (age, weight, diagnosis, serostatus).
     """
 
     objective: str = "survival:cox"
@@ -275,6 +280,7 @@ class ModelSpec:
     shap_tolerance: float | None = None
     tuning_storage: object = None
     tuning_workers: int = 1
+    private_views: bool = False
 
 
 @dataclass(frozen=True)
@@ -590,6 +596,7 @@ def _model_spec(m: _Section, horizon: float | None) -> ModelSpec:
         monotone_exposure=m.get("monotone_exposure", 0, int, lambda v: v in (-1, 0, 1), "must be -1, 0 or 1"),
         shap_tolerance=m.get("shap_tolerance", None, float, lambda v: v > 0, "must be > 0 (log-hazard units)"),
         tuning_storage=storage, tuning_workers=workers,
+        private_views=m.get("private_views", False, bool),
     )
 
 
@@ -664,7 +671,7 @@ def parse_experiment(text: str, source: str = "experiment") -> Experiment:
         "bootstraps", "folds", "ci_method", "estimate", "single_cut", "min_events")), endpoint)
     models = _model_spec(_Section(doc, "models", problems, (
         "objective", "n_trials", "tuning_folds", "cv_folds", "cv_repeats", "horizon_days", "monotone_exposure",
-        "shap_tolerance", "tuning_storage", "tuning_workers")), endpoint.horizon_days)
+        "shap_tolerance", "tuning_storage", "tuning_workers", "private_views")), endpoint.horizon_days)
     promotion = _promotion_spec(_Section(doc, "promotion", problems, ("alpha", "max_ci_width", "min_events")))
     r = _Section(doc, "registry", problems, ("model_name",))
     model_name = r.get("model_name", f"atg-window-{name or 'default'}", str,

@@ -486,6 +486,8 @@ def explain_step(ctx: StepContext, *, models, data, win) -> StepResult:
                 caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
                 f"({e.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
                 + (" (best-scoring, not significant)" if w.status == WindowStatus.NO_WINDOW else "") + "." + chance)
+    if experiment.models.private_views:
+        _private_views(ctx.bundle, s, models)
     out.record.update(shap={
         "sides": payload, "scan_window": [w.lower, w.upper], "scan_status": w.status, "finding": w.finding,
         "roles": None if s.roles is None else s.roles.to_dict("records")})
@@ -497,6 +499,36 @@ def explain_step(ctx: StepContext, *, models, data, win) -> StepResult:
                        f"day {experiment.endpoint.incidence_horizon_days:g}); log hazard ratio vs the window's "
                        f"target {w.target:.0f} {w.unit}, 95% pointwise bands.")
     return out.result(s)
+
+
+def _private_views(bundle: RunBundle, s, models) -> Path:
+    """Per-patient SHAP views of each side's model into the run's private folder; returns the folder.
+
+    A beeswarm (one dot per patient and feature) and the waterfall of the patient the model puts at
+    the highest log-hazard. They go to :meth:`RunBundle.private`, outside the run folder that is
+    sent to MLflow, and only when the experiment asks (``[models] private_views = true``).
+    """
+    from ml.models import shap_beeswarm_figure, shap_waterfall_figure
+    from ml.window._describe import endpoint_label
+
+    private = bundle.private()
+    private.write_json(RunBundle.MANIFEST, {"private": True, "run_folder": bundle.root.name,
+                                            "simulated": bool(bundle.manifest().get("simulated"))})
+    for name, e in s.sides.items():
+        fit = models.fits[name]
+        label = endpoint_label(fit.endpoint)
+        values = np.asarray(e.explanation.values, dtype=float)
+        top = int(np.argmax(values.sum(axis=1) + np.asarray(e.explanation.base_values, dtype=float).reshape(-1)))
+        private.save_figure(f"{fit.prefix}shap_beeswarm", shap_beeswarm_figure(
+            e.explanation, title=f"SHAP values per patient, {label}"), section="private",
+            title=f"PRIVATE: SHAP values per patient, {_side_title(fit)}",
+            caption="One dot per patient and feature (log-hazard units), coloured by the feature's value.")
+        private.save_figure(f"{fit.prefix}shap_waterfall", shap_waterfall_figure(
+            e.explanation, top, title=f"Patient at the highest predicted log-hazard of {label}"), section="private",
+            title=f"PRIVATE: one patient's log-hazard, {_side_title(fit)}",
+            caption=f"The patient (row {top} of the model's data) the tuned model puts at the highest log-hazard "
+            f"of {label}: the base value plus each feature's contribution, with the patient's feature values.")
+    return private.root
 
 
 def transport_step(ctx: StepContext, *, window, strategy=None) -> StepResult:

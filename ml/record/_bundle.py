@@ -14,10 +14,14 @@ never loses results; the folder is then logged as the run's artefacts as it is, 
     errors.txt            why the run failed (validation errors, traceback summary)
     report.html           the reviewer's report
 
+Individual-level views (per-patient SHAP, only when the experiment asks with ``[models]
+private_views = true``) go to a sibling folder, ``runs/<run-name>.private/`` (:meth:`RunBundle.private`),
+so they are never among what is sent to MLflow.
+
 Every file is written whole or not at all (``ml/_atomic.py``: a temporary file, then a rename),
 so a run killed or out of disk space never leaves a truncated ``run.json`` or table behind.
 
-Nothing here holds patient-level rows: tables are per window, per resample, per fold or per
+Nothing in the run folder holds patient-level rows: tables are per window, per resample, per fold or per
 outcome, never per patient.
 """
 
@@ -52,6 +56,15 @@ class RunBundle:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    def private(self) -> RunBundle:
+        """The run's private folder, ``<root>.private`` beside (not inside) the run folder.
+
+        It holds the individual-level views a local, private report may show (``atgwin report
+        RUN_FOLDER --private``). It is outside :attr:`root`, so publishing the run folder to
+        MLflow never sends it.
+        """
+        return RunBundle(self.root.with_name(self.root.name + ".private"))
 
     # ------------------------------------------------------------------------------ generic
     def path(self, name: str) -> Path:

@@ -57,7 +57,8 @@ code,.mono{font-family:SFMono-Regular,Consolas,monospace;font-size:.9em}
 
 SECTIONS = [("cohort", "Cohort"), ("poppk", "PK model"), ("exposure", "Exposure"), ("window", "Window"),
             ("sides", "Floor and ceiling"), ("incidence", "Incidence"),
-            ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("transport", "Transport"),
+            ("risk", "Risk curves"), ("models", "Models"), ("shap", "SHAP"), ("private", "Individual views"),
+            ("transport", "Transport"),
             ("trial-design", "Trial design"), ("provenance", "Provenance")]
 
 
@@ -117,19 +118,21 @@ def _kv(pairs: list[tuple[str, str]]) -> str:
 
 
 class _Renderer:
-    def __init__(self, bundle: RunBundle, trial_plan: dict | None = None):
+    def __init__(self, bundle: RunBundle, trial_plan: dict | None = None, private: RunBundle | None = None):
         self.plan = trial_plan
+        self.private = private
         self.b = bundle
         self.m = bundle.manifest()
         self.r = bundle.record()
         self.figs = bundle.read_json("figures/index.json", {}) or {}
 
     # ---------------------------------------------------------------------------- pieces
-    def figure(self, name: str) -> str:
-        meta = self.figs.get(name)
-        if not meta or not self.b.path(meta["file"]).is_file():
+    def figure(self, name: str, bundle: RunBundle | None = None) -> str:
+        b = bundle or self.b
+        meta = (b.figures() if bundle is not None else self.figs).get(name)
+        if not meta or not b.path(meta["file"]).is_file():
             return ""
-        data = base64.b64encode(self.b.path(meta["file"]).read_bytes()).decode("ascii")
+        data = base64.b64encode(b.path(meta["file"]).read_bytes()).decode("ascii")
         return (f"<figure id='fig-{_e(name)}'><img alt='{_e(meta['title'])}' src='data:image/png;base64,{data}'>"
                 f"<figcaption><b>{_e(meta['title'])}.</b> {_e(meta.get('caption', ''))}</figcaption></figure>")
 
@@ -144,6 +147,8 @@ class _Renderer:
 
     def has_section(self, key: str) -> bool:
         """Whether the report renders section ``key`` (the navigation links only those)."""
+        if key == "private":
+            return self.private is not None
         if key == "transport":
             return bool(self.r.transport) or "transport" in [s["name"] for s in self.m.get("steps", [])] \
                 or self.m.get("failed_step") == "transport"
@@ -179,6 +184,9 @@ class _Renderer:
         if self.simulated:
             out.append("<div class='banner' id='simulated-banner'>SIMULATED DATA &mdash; a virtual cohort, not "
                        "patients. Every number below describes the simulator's assumptions.</div>")
+        if self.private is not None:
+            out.append("<div class='banner' id='private-banner'>PRIVATE REPORT &mdash; it shows individual patients "
+                       "(per-patient SHAP views). Keep it on this machine: do not share, upload or attach it.</div>")
         status = m.get("status", "?")
         badge = "ok" if status == "FINISHED" else "bad"
         out.append("<main>")
@@ -690,6 +698,18 @@ class _Renderer:
         out.append("</div></section>")
         return "\n".join(out)
 
+    def private_views(self) -> str:
+        """The individual-level views of the run's private folder (only in a private report)."""
+        if self.private is None:
+            return ""
+        out = ["<section id='private'><h2>Individual views (PRIVATE)</h2>",
+               "<p>Per-patient SHAP views, drawn because the experiment set <span class='mono'>[models] "
+               "private_views = true</span>. They come from the run's private folder "
+               f"<span class='mono'>{_e(self.private.root.name)}</span>, which is never sent to MLflow.</p>"]
+        out += [self.figure(name, self.private) for name in self.private.figures("private")]
+        out.append("</section>")
+        return "\n".join(out)
+
     def transport(self) -> str:
         t = self.r.transport
         if not t:
@@ -803,13 +823,14 @@ class _Renderer:
         title = f"ATG window report: {self.m.get('run_name', '')}"
         parts = [self.header(), self.cohort(), self.poppk(), self.exposure(), self.window(), self.sides_section(),
                  self.incidence(), self.risk(),
-                 self.models(), self.shap(), self.transport(), self.trial_design(), self.provenance(), "</main>"]
+                 self.models(), self.shap(), self.private_views(), self.transport(), self.trial_design(), self.provenance(), "</main>"]
         return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
                 f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-def render_report(bundle: RunBundle | str | Path, trial_plan: dict | str | Path | None = None) -> str:
+def render_report(bundle: RunBundle | str | Path, trial_plan: dict | str | Path | None = None, *,
+                  private: bool = False) -> str:
     """The report of a run folder as one self-contained HTML string.
 
     Parameters
@@ -820,6 +841,10 @@ def render_report(bundle: RunBundle | str | Path, trial_plan: dict | str | Path 
         The summary JSON of ``atgwin trial --out FILE`` (``FILE.summary.json``), or its content:
         the section "trial-design" then says what the power analysis means for the registered
         design (SIMULATION); without it the section says how to add it.
+    private : bool, default False
+        A local, private report: add the individual-level views of the run's private folder
+        (:meth:`RunBundle.private`, drawn when the experiment sets ``[models] private_views =
+        true``) under a PRIVATE banner. The default report shows aggregate views only.
 
     Returns
     -------
@@ -834,10 +859,22 @@ def render_report(bundle: RunBundle | str | Path, trial_plan: dict | str | Path 
         import json
 
         trial_plan = json.loads(Path(trial_plan).read_text())
-    return _Renderer(bundle, trial_plan).render()
+    return _Renderer(bundle, trial_plan, _private_bundle(bundle) if private else None).render()
 
 
-def write_report(bundle: RunBundle | str | Path, out: str | Path, trial_plan: dict | str | Path | None = None) -> Path:
-    """Render the report of ``bundle`` (and ``trial_plan``, see :func:`render_report`) and write it to ``out``
-    (HTML), whole or not at all."""
-    return write_atomic(Path(out), render_report(bundle, trial_plan), encoding="utf-8")
+def _private_bundle(bundle: RunBundle) -> RunBundle:
+    """The run's private folder, or a clear error when the run has none."""
+    private = bundle.private()
+    if not private.figures("private"):
+        raise FileNotFoundError(
+            f"{bundle.root}: no individual-level views beside this run folder (expected {private.root}): they are "
+            "drawn only when the experiment sets `[models] private_views = true`, and only in the local run folder "
+            "(they are never sent to MLflow)")
+    return private
+
+
+def write_report(bundle: RunBundle | str | Path, out: str | Path, trial_plan: dict | str | Path | None = None, *,
+                 private: bool = False) -> Path:
+    """Render the report of ``bundle`` (``trial_plan`` and ``private``: see :func:`render_report`) and write it
+    to ``out`` (HTML), whole or not at all."""
+    return write_atomic(Path(out), render_report(bundle, trial_plan, private=private), encoding="utf-8")
