@@ -157,6 +157,22 @@ def test_figures_are_detached_matplotlib_figures(fitted):
         assert buf.getvalue()[:4] == b"\x89PNG"
 
 
+def test_aggregate_dependence_draws_bin_means_and_no_patient_points(fitted):
+    """``points=False`` (the shared report's view): only the mean of each equal-count exposure bin."""
+    _, _, expl = fitted
+    fig = shap_dependence_figure(expl, color="z0", window=shap_window(expl), points=False, n_bins=20)
+    ax = fig.axes[0]
+    assert not ax.collections or all(len(c.get_offsets()) == 0 for c in ax.collections)  # no scatter of patients
+    assert len(fig.axes) == 1  # no colour bar: the colour feature is ignored
+    names = list(expl.feature_names)
+    x = np.asarray(expl.data)[:, names.index("auc_total")]
+    v = np.asarray(expl.values)[:, names.index("auc_total")]
+    order = np.argsort(x, kind="mergesort")
+    expected = [(x[b].mean(), v[b].mean()) for b in np.array_split(order, 20)]  # by hand: 20 bins of equal count
+    (means,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("mean SHAP value per exposure bin")]
+    np.testing.assert_allclose(np.column_stack(means.get_data()), expected)
+
+
 def test_explaining_something_else_is_refused(fitted):
     X = fitted[1]
     with pytest.raises(TypeError, match="need a fitted XGBSurvival"):

@@ -481,10 +481,11 @@ def explain_step(ctx: StepContext, *, models, data, win) -> StepResult:
             scan = (w.lower if w.lower is not None else float(np.min(x)),
                     w.upper if w.upper is not None else float(np.max(x)))
             out.figure("shap_dependence", shap_dependence_figure(
-                e.explanation, exposure, color=e.partner, window=sw, scan_window=scan, exposure_unit=w.unit),
+                e.explanation, exposure, window=sw, scan_window=scan, exposure_unit=w.unit, points=False),
                 section="shap", title="SHAP dependence on exposure, SHAP window vs scan window",
-                caption=f"Contribution of {exposure} to the log-hazard, coloured by its strongest interaction "
-                f"({e.partner}); green: SHAP window (tolerance {sw.tolerance:.2f}); red dashed: the scan's window"
+                caption=f"Mean contribution of {exposure} to the log-hazard in 20 equal-count exposure bins "
+                f"(aggregate: no patient points) and its smoothed curve; green: SHAP window (tolerance "
+                f"{sw.tolerance:.2f}); red dashed: the scan's window"
                 + (" (best-scoring, not significant)" if w.status == WindowStatus.NO_WINDOW else "") + "." + chance)
     if experiment.models.private_views:
         _private_views(ctx.bundle, s, models)

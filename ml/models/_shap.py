@@ -520,7 +520,8 @@ def shap_bound_figure(bound: ShapBound, *, scan_bound=None, scan_ci=None, exposu
 def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_total", *,
                            color: str | None = None, window: ShapWindow | None = None,
                            scan_window: tuple[float, float] | None = None,
-                           exposure_unit: str = "UE*day/mL", figsize=(7.5, 4.5)) -> Figure:
+                           exposure_unit: str = "UE*day/mL", figsize=(7.5, 4.5), points: bool = True,
+                           n_bins: int = 20) -> Figure:
     """Dependence of the log-hazard contribution on exposure.
 
     Parameters
@@ -537,6 +538,12 @@ def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_to
     exposure_unit : str
     figsize : (float, float)
         Width and height in inches.
+    points : bool, default True
+        One dot per patient. False draws only the mean SHAP value in ``n_bins`` equal-count
+        exposure bins (an aggregate view for a shared report: no patient points; ``color`` is
+        then ignored).
+    n_bins : int, default 20
+        Bins of the aggregate view.
 
     Returns
     -------
@@ -559,7 +566,13 @@ def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_to
         ax.axvspan(window.lower, window.upper, color="tab:green", alpha=0.12,
                    label=f"SHAP window [{window.lower:.0f}, {window.upper:.0f}] "
                          f"(tol {window.tolerance:.2f})")
-    if color is not None:
+    if not points:
+        color = None
+        order = np.argsort(x, kind="mergesort")
+        bins = [b for b in np.array_split(order, min(int(n_bins), len(x))) if len(b)]
+        ax.plot([x[b].mean() for b in bins], [s[b].mean() for b in bins], "o", color="0.45", ms=5,
+                label=f"mean SHAP value per exposure bin ({len(bins)} equal-count bins)")
+    elif color is not None:
         if color not in names:
             raise ValueError(f"color feature {color!r} not in the explanation's features {names}")
         c = np.asarray(explanation.data)[:, names.index(color)]
@@ -581,6 +594,6 @@ def shap_dependence_figure(explanation: shap.Explanation, feature: str = "auc_to
     ax.set_ylabel(f"SHAP value of {feature} (log-hazard)")
     ax.set_title(f"Dependence of log-hazard on {feature}"
                  + (f", coloured by {color}" if color else ""), fontsize="medium")
-    if window is not None or scan_window is not None:
+    if window is not None or scan_window is not None or not points:
         ax.legend(fontsize="small")
     return fig
