@@ -86,23 +86,21 @@ def world_model(name: str):
 
 def protocol_target():
     """The published haplo window, promoted through the default gates (a protocol window)."""
-    from ml.dosing import WindowTarget
     from ml.window import PRESETS, PromotionGates, promote_window, protocol_window
 
     preset = {k: v for k, v in PRESETS["haplo-2022"].items()}
     w = protocol_window(**preset, entered_by="bench_closed_loop")
     w = promote_window(w, PromotionGates(), by="bench_closed_loop", reason="no discovered window passed the gates")
-    return WindowTarget.from_artefact(w, source="protocol haplo-2022")
+    return w.with_origin(source="protocol haplo-2022")
 
 
 def retrospective(world: str, arm: str, seed: int, n: int) -> dict:
     """Steps 1-3: cohort, model, discovery, promotion. Returns the model, the target and the record."""
-    from ml.dosing import WindowTarget
     from ml.experiments import population_model
     from ml.experiments._config import FeatureSpec, PopPKSpec
     from ml.pk import MAPExposure, PopPKModel
     from ml.sim import simulate_virtual
-    from ml.window import BenefitHarmSearch, PromotionError, PromotionGates, discover, promote_window
+    from ml.window import BenefitHarmSearch, PromotionError, PromotionGates, discover, promote_window, true_window
 
     truth_model = world_model(world)
     retro = simulate_virtual("urd", n=n, seed=seed, pk_model=truth_model)
@@ -110,8 +108,8 @@ def retrospective(world: str, arm: str, seed: int, n: int) -> dict:
     t0 = time.perf_counter()
     if arm == "oracle: true population model":
         model, rec["model"] = truth_model, "the world's own population model (oracle)"
-        target = WindowTarget(lower=LOWER, upper=UPPER, target=0.5 * (LOWER + UPPER), unit="UE*day/mL",
-                              status="validated", source="the world's true window (oracle)", simulated=True)
+        target = true_window(lower=LOWER, upper=UPPER, unit="UE*day/mL",
+                             world=world).with_origin(source="the world's true window (oracle)")
         rec.update(window="true window (oracle)", lower=LOWER, upper=UPPER, promoted=None, failed=[])
         return {"model": model, "target": target, "record": rec}
     if arm == "shipped prior":
@@ -132,7 +130,7 @@ def retrospective(world: str, arm: str, seed: int, n: int) -> dict:
                p_value=w.p_value)
     try:
         validated = promote_window(w, PromotionGates(), by="bench_closed_loop", reason="closed-loop benchmark")
-        target = WindowTarget.from_artefact(validated, source=f"discovered ({arm})")
+        target = validated.with_origin(source=f"discovered ({arm})")
         rec.update(promoted=True, failed=[], window=f"discovered [{w.lower:.1f}, {w.upper:.1f})")
     except PromotionError as exc:
         target = protocol_target()

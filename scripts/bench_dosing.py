@@ -55,15 +55,15 @@ from ml.dosing import (  # noqa: E402
     LaplaceImportance,
     PatientData,
     PriorImportance,
-    WindowTarget,
     patients_from_cohort,
 )
 from ml.pk import Infusions, PKParameters, PopPKModel, model_exposure, simulate  # noqa: E402
 from ml.sim import simulate_virtual  # noqa: E402
+from ml.window import true_window  # noqa: E402
 
 LOWER, UPPER, TARGET = 100.0, 148.5, 124.25
-WINDOW = WindowTarget(lower=LOWER, upper=UPPER, target=TARGET, unit="UE*day/mL", status="validated",
-                      source="scenario urd truth", simulated=True)
+WINDOW = true_window(lower=LOWER, upper=UPPER, target=TARGET, unit="UE*day/mL",
+                     world="urd").with_origin(source="scenario urd truth")
 DECISION = -3 + 8 / 24
 DESIGNS = {"days -5/-4": DECISION - 1e-3, "days -5/-4 + day -3 pre-dose": DECISION}
 WARNING_KINDS = (("no regimen within the caps", "window not reachable"), ("at the cap", "doses at the cap"),
@@ -222,8 +222,8 @@ def safety_sweep(n: int, seed: int) -> dict:
                                       replace=False)]
         lower = float(rng.uniform(20, 300))
         width = float(rng.uniform(10, 200))
-        window = WindowTarget(lower=lower, upper=lower + width, target=lower + width / 2, unit="UE*day/mL",
-                              status="validated")
+        window = true_window(lower=lower, upper=lower + width, target=lower + width / 2, unit="UE*day/mL",
+                             world="safety sweep (a random window)")
         patient = PatientData.from_dict({
             "patient_id": f"S{i}", "weight_kg": weight, "alc_pre_atg": float(rng.uniform(0, 3)),
             "concentration_unit": "UE/mL", "levels": levels,

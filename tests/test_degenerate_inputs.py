@@ -19,7 +19,6 @@ from click.testing import CliRunner
 from ml.cli import main
 from ml.cohort import cohort_from_tables, write_cohort
 from ml.dosing import MAX_REGIMENS, DoseCaps, DosingEngine, DosingRefused, LaplaceImportance, PatientData
-from ml.dosing._window import WindowTarget
 from ml.models import tune_xgb_survival
 from ml.sim import simulate_cohort
 
@@ -28,7 +27,7 @@ from test_dosing_support import exposure_window, virtual_patients, write_window
 
 def test_one_extreme_patient_is_one_refusal_and_the_others_are_unchanged():
     patients, _ = virtual_patients(4, seed=1)
-    window = WindowTarget.from_artefact(exposure_window())
+    window = exposure_window()
     engine = DosingEngine(posterior=LaplaceImportance(16), random_state=0)
     # each patient recommended alone: what the isolation redoes (a batch's joint fit can stop at a
     # slightly different optimum, enough to flip a dose that sits at a vial boundary)

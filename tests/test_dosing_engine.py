@@ -17,14 +17,12 @@ from ml.dosing import (
     PatientData,
     PriorImportance,
     WindowOverride,
-    WindowTarget,
 )
 from ml.pk import round_to_vials
 
-from test_dosing_support import true_total_auc, virtual_patients
+from test_dosing_support import dosing_window, hand_edited, true_total_auc, virtual_patients
 
-WINDOW = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated",
-                      source="test", simulated=True)
+WINDOW = dosing_window(source="test", simulated=True)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +126,7 @@ def test_no_levels_rests_on_the_population_model(cohort):
     assert rec.posterior.levels_used == 0
 
 
-FAR = WindowTarget(lower=600.0, upper=700.0, target=650.0, unit="UE*day/mL", status="validated")
+FAR = dosing_window(600.0, 700.0, 650.0)
 
 
 def test_unreachable_window_gives_the_cap_and_says_so(cohort):
@@ -142,15 +140,14 @@ def test_unreachable_window_gives_the_cap_and_says_so(cohort):
 
 
 def test_window_already_exceeded_gives_no_more_drug(cohort):
-    low = WindowTarget(lower=5.0, upper=20.0, target=10.0, unit="UE*day/mL", status="validated")
+    low = dosing_window(5.0, 20.0, 10.0)
     rec = ENGINE.recommend(_patient(cohort[0][0]), low)
     assert [d.mg for d in rec.doses] == [0.0, 0.0]
     assert rec.forecast.p_in_window < 0.35 and rec.warnings
 
 
 def test_override_is_recorded(cohort):
-    cand = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="candidate",
-                        simulated=True)
+    cand = dosing_window(status="candidate", simulated=True)
     ov = WindowOverride(by="Dr A", reason="protocol amendment 3")
     rec = ENGINE.recommend(_patient(cohort[0][0]), cand, override=ov)
     assert rec.override == ov and rec.to_dict()["override"] == {"by": "Dr A", "reason": "protocol amendment 3"}
@@ -163,9 +160,22 @@ def test_override_is_recorded(cohort):
 def test_open_window_is_refused_even_when_validated(cohort):
     """Issue 12: a window open on a side made the engine drive exposure to the open side; refused now
     (the full set of refusal messages is in tests/test_dosing_harms.py)."""
-    open_above = WindowTarget(lower=100.0, upper=None, target=124.0, unit="UE*day/mL", status="validated")
+    open_above = hand_edited(dosing_window(), upper=None)  # an artefact cannot be validated and open
     with pytest.raises(DosingRefused, match=r"window \(given\) is open \(upper bound None\)"):
         ENGINE.recommend(_patient(cohort[0][0]), open_above)
+
+
+def test_the_engine_takes_only_an_exposure_window(cohort):
+    """Issue 13: one shape of window in; a recommendation's record of its window or a dict is not one."""
+    from ml.dosing import WindowRecord
+
+    rec = ENGINE.recommend(_patient(cohort[0][0]), WINDOW)
+    assert isinstance(rec.window, WindowRecord) and rec.window == WindowRecord.of(WINDOW)
+    for other in (rec.window, WINDOW.to_dict(), "w.json"):
+        with pytest.raises(TypeError, match="window must be an ml.window.ExposureWindow, got"):
+            ENGINE.recommend(_patient(cohort[0][0]), other)
+        with pytest.raises(TypeError, match="load_window_source"):
+            ENGINE.patient_problem(_patient(cohort[0][0]), other)
 
 
 def test_course_cap_is_respected(cohort):

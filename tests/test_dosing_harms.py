@@ -31,7 +31,7 @@ from ml.dosing import (
     PatientData,
     Thresholds,
     WindowOverride,
-    WindowTarget,
+    WindowRecord,
     admit_window,
     check_dosable,
     harm_probabilities,
@@ -41,11 +41,10 @@ from ml.dosing._forecast import simulate_total_auc
 from ml.dosing._objective import objective_from_dict
 from ml.pk import round_to_vials
 
-from test_dosing_support import exposure_window, virtual_patients
+from test_dosing_support import dosing_window, exposure_window, hand_edited, virtual_patients
 
 UNIT = "UE*day/mL"
-WINDOW = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit=UNIT, status="validated", source="test",
-                      simulated=True)
+WINDOW = dosing_window(source="test", simulated=True)
 OPEN = "the engine cannot weigh the harm"
 TAIL = "and would drive exposure towards the open side; dose only into a window with both bounds"
 
@@ -191,7 +190,9 @@ REFUSED = [
 @pytest.mark.parametrize("fields,message", REFUSED, ids=["open-above", "open-below", "floor-only", "ceiling-only"])
 def test_one_sided_windows_are_refused_whatever_their_status(patients, fields, message):
     for status, override in (("validated", None), ("candidate", WindowOverride(by="Dr A", reason="pilot"))):
-        window = WindowTarget(target=124.0, unit=UNIT, status=status, **fields)
+        # edited after construction: the artefact itself refuses such bounds and findings together
+        edits = {k: v for k, v in fields.items() if k != "source"}
+        window = hand_edited(dosing_window(status=status, source=fields.get("source", "")), **edits)
         with pytest.raises(DosingRefused) as err:
             _engine().recommend_many(patients[:1], window, override)
         assert str(err.value) == message
@@ -200,18 +201,19 @@ def test_one_sided_windows_are_refused_whatever_their_status(patients, fields, m
         assert str(err.value) == message
     with pytest.raises(ValueError, match=re.escape(f"invalid DoseRecommendation: {message}")) as err:  # nor can such a recommendation be built by hand
         DoseRecommendation.from_dict({**_engine().recommend(patients[0], WINDOW).to_dict(),
-                                      "window": WindowTarget(target=124.0, unit=UNIT, status="validated",
+                                      "window": WindowRecord(target=124.0, unit=UNIT, status="validated",
                                                              **fields).to_dict()})
     assert str(err.value) == f"invalid DoseRecommendation: {message}"
 
 
 def test_a_hand_edited_status_does_not_open_the_gate(patients):
-    """A window dict whose status was edited to 'validated' (no signature involved) is still refused."""
-    edited = {**WINDOW.to_dict(), "lower": None, "finding": "ceiling-only", "status": "validated"}
+    """A window whose status was edited to 'validated' (no signature involved) is still refused."""
+    edited = hand_edited(dosing_window(status="candidate", source="test", lower=None), status="validated")
+    assert edited.finding == "ceiling-only"
     with pytest.raises(DosingRefused, match="has finding 'ceiling-only', not 'window'"):
-        _engine().recommend(patients[0], WindowTarget.from_dict(edited))
-    check_dosable(WindowTarget.from_dict({**WINDOW.to_dict(), "finding": "window"}))  # two-sided: passes
-    check_dosable(WindowTarget.from_dict({**WINDOW.to_dict(), "finding": None}))      # not recorded: bounds decide
+        _engine().recommend(patients[0], edited)
+    check_dosable(WINDOW)                                # two-sided: passes
+    check_dosable(hand_edited(WINDOW, finding=None))     # not recorded: bounds decide
 
 
 def test_cli_refuses_a_one_sided_window_even_under_override(tmp_path):

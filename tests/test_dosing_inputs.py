@@ -26,12 +26,12 @@ from ml.dosing import (
     PriorImportance,
     Thresholds,
     WindowOverride,
-    WindowTarget,
+    WindowRecord,
     admit_window,
     load_window,
 )
 
-from test_dosing_support import exposure_window, virtual_patients, write_window
+from test_dosing_support import dosing_window, exposure_window, virtual_patients, write_window
 
 PATIENT = {
     "patient_id": "P01", "weight_kg": 70.0, "alc_pre_atg": 0.3, "concentration_unit": "UE/mL",
@@ -103,7 +103,9 @@ def test_a_valid_patient_round_trips():
     assert bloq.tolist() == [False, True, False] and np.isnan(conc[1])
 
 
-WINDOW = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")
+WINDOW = dosing_window()
+#: what a recommendation records of WINDOW
+RECORD = WindowRecord.of(WINDOW)
 
 BAD_WINDOWS = [
     (dict(lower=150.0, upper=100.0), "invalid window: `lower < upper` must hold, got lower=150.0, upper=100.0"),
@@ -119,10 +121,11 @@ BAD_WINDOWS = [
 
 
 @pytest.mark.parametrize("change,message", BAD_WINDOWS, ids=[m[:40] for _, m in BAD_WINDOWS])
-def test_bad_window_target_is_refused(change, message):
+def test_bad_window_record_is_refused(change, message):
+    """A recommendation's record of its window (e.g. read back from JSON) keeps the window's invariants."""
     base = dict(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")
     with pytest.raises(DosingRefused) as err:
-        WindowTarget(**{**base, **change})
+        WindowRecord(**{**base, **change})
     assert str(err.value) == message
 
 
@@ -152,7 +155,7 @@ ADMISSION = [
 
 @pytest.mark.parametrize("status,unit,patient_unit,model_unit,override,message", ADMISSION)
 def test_window_admission(status, unit, patient_unit, model_unit, override, message):
-    w = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit=unit, status=status, source="w.json")
+    w = dosing_window(unit=unit, status=status, source="w.json")
     if message is None:
         recorded = admit_window(w, patient_unit, model_unit, override)
         assert recorded == (override if status != "validated" else None)
@@ -273,10 +276,10 @@ def test_engine_refuses_before_computing(monkeypatch):
     monkeypatch.setattr(eng, "fit_map", boom)
     engine = DosingEngine(posterior=LaplaceImportance(16))
     patient = PatientData.from_dict(PATIENT)
-    candidate = WindowTarget.from_artefact(exposure_window(status="candidate"), "c.json")
+    candidate = exposure_window(status="candidate").with_origin(source="c.json")
     with pytest.raises(DosingRefused, match="window status is 'candidate', not 'validated'"):
         engine.recommend(patient, candidate)
-    au = WindowTarget.from_artefact(exposure_window(unit="AU*day/mL"), "au.json")
+    au = exposure_window(unit="AU*day/mL").with_origin(source="au.json")
     with pytest.raises(DosingRefused, match="unit mismatch"):
         engine.recommend(patient, au)
     out = engine.recommend_many([patient], au)
@@ -292,7 +295,7 @@ def _recommendation(**change):
     from ml.dosing import PosteriorSummary
     post = PosteriorSummary(eta_map={}, parameters={}, levels_used=0, levels_bloq=0, converged=True, ess=100.0,
                             n_draws=256, method="test")
-    kwargs = dict(patient_id="P01", weight_kg=70.0, doses=doses, forecast=fc, fixed_forecast=fc, window=WINDOW,
+    kwargs = dict(patient_id="P01", weight_kg=70.0, doses=doses, forecast=fc, fixed_forecast=fc, window=RECORD,
                   caps=caps, posterior=post, model_name="m", model_status="assumption")
     kwargs.update(change)
     return DoseRecommendation(**kwargs)
@@ -321,7 +324,7 @@ BAD_RECOMMENDATIONS = [
     (dict(forecast=_fc(125.0, 150.0)),
      "invalid DoseRecommendation: the forecast must be for the recommended doses, got (125.0, 150.0) for "
      "(150.0, 150.0)"),
-    (dict(window=WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="candidate")),
+    (dict(window=WindowRecord(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="candidate")),
      "invalid DoseRecommendation: window status 'candidate' requires a recorded override"),
     (dict(doses=(_day(150.0, 6), _day(150.0, 6))),
      "invalid DoseRecommendation: one dose per day must hold, got days [-3, -3]"),
@@ -339,7 +342,7 @@ def test_an_unsafe_recommendation_cannot_exist(change, message):
 def test_a_safe_recommendation_round_trips():
     rec = _recommendation()
     assert DoseRecommendation.from_dict(json.loads(rec.to_json())) == rec
-    cand = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="candidate")
+    cand = WindowRecord(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="candidate")
     rec = _recommendation(window=cand, override=OVERRIDE)
     assert DoseRecommendation.from_dict(rec.to_dict()).override == OVERRIDE
 

@@ -13,14 +13,13 @@ from dataclasses import replace
 
 import pytest
 
-from ml.dosing import DoseRecommendation, DosingEngine, DosingRefused, PatientData, WindowTarget
+from ml.dosing import DoseRecommendation, DosingEngine, DosingRefused, PatientData
 from ml.dosing._misfit import MIN_PATIENTS, population_misfit
 from ml.pk import PopPKModel
 
-from test_dosing_support import virtual_patients
+from test_dosing_support import dosing_window, virtual_patients
 
-WINDOW = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated",
-                      source="test", simulated=True)
+WINDOW = dosing_window(source="test", simulated=True)
 MISFIT = "population model misfit"
 
 

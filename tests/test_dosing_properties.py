@@ -24,8 +24,10 @@ from ml.dosing import (
     MostProbableInWindow,
     PatientData,
     PosteriorSummary,
-    WindowTarget,
+    WindowRecord,
 )
+
+from test_dosing_support import dosing_window
 
 
 def _allowed(mg: float, weight: float, caps: DoseCaps) -> bool:
@@ -84,8 +86,7 @@ def test_no_recommendation_outside_caps_or_off_grid(caps, weight, alc, dose, lev
         "doses": [{"day": -5, "dose_mg": dose, "infusion_hours": 6.0}, {"day": -4, "dose_mg": dose, "infusion_hours": 4.0}],
         "levels": levels,
     })
-    window = WindowTarget(lower=lower, upper=lower + width, target=lower + width / 2, unit="UE*day/mL",
-                          status="validated")
+    window = dosing_window(lower, lower + width, lower + width / 2)
     engine = DosingEngine(caps=caps, posterior=LaplaceImportance(16), nodes_per_day=3, random_state=0,
                           objective=objective)
     try:
@@ -111,7 +112,7 @@ def test_an_unsafe_recommendation_cannot_be_built(mg, vials, weight, caps):
                      unit="UE*day/mL", p_below_floor=0.3, p_above_ceiling=0.2)
     post = PosteriorSummary(eta_map={}, parameters={}, levels_used=0, levels_bloq=0, converged=True, ess=1.0,
                             n_draws=16, method="test")
-    window = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")
+    window = WindowRecord(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")
     safe = _allowed(mg, weight, caps) and abs(mg - vials * caps.vial_mg) <= 1e-9  # the tolerance of DoseRecommendation
     if caps.course_mg_per_kg is not None:
         safe = safe and mg <= caps.course_mg_per_kg * weight + 1e-9

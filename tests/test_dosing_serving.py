@@ -53,7 +53,7 @@ def _registered_model_and_its_window(registry):
     assert str(mv.version) == "1" and mv.tags["window_status"] == "validated" and mv.tags["simulated"] == "true"
     assert mv.tags["window_integrity"] == "signed" and mv.tags["n_samples"] == "64"
     w = load_registered_window("models:/atg-dosing/1", tracking_uri=uri)
-    assert (w.lower, w.upper, w.status, w.source) == (100.0, 148.5, "validated", "models:/atg-dosing/1")
+    assert (w.lower, w.upper, w.status, w.origin.source) == (100.0, 148.5, "validated", "models:/atg-dosing/1")
     with pytest.raises(DosingRefused, match="cannot read window models:/nothing/1"):
         load_registered_window("models:/nothing/1", tracking_uri=uri)
 

@@ -9,6 +9,7 @@ residual model.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -36,6 +37,36 @@ def exposure_window(status: str = "validated", unit: str = "UE*day/mL", lower=10
     elif status != "candidate":
         w = replace(w, status=status)
     return w
+
+
+def dosing_window(lower=100.0, upper=148.5, target=124.0, *, unit: str = "UE*day/mL", status: str = "validated",
+                  source: str = "", simulated: bool = False, integrity: str = "in-memory", **fields) -> ExposureWindow:
+    """An ExposureWindow built in code for the engine (the one shape it takes), with its origin.
+
+    No intervals, not signed: ``integrity`` is the origin's (``in-memory`` unless a test says how a
+    read window was checked). ``fields``: any other artefact field (``finding``, ``pk_model``, ...).
+    """
+    w = ExposureWindow(
+        exposure="auc_total", exposure_definition="total active-ATG AUC, first dose to infinity", unit=unit,
+        population=Population(donor_source="URD", conditioning="MAC", n=324, events=200), endpoint="cmv",
+        horizon_days=180.0, lower=lower, upper=upper, target=target, lower_ci=None, upper_ci=None,
+        ci_method="bootstrap", p_value=0.01, p_value_method="permutation", statistic=3.2,
+        dataset_digest="sha256:test", simulated=simulated, code_version="test", **fields)
+    if status == "validated":
+        w = replace(w, status="validated", gates_passed=("test gate",), promoted_by="test", promotion_reason="test")
+    elif status != "candidate":
+        w = replace(w, status=status, finding=fields.get("finding", "no-window"))
+    return w.with_origin(source=source, integrity=integrity)
+
+
+def hand_edited(window: ExposureWindow, **fields) -> ExposureWindow:
+    """A copy of ``window`` with ``fields`` forced after construction, past the artefact's own checks (an
+    object edited by hand in memory, e.g. a validated window whose bound was set to None): what the
+    engine's gates must still refuse."""
+    edited = copy.copy(window)
+    for name, value in fields.items():
+        object.__setattr__(edited, name, value)
+    return edited
 
 
 def write_window(path, **kwargs) -> str:

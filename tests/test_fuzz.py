@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ml.cohort import TABLES, CohortValidationError, ValidationReport, load_cohort, validate_cohort
-from ml.dosing import DoseRecommendation, DosingEngine, DosingRefused, LaplaceImportance, PatientData, WindowTarget
+from ml.dosing import DoseRecommendation, DosingEngine, DosingRefused, LaplaceImportance, PatientData
 
 from test_dosing_properties import _allowed, caps_strategy
+from test_dosing_support import dosing_window
 
 _NASTY = ["", " ", "nan", "inf", "-inf", "1e308", "-1e308", "1e-320", "0", "-0", "1_000", "3,5", "\u0665\u0662",
           "\uff11", "NULL", "true", "\x00", "\u200b1", "1\t", '"', "a,b", "line\nbreak", "\ufeff", "-7", "24.5",
@@ -152,7 +153,7 @@ def test_every_patient_of_a_batch_is_recommended_inside_the_caps_or_refused_by_n
                 "doses": [{"day": p["dose_day"], "dose_mg": p["dose"], "infusion_hours": 6.0}], "levels": [level]}))
         except DosingRefused as exc:
             batch.append(exc)
-    window = WindowTarget(lower=100.0, upper=148.5, target=124.0, unit="UE*day/mL", status="validated")
+    window = dosing_window()
     engine = DosingEngine(caps=caps, posterior=LaplaceImportance(16), nodes_per_day=3, random_state=0)
     results = engine.recommend_many(batch, window)
     assert len(results) == len(batch)

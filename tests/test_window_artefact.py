@@ -181,3 +181,31 @@ def test_exposure_window_from_a_fitted_search():
     assert w_strict.finding == "no-window"
     with pytest.raises(ValueError, match="finding 'no-window' must have status 'no-window', got 'candidate'"):
         replace(w_strict, status="candidate")  # a status edited by hand does not turn a finding into a window
+
+
+def test_the_origin_is_not_part_of_the_artefact():
+    """Where a window was read and how it was checked travel with the object, not in its JSON or digest."""
+    from ml.window import WindowOrigin, content_digest
+
+    w = make()
+    read = w.with_origin(source="w.json", integrity="signed", model_file="/tmp/m.toml")
+    assert read.origin == WindowOrigin("w.json", "signed", "/tmp/m.toml") and w.origin == WindowOrigin()
+    assert read == w and read.to_dict() == w.to_dict() and "origin" not in read.to_dict()
+    assert content_digest(read.to_dict()) == content_digest(w.to_dict())
+    assert ExposureWindow.from_dict(read.to_dict()).origin == WindowOrigin()
+    with pytest.raises(ValueError, match=re.escape("unknown ExposureWindow key(s) ['origin']")):
+        ExposureWindow.from_dict({**w.to_dict(), "origin": {"source": "forged"}})
+    with pytest.raises(ValueError, match=re.escape("invalid WindowOrigin: `integrity` must be one of ('signed', "
+                                                   "'registered', 'unsigned', 'in-memory'), got 'trusted'")):
+        w.with_origin(integrity="trusted")
+
+
+def test_a_true_window_is_validated_simulated_and_says_it_is_the_truth():
+    from ml.window import true_window
+
+    w = true_window(lower=100.0, upper=148.5, unit="UE*day/mL", world="urd", n=324)
+    assert (w.status, w.finding, w.search_kind, w.simulated, w.target) == ("validated", "window", "truth", True, 124.25)
+    assert w.lower_ci is None and w.p_value is None and w.population.n == 324
+    assert w.provenance == ("the TRUE window of a SIMULATED world (virtual (urd)): known from the simulator, "
+                            "not estimated")
+    assert ExposureWindow.from_json(w.to_json()) == w

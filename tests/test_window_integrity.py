@@ -65,7 +65,7 @@ def test_the_signature_is_hmac_sha256_of_the_record():
     assert rec["signature"] == hmac.new(TEST_SIGNING_KEY.encode(), payload, hashlib.sha256).hexdigest()
     assert rec["key_id"] == hashlib.sha256(TEST_SIGNING_KEY.encode()).hexdigest()[:12]
     assert verify_window(data, KEY) == "signed"
-    assert load_window_dict(data).integrity == "signed"
+    assert load_window_dict(data).origin.integrity == "signed"
 
 
 def load_window_dict(data):
@@ -92,7 +92,7 @@ def test_a_status_edited_to_validated_is_unsigned_and_needs_the_override(tmp_pat
         d.update(status="validated", gates_passed=["forged"], promoted_by="me", promotion_reason="because")
 
     window = load_window(_edit(tmp_path, "status", forge, status="candidate"))
-    assert window.status == "validated" and window.integrity == "unsigned"
+    assert window.status == "validated" and window.origin.integrity == "unsigned"
     with pytest.raises(DosingRefused, match="says 'validated' but its content cannot be checked"):
         check_status(window, None)
 
@@ -100,7 +100,7 @@ def test_a_status_edited_to_validated_is_unsigned_and_needs_the_override(tmp_pat
 def test_without_a_key_here_a_signed_window_is_unsigned(tmp_path, monkeypatch):
     path = _edit(tmp_path, "ok", lambda d: None)
     monkeypatch.delenv("ATGWIN_SIGNING_KEY")
-    assert load_window(path).integrity == "unsigned"
+    assert load_window(path).origin.integrity == "unsigned"
     monkeypatch.setenv("ATGWIN_SIGNING_KEY_FILE", str(tmp_path / "missing.key"))
     with pytest.raises(DosingRefused, match="cannot read the signing key file"):
         load_window(path)

@@ -70,13 +70,14 @@ def test_the_command_writes_it_and_promote_validates_it(tmp_path):
 
 
 def test_every_recommendation_says_the_window_is_protocol_derived():
-    from ml.dosing import DosingEngine, WindowTarget, patients_from_cohort
+    from ml.dosing import DosingEngine, WindowRecord, patients_from_cohort
     from ml.sim import simulate_cohort
 
     validated = promote_window(_haplo(), PromotionGates(), by="pi", reason="protocol")
-    target = WindowTarget.from_artefact(validated, "haplo.json")
-    assert target.protocol.startswith("Transplant Cell Ther 2022;28(6):332.e1 (PMID 35314377")
+    target = validated.with_origin(source="haplo.json")
+    assert WindowRecord.of(target).protocol.startswith("Transplant Cell Ther 2022;28(6):332.e1 (PMID 35314377")
     patients, _ = patients_from_cohort(simulate_cohort("urd", n=3, seed=5), decision_time=-3 + 8 / 24)
     rec = DosingEngine().recommend(patients[0], target)
     assert any(c.startswith("PROTOCOL window, taken from Transplant Cell Ther 2022") for c in rec.caveats)
-    assert WindowTarget.from_dict(rec.to_dict()["window"]).protocol == target.protocol
+    assert WindowRecord.from_dict(rec.to_dict()["window"]).protocol == rec.window.protocol
+    assert rec.window.source == "haplo.json"

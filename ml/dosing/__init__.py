@@ -41,7 +41,7 @@ from ._regimen import MAX_REGIMENS, AdjustmentSchedule, DoseCaps
 from ._trial import DESIGNS, InSilicoTrial, SamplingDesign, TrialResult
 from ._window import (
     WindowOverride,
-    WindowTarget,
+    WindowRecord,
     admit_window,
     load_window,
     window_from_dict,
@@ -54,7 +54,7 @@ __all__ = [
     "DosingEngine", "DosingRefused", "ForecastGrid", "GivenDose", "HarmWeighted", "InSilicoTrial",
     "LaplaceImportance", "Level", "LevelLikelihood", "MAPFit", "MostProbableInWindow", "PatientData",
     "PosteriorDraws", "PosteriorSummary", "PriorImportance", "SamplingDesign", "Thresholds", "TrialResult",
-    "WindowOverride", "WindowTarget", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
+    "WindowOverride", "WindowRecord", "admit_window", "check_dosable", "fit_map", "harm_probabilities",
     "load_window", "patients_from_cohort", "weighted_quantile", "window_from_dict", "window_pk_model",
     "with_model_file",
     "ArmRates", "PlanRow", "TrialPlan", "TrialPlanner", "closest_regimen_auc", "endpoint_rates", "iiv_split",

@@ -33,7 +33,7 @@ from ._objective import MostProbableInWindow
 from ._patient import PatientData
 from ._recommendation import AUCForecast, DayDose, DoseRecommendation, PosteriorSummary
 from ._regimen import AdjustmentSchedule, DoseCaps
-from ._window import WindowOverride, WindowTarget, check_status, check_units, model_mismatch
+from ._window import WindowOverride, WindowRecord, check_status, check_units, model_mismatch
 
 __all__ = ["MISFIT_POLICIES", "DosingEngine", "Thresholds"]
 
@@ -209,9 +209,19 @@ class DosingEngine:
                 f"on_misfit={self.on_misfit!r})")
 
     # ------------------------------------------------------------------ public entry points
-    def recommend(self, patient: PatientData, window: WindowTarget,
+    def recommend(self, patient: PatientData, window,
                   override: WindowOverride | None = None) -> DoseRecommendation:
         """Recommendation for one patient.
+
+        Parameters
+        ----------
+        patient : PatientData
+        window : ml.window.ExposureWindow
+            The window to dose into (read with :func:`ml.tracking.load_window_source` or
+            :func:`ml.dosing.load_window`; or built: :func:`ml.window.protocol_window`,
+            :func:`ml.window.true_window`).
+        override : WindowOverride, optional
+            Needed (and recorded) to dose into a window that is not ``validated``.
 
         Raises
         ------
@@ -225,7 +235,7 @@ class DosingEngine:
             raise out
         return out
 
-    def recommend_many(self, patients: list[PatientData | DosingRefused], window: WindowTarget,
+    def recommend_many(self, patients: list[PatientData | DosingRefused], window,
                        override: WindowOverride | None = None, batch_size: int = 64,
                        check_batch: bool = True) -> list[DoseRecommendation | DosingRefused]:
         """Recommendations for many patients, vectorised in batches of ``batch_size``.
@@ -236,11 +246,31 @@ class DosingEngine:
         without an override) refuses the whole call. With ``check_batch`` the results then pass
         :meth:`check_batch` (the population model's fit to the batch, ``on_misfit``).
 
+        Parameters
+        ----------
+        patients : list of PatientData or DosingRefused
+            A refusal (an input that could not be read) keeps its place in the results.
+        window : ml.window.ExposureWindow
+            The window to dose into (see :meth:`recommend`).
+        override : WindowOverride, optional
+            Needed (and recorded) to dose into a window that is not ``validated``.
+        batch_size : int
+            Patients per vectorised batch.
+        check_batch : bool
+            Judge the population model's fit to the batch (:meth:`check_batch`).
+
+        Returns
+        -------
+        list of DoseRecommendation or DosingRefused
+            One per patient, in order.
+
         Raises
         ------
+        TypeError
+            ``window`` is not an ``ExposureWindow``.
         DosingRefused
         """
-        window = _as_target(window)
+        window = _admitted(window)
         _check_objective(self.objective)
         if window.status == WindowStatus.NO_WINDOW:
             check_status(window, override)
@@ -252,7 +282,7 @@ class DosingEngine:
             if isinstance(p, DosingRefused):
                 results[i] = p
                 continue
-            problem = self.patient_problem(p, window)
+            problem = self._patient_problem(p, window)
             if problem:
                 results[i] = DosingRefused(f"patient {p.patient_id!r} refused: {problem}")
             else:
@@ -288,24 +318,32 @@ class DosingEngine:
             return _refused_for_misfit(results, misfit)
         return _with_batch_warning(results, misfit)
 
-    def patient_problem(self, patient: PatientData, window: WindowTarget) -> str | None:
+    def patient_problem(self, patient: PatientData, window) -> str | None:
         """Why this patient's input cannot be dosed into ``window`` before any forecast, else None.
 
         The checks :meth:`recommend_many` makes per patient: levels in another unit than the
         window's (or the population model's), and a dose or level at or after the first
         adjustable dose (the day -3 decision).
 
+        Parameters
+        ----------
+        patient : PatientData
+        window : ml.window.ExposureWindow
+
         Returns
         -------
         str or None
         """
+        return self._patient_problem(patient, _admitted(window))
+
+    def _patient_problem(self, patient: PatientData, window: WindowRecord) -> str | None:
         try:
             check_units(window, patient.concentration_unit, self.model.concentration_unit)
         except DosingRefused as exc:
             return str(exc)
         return self._timing_problem(patient)
 
-    def _isolated_batch(self, batch: list[PatientData], window: WindowTarget, rng, override) -> list:
+    def _isolated_batch(self, batch: list[PatientData], window: WindowRecord, rng, override) -> list:
         """:meth:`_recommend_batch`, with one patient's failure kept to that patient.
 
         When the vectorised batch fails (an extreme patient can break the joint MAP fit or the
@@ -401,7 +439,7 @@ class DosingEngine:
                     f"(day {t:.4f}); only levels drawn before the decision can be used")
         return None
 
-    def _recommend_batch(self, patients: list[PatientData], window: WindowTarget, rng,
+    def _recommend_batch(self, patients: list[PatientData], window: WindowRecord, rng,
                          override: WindowOverride | None):
         model, caps, sched = self.model, self.caps, self.schedule
         P, D = len(patients), len(sched.days)
@@ -573,7 +611,7 @@ class DosingEngine:
             w.append(mismatch)
         return w
 
-    def _caveats(self, window: WindowTarget, override: WindowOverride | None) -> tuple[str, ...]:
+    def _caveats(self, window: WindowRecord, override: WindowOverride | None) -> tuple[str, ...]:
         c = []
         if self.model.status != "fitted":
             c.append(f"population PK model {self.model.name!r} has status {self.model.status!r}: its parameters "
@@ -602,7 +640,7 @@ def _failed(p: PatientData, exc: Exception) -> DosingRefused:
                          f"({type(exc).__name__}{': ' + first if first else ''}); check its doses, levels and weight")
 
 
-def _window_scale(window: WindowTarget) -> float:
+def _window_scale(window: WindowRecord) -> float:
     """Width of the (two-sided, :func:`check_dosable`) window, in its unit."""
     return window.upper - window.lower
 
@@ -623,17 +661,10 @@ def _check_objective(objective) -> None:
                         f"got {objective!r}")
 
 
-def _as_target(window) -> WindowTarget:
-    """The engine's window: a :class:`WindowTarget` as given, or the one conversion
-    (:meth:`WindowTarget.from_artefact`) of an :class:`ml.window.ExposureWindow` built in code."""
-    if isinstance(window, WindowTarget):
-        return window
-    from ml.window import ExposureWindow
-
-    if isinstance(window, ExposureWindow):
-        return WindowTarget.from_artefact(window)
-    raise TypeError(f"window must be a WindowTarget or an ExposureWindow, got {type(window).__name__} "
-                    "(a file or models:/ URI is read with ml.tracking.load_window_source)")
+def _admitted(window) -> WindowRecord:
+    """The engine's record of ``window``, which must be an :class:`ml.window.ExposureWindow`
+    (:meth:`WindowRecord.of`, the one conversion)."""
+    return WindowRecord.of(window)
 
 
 def _refused_for_misfit(results: list, misfit: str) -> list:

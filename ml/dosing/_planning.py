@@ -28,7 +28,6 @@ import pandas as pd
 from scipy import stats
 
 from ml._parallel import SerialExecutor
-from ml._status import WindowStatus
 from ml.pk import PopPKModel
 
 from ._errors import DosingRefused
@@ -368,12 +367,11 @@ def _dose_population(engine, virtual, design: SamplingDesign) -> np.ndarray:
 
 
 def _true_window(virtual):
-    from ._window import WindowTarget
+    from ml.window import true_window
 
     s = virtual.outcome_model.scenario
-    return WindowTarget(lower=s.lower, upper=s.upper, target=0.5 * (s.lower + s.upper),
-                        unit=virtual.cohort.meta.exposure_unit, status=WindowStatus.VALIDATED,
-                        source="scenario truth", simulated=True)
+    return true_window(lower=s.lower, upper=s.upper, unit=virtual.cohort.meta.exposure_unit,
+                       world=s.name, n=virtual.cohort.n).with_origin(source="scenario truth")
 
 
 class TrialPlanner:

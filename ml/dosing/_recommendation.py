@@ -17,7 +17,7 @@ from ml._status import WindowStatus
 
 from ._gates import dosable_problem
 from ._regimen import DoseCaps
-from ._window import WindowOverride, WindowTarget
+from ._window import WindowOverride, WindowRecord
 
 __all__ = ["AUCForecast", "DayDose", "DoseRecommendation", "PosteriorSummary"]
 
@@ -181,7 +181,7 @@ class DoseRecommendation:
     fixed_forecast : AUCForecast
         Forecast under the fixed regimen's doses on the same days (2.5 mg/kg/day rounded to
         vials by default), from the same posterior draws, for comparison.
-    window : WindowTarget
+    window : WindowRecord
         The window dosed into.
     caps : DoseCaps
         The caps the doses respect.
@@ -209,7 +209,7 @@ class DoseRecommendation:
     doses: tuple[DayDose, ...]
     forecast: AUCForecast
     fixed_forecast: AUCForecast
-    window: WindowTarget
+    window: WindowRecord
     caps: DoseCaps
     posterior: PosteriorSummary
     model_name: str
@@ -303,7 +303,7 @@ class DoseRecommendation:
             patient_id=d["patient_id"], weight_kg=d["weight_kg"],
             doses=tuple(DayDose(**x) for x in d["doses"]), forecast=AUCForecast.from_dict(d["forecast"]),
             fixed_forecast=AUCForecast.from_dict(d["fixed_forecast"]),
-            window=WindowTarget.from_dict(d["window"]), caps=DoseCaps.from_dict(d["caps"]),
+            window=WindowRecord.from_dict(d["window"]), caps=DoseCaps.from_dict(d["caps"]),
             posterior=PosteriorSummary(**d["posterior"]), model_name=d["model_name"],
             model_status=d["model_status"], given_mg=d["given_mg"],
             override=None if d.get("override") is None else WindowOverride(**d["override"]),

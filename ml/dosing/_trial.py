@@ -23,14 +23,13 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from ml._parallel import SerialExecutor
-from ml._status import WindowStatus
 from ml.pk import Infusions, PKParameters, PopPKModel, simulate
 
 from ._engine import DosingEngine
 from ._errors import DosingRefused
 from ._patient import patients_from_cohort
 from ._recommendation import DoseRecommendation
-from ._window import WindowTarget
+from ._window import WindowRecord
 
 __all__ = ["DESIGNS", "InSilicoTrial", "SamplingDesign", "TrialResult"]
 
@@ -125,9 +124,9 @@ class InSilicoTrial:
     ----------
     engine : DosingEngine
         The individualised arm's engine.
-    window : WindowTarget or None
-        The window the engine doses into; None uses the scenario's true window (target at its
-        centre), i.e. a perfectly discovered window.
+    window : ml.window.ExposureWindow or None
+        The window the engine doses into; None uses the scenario's true window
+        (:func:`ml.window.true_window`, target at its centre), i.e. a perfectly discovered window.
     scenario : str
         ``ml.sim`` scenario (outcomes follow its true window).
     n : int
@@ -147,7 +146,7 @@ class InSilicoTrial:
         result is the same with any executor.
     """
 
-    def __init__(self, engine: DosingEngine, window: WindowTarget | None = None, scenario: str = "urd",
+    def __init__(self, engine: DosingEngine, window=None, scenario: str = "urd",
                  n: int = 324, reps: int = 200, designs: tuple[SamplingDesign, ...] = DESIGNS,
                  alpha: float = 0.05, horizon_days: float = 180.0, random_state: int = 0, progress: bool = True,
                  executor=None):
@@ -174,7 +173,7 @@ class InSilicoTrial:
         rows = [row for rep_rows in per_rep for row in rep_rows]
         settings = {"scenario": self.scenario, "n": self.n, "reps": self.reps, "alpha": self.alpha,
                     "horizon_days": self.horizon_days, "random_state": self.random_state,
-                    "engine": repr(self.engine), "window": None if self.window is None else self.window.to_dict()}
+                    "engine": repr(self.engine), "window": None if self.window is None else WindowRecord.of(self.window).to_dict()}
         return TrialResult(replicates=pd.DataFrame(rows), alpha=self.alpha, settings=settings)
 
     def _one(self, rep: int, ss: np.random.SeedSequence) -> list[dict]:
@@ -185,11 +184,12 @@ class InSilicoTrial:
         return self._replicate(rep, v, np.random.default_rng(alloc_seed), outcome_seed)
 
     def _replicate(self, rep: int, v, rng: np.random.Generator, outcome_seed: int) -> list[dict]:
+        from ml.window import true_window
+
         cohort, truth, om = v.cohort, v.truth, v.outcome_model
         lo, up = om.scenario.lower, om.scenario.upper
-        window = self.window or WindowTarget(lower=lo, upper=up, target=0.5 * (lo + up), unit=cohort.meta.exposure_unit,
-                                             status=WindowStatus.VALIDATED, source=f"scenario {self.scenario} truth",
-                                             simulated=True)
+        window = self.window or true_window(lower=lo, upper=up, unit=cohort.meta.exposure_unit, world=self.scenario,
+                                           n=self.n).with_origin(source=f"scenario {self.scenario} truth")
         arm = rng.permutation(np.r_[np.zeros(self.n // 2, int), np.ones(self.n // 2, int)])  # 1 = individualised
         ind = np.flatnonzero(arm == 1)
         fixed_auc = truth["auc_total"].to_numpy(float)

@@ -1,16 +1,18 @@
-"""The exposure window as the dosing engine sees it, and the checks before it is used.
+"""Reading the exposure window for dosing, and the checks before it is used.
 
-The engine trusts only a window artefact (``ExposureWindow`` JSON, :class:`ml.window.ExposureWindow`)
-and never the code that made it. :class:`WindowTarget` keeps the few fields dosing needs
-(bounds, target, unit, status, provenance); :func:`admit_window` is the gate every
-recommendation passes: unit, status and override.
+The engine takes one shape of window, the artefact :class:`ml.window.ExposureWindow`, and never
+the code that made it. :func:`load_window` reads a file (:func:`ml.tracking.load_window_source`
+also a ``models:/`` URI) and records where it was read and how its content was checked in the
+window's :class:`~ml.window.WindowOrigin`. :func:`admit_window` is the gate every recommendation
+passes: unit, status and override. :class:`WindowRecord` is what each recommendation records of
+the window it was dosed into (bounds, target, unit, status, provenance); the engine makes it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml._status import WindowStatus
@@ -19,11 +21,11 @@ from ml.cohort._model import exposure_unit
 from ._errors import DosingRefused
 from ._gates import check_dosable
 
-__all__ = ["WindowOverride", "WindowTarget", "admit_window", "check_status", "check_units", "load_window",
+__all__ = ["WindowOverride", "WindowRecord", "admit_window", "check_status", "check_units", "load_window",
            "model_mismatch", "window_from_dict", "window_pk_model", "with_model_file"]
 
 _STATUSES = tuple(WindowStatus)
-_INTEGRITY = ("signed", "registered", "unsigned", "in-memory")
+_INTEGRITY = ("signed", "registered", "unsigned", "in-memory")  # ml.window.WindowOrigin.integrity
 
 
 def _is_number(v) -> bool:
@@ -56,12 +58,13 @@ class WindowOverride:
 
 
 @dataclass(frozen=True)
-class WindowTarget:
-    """The target exposure range of the dosing engine: an ``ExposureWindow`` as admitted for dosing.
+class WindowRecord:
+    """What a recommendation records of the window it was dosed into.
 
-    There is one conversion, :meth:`from_artefact` (an :class:`ml.window.ExposureWindow` or its
-    JSON dict); :func:`load_window` (a file) and :func:`ml.tracking.load_window_source` (a file or
-    a ``models:/`` URI) use it and add where the window was read and how its content was checked.
+    Not an input: the engine takes an :class:`ml.window.ExposureWindow` and makes this record
+    with :meth:`of`, its one conversion (the artefact's bounds, target, unit, status and
+    provenance, and the window's :class:`~ml.window.WindowOrigin`). It is the ``window`` of every
+    :class:`~ml.dosing.DoseRecommendation` and of its JSON; :meth:`from_dict` reads it back.
 
     Attributes
     ----------
@@ -163,35 +166,48 @@ class WindowTarget:
                 "integrity": self.integrity}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WindowTarget":
+    def from_dict(cls, data: dict) -> "WindowRecord":
         return cls(**{k: data[k] for k in ("lower", "upper", "target", "unit", "status", "source",
                                            "dataset_digest", "simulated", "exposure", "finding", "pk_model",
                                            "protocol", "integrity")
                       if k in data})
 
     @classmethod
-    def from_artefact(cls, window, source: str = "") -> "WindowTarget":
-        """From an :class:`ml.window.ExposureWindow` (or a dict of its JSON).
+    def of(cls, window) -> "WindowRecord":
+        """The record of an :class:`ml.window.ExposureWindow` (with its origin).
 
         A ``no-window`` artefact is refused here: there is nothing to dose into.
+
+        Raises
+        ------
+        TypeError
+            ``window`` is not an ``ExposureWindow``.
+        DosingRefused
+            A ``no-window`` artefact, or one the record cannot hold.
         """
-        data = window if isinstance(window, dict) else window.to_dict()
-        status = data.get("status")
-        if status == WindowStatus.NO_WINDOW:
-            raise DosingRefused(
-                f"window {source or '(given)'} has status 'no-window': the search found no exposure "
-                "window, so there is nothing to dose into")
-        missing = [k for k in ("target", "unit", "status") if k not in data]
-        if missing:
-            raise DosingRefused(f"window {source or '(given)'} is missing key(s) {missing}")
-        return cls(lower=data.get("lower"), upper=data.get("upper"), target=data["target"],
-                   unit=data["unit"], status=status, source=source,
-                   dataset_digest=str(data.get("dataset_digest", "")),
-                   simulated=bool(data.get("simulated", False)),
-                   exposure=str(data.get("exposure", "auc_total")),
-                   finding=data.get("finding"),
-                   pk_model=_pk_record(data.get("pk_model")),
-                   protocol=_protocol_text(data.get("protocol")))
+        from ml.window import ExposureWindow
+
+        if not isinstance(window, ExposureWindow):
+            raise TypeError(f"window must be an ml.window.ExposureWindow, got {type(window).__name__} (read a file or "
+                            "a models:/ URI with ml.tracking.load_window_source, or ml.dosing.load_window for a file)")
+        origin = window.origin
+        if window.status == WindowStatus.NO_WINDOW:
+            raise _no_window(origin.source)
+        return cls(lower=window.lower, upper=window.upper, target=window.target, unit=window.unit,
+                   status=window.status, source=origin.source, dataset_digest=str(window.dataset_digest),
+                   simulated=bool(window.simulated), exposure=str(window.exposure), finding=window.finding,
+                   pk_model=_pk_record(window.pk_model), model_file=origin.model_file,
+                   protocol=_protocol_text(window.protocol), integrity=origin.integrity)
+
+
+def _no_window(source: str) -> DosingRefused:
+    return DosingRefused(f"window {source or '(given)'} has status 'no-window': the search found no exposure "
+                         "window, so there is nothing to dose into")
+
+
+def _record(window) -> "WindowRecord":
+    """The engine's record of ``window`` (an ``ExposureWindow``; a record made already passes through)."""
+    return window if isinstance(window, WindowRecord) else WindowRecord.of(window)
 
 
 def _protocol_text(protocol: dict | None) -> str:
@@ -201,12 +217,18 @@ def _protocol_text(protocol: dict | None) -> str:
             f"entered by {protocol.get('entered_by', '?')}")
 
 
-def load_window(source: str | Path) -> WindowTarget:
+def load_window(source: str | Path):
     """Read a window from an ``ExposureWindow`` JSON file.
 
-    The file is validated by :meth:`ExposureWindow.from_json` (the artefact's own checks) before
-    the engine reads its bounds. Registry URIs (``models:/NAME@ALIAS``) are resolved at the edge,
-    by :func:`ml.tracking.load_window_source`, which also reads files through this function.
+    The file is validated by :meth:`ExposureWindow.from_dict` (the artefact's own checks) and its
+    integrity is checked (:func:`window_integrity`); the window's ``origin`` records the file, the
+    check and where its population PK model file is. Registry URIs (``models:/NAME@ALIAS``) are
+    resolved at the edge, by :func:`ml.tracking.load_window_source`, which also reads files
+    through this function.
+
+    Returns
+    -------
+    ml.window.ExposureWindow
 
     Raises
     ------
@@ -237,26 +259,26 @@ def _pk_record(value) -> dict | None:
     return {k: value[k] for k in ("name", "digest", "source")}
 
 
-def with_model_file(window: WindowTarget, folder: Path) -> WindowTarget:
-    """The window with ``model_file`` set: its ``pk_model.source`` resolved against ``folder`` (the
-    window file's folder) when it names a file."""
+def with_model_file(window, folder: Path):
+    """The window (an ``ExposureWindow``) with ``origin.model_file`` set: its ``pk_model.source``
+    resolved against ``folder`` (the window file's folder) when it names a file."""
     rec = window.pk_model
     if rec is None or rec["source"] == "shipped" or ":/" in rec["source"]:
         return window
     path = Path(rec["source"])
     path = path if path.is_absolute() else Path(folder) / path
-    return replace(window, model_file=str(path))
+    return window.with_origin(model_file=str(path))
 
 
-def window_pk_model(window: WindowTarget):
+def window_pk_model(window):
     """The population PK model that defined the window's exposure (None when the window names none).
 
     Parameters
     ----------
-    window : WindowTarget
+    window : ml.window.ExposureWindow
         Loaded by :func:`load_window` (file; the model file is found relative to it) or by
         :func:`ml.tracking.load_window_source` (registry: the model travels in the same model
-        version, or is downloaded from the URI the window names), which sets ``model_file``.
+        version, or is downloaded from the URI the window names), which sets ``origin.model_file``.
 
     Returns
     -------
@@ -270,6 +292,7 @@ def window_pk_model(window: WindowTarget):
     """
     from ml.pk import PopPKModel
 
+    window = _record(window)
     rec = window.pk_model
     if rec is None:
         return None
@@ -295,15 +318,21 @@ def window_pk_model(window: WindowTarget):
     return model
 
 
-def model_mismatch(window: WindowTarget, model) -> str | None:
+def model_mismatch(window, model) -> str | None:
     """The warning when dosing uses another population model than the one that defined the window's exposure.
+
+    Parameters
+    ----------
+    window : ml.window.ExposureWindow
+    model : ml.pk.PopPKModel
+        The model the doses are forecast under.
 
     Returns
     -------
     str or None
         None when the window names no model, or the digests agree.
     """
-    rec = window.pk_model
+    rec = _record(window).pk_model
     if rec is None or rec["digest"] == model.digest:
         return None
     return (f"population PK model mismatch: the window's exposure was defined under {rec['name']!r} (digest "
@@ -312,7 +341,7 @@ def model_mismatch(window: WindowTarget, model) -> str | None:
 
 
 def window_integrity(data: dict, source: str, registered_digest: str | None = None) -> str:
-    """Check a window dict read from a file or the registry; return its ``integrity`` (WindowTarget).
+    """Check a window dict read from a file or the registry; return its ``origin.integrity``.
 
     The signature is checked with the centre's key (:meth:`ml.window.SigningKey.from_env`); when the
     registry recorded a digest for the version (``registered_digest``) the content must match it too.
@@ -343,33 +372,52 @@ def window_integrity(data: dict, source: str, registered_digest: str | None = No
     return status
 
 
-def window_from_dict(data: dict, source: str, registered_digest: str | None = None) -> WindowTarget:
-    """Validate an ``ExposureWindow`` dict through the artefact class and keep what dosing needs.
+def window_from_dict(data: dict, source: str, registered_digest: str | None = None):
+    """Validate an ``ExposureWindow`` dict through the artefact class, then check its integrity
+    (:func:`window_integrity`).
 
-    Then its integrity is checked (:func:`window_integrity`).
+    Returns
+    -------
+    ml.window.ExposureWindow
+        With ``origin`` = (``source``, the integrity check's result).
+
+    Raises
+    ------
+    DosingRefused
+        Not an object, status ``no-window``, not a valid artefact, or a failed integrity check.
     """
     if not isinstance(data, dict):
         raise DosingRefused(f"window {source} must be a JSON object, got {type(data).__name__}")
     if data.get("status") == WindowStatus.NO_WINDOW:
-        return WindowTarget.from_artefact(data, source)  # raises with the no-window message
+        raise _no_window(source)
     from ml.window import ExposureWindow
 
     try:
         artefact = ExposureWindow.from_dict(data)
     except (TypeError, ValueError, KeyError) as exc:
         raise DosingRefused(f"window {source} is not a valid ExposureWindow: {exc}") from exc
+    WindowRecord.of(artefact.with_origin(source=source))  # what dosing reads of it must hold (pk_model, exposure)
     integrity = window_integrity(data, source, registered_digest)
-    return replace(WindowTarget.from_artefact(artefact, source), integrity=integrity)
+    return artefact.with_origin(source=source, integrity=integrity)
 
 
-def check_units(window: WindowTarget, concentration_unit: str, model_unit: str) -> None:
+def check_units(window, concentration_unit: str, model_unit: str) -> None:
     """Refuse unless the window's unit is the patient's concentration unit x day and the population
     model is in the patient's unit.
+
+    Parameters
+    ----------
+    window : ml.window.ExposureWindow
+    concentration_unit : str
+        Unit of the patient's levels (e.g. ``"UE/mL"``).
+    model_unit : str
+        Concentration unit of the population PK model.
 
     Raises
     ------
     DosingRefused
     """
+    window = _record(window)
     expected = exposure_unit(concentration_unit)
     if window.unit != expected:
         raise DosingRefused(
@@ -381,8 +429,13 @@ def check_units(window: WindowTarget, concentration_unit: str, model_unit: str) 
             f"{concentration_unit!r}")
 
 
-def check_status(window: WindowTarget, override: WindowOverride | None) -> WindowOverride | None:
+def check_status(window, override: WindowOverride | None) -> WindowOverride | None:
     """Refuse a ``no-window`` result, and a window that is not ``validated`` without an override.
+
+    Parameters
+    ----------
+    window : ml.window.ExposureWindow
+    override : WindowOverride or None
 
     Returns
     -------
@@ -393,10 +446,9 @@ def check_status(window: WindowTarget, override: WindowOverride | None) -> Windo
     ------
     DosingRefused
     """
+    window = _record(window)  # a no-window artefact is refused by the conversion, with the same message
     if window.status == WindowStatus.NO_WINDOW:
-        raise DosingRefused(
-            f"window {window.source or '(given)'} has status 'no-window': the search found no exposure "
-            "window, so there is nothing to dose into")
+        raise _no_window(window.source)
     if window.status == WindowStatus.VALIDATED and window.integrity != "unsigned":
         return None
     if override is None and window.status == WindowStatus.VALIDATED:
@@ -411,13 +463,13 @@ def check_status(window: WindowTarget, override: WindowOverride | None) -> Windo
     return override
 
 
-def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
+def admit_window(window, concentration_unit: str, model_unit: str,
                  override: WindowOverride | None) -> WindowOverride | None:
     """The gate before any recommendation: ``no-window``, then units, then status and override.
 
     Parameters
     ----------
-    window : WindowTarget
+    window : ml.window.ExposureWindow
     concentration_unit : str
         Unit of the patient's levels (e.g. ``"UE/mL"``).
     model_unit : str
@@ -439,6 +491,7 @@ def admit_window(window: WindowTarget, concentration_unit: str, model_unit: str,
     """
     if window.status == WindowStatus.NO_WINDOW:
         check_status(window, override)
+    window = _record(window)
     check_dosable(window)
     check_units(window, concentration_unit, model_unit)
     return check_status(window, override)

@@ -49,7 +49,7 @@ from ml.dosing import (
     LaplaceImportance,
     PatientData,
     WindowOverride,
-    WindowTarget,
+    WindowRecord,
     admit_window,
     window_from_dict,
     window_pk_model,
@@ -240,7 +240,8 @@ def write_artifacts(directory: str | Path, window: str | Path, *, model: PopPKMo
     -------
     artifacts : dict
         ``name -> path`` as :func:`mlflow.pyfunc.log_model` takes them.
-    window : ml.dosing.WindowTarget
+    window : ml.window.ExposureWindow
+        As read (:func:`ml.tracking.load_window_source`).
     override : WindowOverride or None
         The override recorded (only when the window needed one).
 
@@ -271,10 +272,11 @@ def write_artifacts(directory: str | Path, window: str | Path, *, model: PopPKMo
     return {k: str(v) for k, v in paths.items()}, target, recorded
 
 
-def _tags(target: WindowTarget, model: PopPKModel, config: dict, recorded: WindowOverride | None) -> dict:
+def _tags(window, model: PopPKModel, config: dict, recorded: WindowOverride | None) -> dict:
     """Model-version tags: which window, population model and engine configuration it serves."""
     from importlib.metadata import PackageNotFoundError, version
 
+    target = WindowRecord.of(window)
     try:
         code = version("atg-window")
     except PackageNotFoundError:

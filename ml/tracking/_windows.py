@@ -1,8 +1,8 @@
 """Window sources resolved at the edge: a file or a registry URI becomes the window the engine doses into.
 
 :func:`load_window_source` is the one place where ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``
-and ``runs:/...`` are turned into a :class:`ml.dosing.WindowTarget` (the checked
-:class:`ml.window.ExposureWindow` with where it was read and how its content was verified). The
+and ``runs:/...`` are turned into the checked :class:`ml.window.ExposureWindow`, whose
+:class:`~ml.window.WindowOrigin` says where it was read and how its content was verified. The
 dosing engine itself only ever receives that object, never a URI, so :mod:`ml.dosing` does not
 import MLflow.
 """
@@ -10,10 +10,9 @@ import MLflow.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
-from ml.dosing import DosingRefused, WindowTarget, load_window, window_from_dict, with_model_file
+from ml.dosing import DosingRefused, load_window, window_from_dict, with_model_file
 from ml.pk import PopPKModel
 from ml.tracking._registry import WINDOW_DIGEST_TAG, parse_model_ref
 from ml.tracking._uri import fluent_uri, quiet, resolve_tracking_uri
@@ -29,7 +28,7 @@ def is_registry_uri(source) -> bool:
     return str(source).startswith(_SCHEMES)
 
 
-def load_window_source(source: str | Path, tracking_uri: str | None = None) -> WindowTarget:
+def load_window_source(source: str | Path, tracking_uri: str | None = None):
     """The window named by a file path or an MLflow URI, checked and ready for the dosing engine.
 
     Parameters
@@ -43,9 +42,10 @@ def load_window_source(source: str | Path, tracking_uri: str | None = None) -> W
 
     Returns
     -------
-    ml.dosing.WindowTarget
-        With ``model_file`` set when the population PK model the window names was found (beside
-        the file, in the registered version, or downloaded from the URI the window names).
+    ml.window.ExposureWindow
+        Its ``origin`` holds the source, the integrity check's result and ``model_file``, set when
+        the population PK model the window names was found (beside the file, in the registered
+        version, or downloaded from the URI the window names).
 
     Raises
     ------
@@ -59,10 +59,10 @@ def load_window_source(source: str | Path, tracking_uri: str | None = None) -> W
     return _with_registry_pk_model(window, tracking_uri)
 
 
-def _with_registry_pk_model(window: WindowTarget, tracking_uri: str | None) -> WindowTarget:
+def _with_registry_pk_model(window, tracking_uri: str | None):
     """Download the population PK model a window names by URI (``pk_model.source`` = ``models:/...``)."""
     rec = window.pk_model
-    if rec is None or window.model_file or ":/" not in rec["source"]:
+    if rec is None or window.origin.model_file or ":/" not in rec["source"]:
         return window
     try:
         path = _download(rec["source"], tracking_uri, "population PK model")
@@ -71,7 +71,7 @@ def _with_registry_pk_model(window: WindowTarget, tracking_uri: str | None) -> W
     files = [path] if path.is_file() else sorted(path.rglob("*.toml"))
     if len(files) != 1:
         return window  # ml.dosing.window_pk_model names the problem when the model is needed
-    return replace(window, model_file=str(files[0]))
+    return window.with_origin(model_file=str(files[0]))
 
 
 def _download(uri: str, tracking_uri: str | None, what: str) -> Path:
@@ -107,7 +107,7 @@ def registered_window_file(uri: str, tracking_uri: str | None = None) -> tuple[P
     return found[0], registered_digest(uri, tracking_uri)
 
 
-def load_registered_window(uri: str, tracking_uri: str | None = None) -> WindowTarget:
+def load_registered_window(uri: str, tracking_uri: str | None = None):
     """Read the window artefact behind an MLflow URI (``models:/NAME@validated``, ``runs:/...``).
 
     The downloaded artefacts are searched for exactly one ``ExposureWindow`` JSON, which is
@@ -115,6 +115,11 @@ def load_registered_window(uri: str, tracking_uri: str | None = None) -> WindowT
     version. The window's own ``status`` decides (artefacts are immutable, so a registry alias
     never upgrades a ``candidate`` window): an alias ``validated`` pointing at a candidate window
     is refused downstream like any candidate.
+
+    Returns
+    -------
+    ml.window.ExposureWindow
+        With its ``origin`` (the URI, ``registered`` or ``signed``, the PK model file beside it).
 
     Raises
     ------

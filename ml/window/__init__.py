@@ -21,6 +21,7 @@ from ml.window._artefact import (
     Incidence,
     Population,
     SideEffect,
+    WindowOrigin,
 )
 from ml.window._benefit_harm import SIDES, BenefitHarmSearch, SideResult
 from ml.window._bootstrap import CI_METHODS, bootstrap_bounds, bound_intervals, window_frequency
@@ -48,7 +49,7 @@ from ml.window._integrity import (
     verify_window,
 )
 from ml.window._promotion import PromotionError, PromotionGates, promote_window, run_finished_gate
-from ml.window._protocol import PRESETS, protocol_window
+from ml.window._protocol import PRESETS, protocol_window, true_window
 from ml.window._scan import ScanResult, permutation_maxima, scan
 from ml.window._scores import (
     CoxMartingaleScores,
@@ -74,6 +75,7 @@ __all__ = [
     "BenefitHarmSearch",
     "BoundEvidence",
     "SideEffect",
+    "WindowOrigin",
     "SideResult",
     "CI_METHODS",
     "ESTIMATES",
@@ -114,6 +116,7 @@ __all__ = [
     "population_of",
     "promote_window",
     "protocol_window",
+    "true_window",
     "run_finished_gate",
     "scan",
     "sign_window",

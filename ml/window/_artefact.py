@@ -35,6 +35,7 @@ __all__ = [
     "Incidence",
     "Population",
     "SideEffect",
+    "WindowOrigin",
 ]
 
 SCHEMA_VERSION = 2
@@ -44,9 +45,12 @@ STATUSES = tuple(WindowStatus)
 #: What a search found: both bounds evidenced, one side only, harms that overlap, or nothing.
 FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: How the window came about: searched on one composite endpoint (two cuts), searched as a floor
-#: and a ceiling on their own endpoints (benefit-harm), or taken from a publication before any
-#: outcome of this population exists (protocol).
-SEARCH_KINDS = ("composite", "benefit-harm", "protocol")
+#: and a ceiling on their own endpoints (benefit-harm), taken from a publication before any
+#: outcome of this population exists (protocol), or a virtual world's known true window (truth:
+#: in-silico trials and benchmarks dose into it; never estimated from data).
+SEARCH_KINDS = ("composite", "benefit-harm", "protocol", "truth")
+#: How a window's content was checked when it was read (:class:`WindowOrigin`).
+INTEGRITY_CHECKS = ("signed", "registered", "unsigned", "in-memory")
 #: What a protocol window must say about its source.
 PROTOCOL_KEYS = ("publication", "pmid", "population", "assay", "unit", "entered_by", "entered_at")
 
@@ -302,6 +306,41 @@ class BoundEvidence:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class WindowOrigin:
+    """Where a window object was read from and how its content was checked then.
+
+    Not part of the artefact: it is not in :meth:`ExposureWindow.to_dict`, the JSON, the digest or
+    the signature, and two windows that differ only in their origin are equal. The loaders set it
+    (``ml.dosing.load_window`` for a file, ``ml.tracking.load_window_source`` for a file or a
+    ``models:/`` URI); a window built in code keeps the default.
+
+    Attributes
+    ----------
+    source : str
+        File path or ``models:/`` URI the window was read from ("" when built in code).
+    integrity : {"signed", "registered", "unsigned", "in-memory"}
+        Its signature verified with the centre's key (``signed``), its digest matched the one the
+        model registry recorded (``registered``), no check possible (``unsigned``: no signature, or
+        no key configured), or built in code, not read (``in-memory``, the default).
+    model_file : str
+        Where the file of the window's population PK model was found when it was read (a local
+        path; "" when none).
+    """
+
+    source: str = ""
+    integrity: str = "in-memory"
+    model_file: str = ""
+
+    def __post_init__(self):
+        problems = [f"`{name}` must be a string, got {getattr(self, name)!r}"
+                    for name in ("source", "model_file") if not isinstance(getattr(self, name), str)]
+        if self.integrity not in INTEGRITY_CHECKS:
+            problems.append(f"`integrity` must be one of {INTEGRITY_CHECKS}, got {self.integrity!r}")
+        if problems:
+            raise ValueError("invalid WindowOrigin: " + "; ".join(problems))
+
+
 def _derived_finding(status: str, lower, upper) -> str:
     """The finding a schema-1 window (or a window built without one) implies."""
     if status == WindowStatus.NO_WINDOW:
@@ -368,7 +407,8 @@ class ExposureWindow:
     finding : {"window", "floor-only", "ceiling-only", "overlap", "no-window"} or None
         What the search found (None on construction: derived from ``status`` and the bounds). Only
         a ``window`` (both bounds evidenced) can be ``validated``.
-    search_kind : {"composite", "benefit-harm"}
+    search_kind : {"composite", "benefit-harm", "protocol", "truth"}
+        How the window came about (:data:`SEARCH_KINDS`).
     floor, ceiling : BoundEvidence or None
         Provenance of each bound of a benefit-harm window.
     pk_model : dict or None
@@ -382,6 +422,9 @@ class ExposureWindow:
     integrity : dict or None
         Content digest per field and HMAC-SHA256 signature with the centre's key, set at promotion
         (:mod:`ml.window._integrity`); None when unsigned.
+    origin : WindowOrigin
+        Where this object was read from and how its content was checked then (not part of the
+        artefact: not in :meth:`to_dict`, the digest or the signature, and not compared).
     """
 
     exposure: str
@@ -421,8 +464,11 @@ class ExposureWindow:
     protocol: dict | None = None
     schema_version: int = SCHEMA_VERSION
     integrity: dict | None = None
+    origin: WindowOrigin = field(default_factory=WindowOrigin, compare=False, repr=False)
 
     def __post_init__(self):
+        if not isinstance(self.origin, WindowOrigin):
+            raise TypeError(f"ExposureWindow.origin must be a WindowOrigin, got {type(self.origin).__name__}")
         if self.status in STATUSES:
             object.__setattr__(self, "status", WindowStatus(self.status))
         if self.finding is None:
@@ -579,9 +625,14 @@ class ExposureWindow:
         return replace(unsigned, integrity=sign_window(unsigned.to_dict(), key))
 
     # ------------------------------------------------------------------------------ conversion
+    def with_origin(self, **changes) -> ExposureWindow:
+        """A copy whose :attr:`origin` has ``changes`` (``source``, ``integrity``, ``model_file``)."""
+        return replace(self, origin=replace(self.origin, **changes))
+
     def to_dict(self) -> dict:
-        """Plain JSON-compatible dict (tuples become lists)."""
+        """Plain JSON-compatible dict (tuples become lists); :attr:`origin` is not part of it."""
         d = asdict(self)
+        del d["origin"]
         for name in ("lower_ci", "upper_ci"):
             if d[name] is not None:
                 d[name] = list(d[name])
@@ -606,7 +657,7 @@ class ExposureWindow:
                              f"{READABLE_SCHEMAS}")
         if version == 1:  # schema 1: a composite search; finding derived from status and bounds
             data = {**data, "schema_version": SCHEMA_VERSION, "search_kind": "composite"}
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"origin"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown ExposureWindow key(s) {unknown}; schema_version {SCHEMA_VERSION} "
@@ -656,6 +707,9 @@ class ExposureWindow:
             p = self.protocol
             return (f"PROTOCOL window from {p['publication']} (PMID {p['pmid']}; {p['population']}; assay "
                     f"{p['assay']}), entered by {p['entered_by']}: not derived from this population's outcomes")
+        if self.search_kind == "truth":
+            return (f"the TRUE window of a SIMULATED world ({self.population.donor_source}): known from the simulator, "
+                    "not estimated")
         sim = "SIMULATED " if self.simulated else ""
         return (f"derived ({self.search_kind} search) from a {sim}{self.population.donor_source} cohort of "
                 f"{self.population.n} patients, dataset {self.dataset_digest[:12]}")

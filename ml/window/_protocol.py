@@ -1,4 +1,4 @@
-"""Protocol windows: a prespecified window taken from a publication, before any outcome exists.
+"""Prespecified windows: taken from a publication before any outcome exists, or a virtual world's truth.
 
 The URD trial's individualised arm doses against the published haploidentical window (total
 active-ATG AUC 100-148.5 UE*day/mL; docs/sources.md) before any URD outcome exists. Such a window
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ml._status import WindowStatus
 from ml.window._artefact import ExposureWindow, Population
 
-__all__ = ["PRESETS", "protocol_window"]
+__all__ = ["PRESETS", "protocol_window", "true_window"]
 
 #: Published windows a protocol can name (docs/sources.md).
 PRESETS = {
@@ -96,3 +97,45 @@ def protocol_window(*, lower: float, upper: float, unit: str, publication: str, 
         search_kind="protocol",
         protocol=source,
     )
+
+
+def true_window(*, lower: float, upper: float, unit: str, world: str, target: float | None = None,
+                n: int = 1, version: str | None = None) -> ExposureWindow:
+    """A virtual world's known true window, as a ``validated`` artefact (``search_kind="truth"``).
+
+    What an in-silico trial or a benchmark doses into when it scores the engine against the truth
+    of a simulated world (``ml.sim``): nothing was estimated, so there are no intervals and no
+    p-value, and the window is marked SIMULATED.
+
+    Parameters
+    ----------
+    lower, upper : float
+        The world's true window [lower, upper), in ``unit`` (e.g. UE*day/mL).
+    unit : str
+        Exposure unit of the world's cohort.
+    world : str
+        The simulated world (scenario name), recorded as the window's population and digest.
+    target : float, optional
+        Best exposure inside (default: the midpoint).
+    n : int
+        Patients of the virtual population (recorded only; 1 when none is meant).
+    version : str, optional
+        Code version (default: this package's).
+
+    Returns
+    -------
+    ExposureWindow
+    """
+    from ml.window._export import code_version
+
+    return ExposureWindow(
+        exposure="auc_total", exposure_definition="total active-ATG AUC (the simulator's true exposure)", unit=unit,
+        population=Population(donor_source=f"virtual ({world})", conditioning="simulated", n=int(n), events=0),
+        endpoint="known (simulated truth)", horizon_days=None, lower=float(lower), upper=float(upper),
+        target=float(target if target is not None else (lower + upper) / 2), lower_ci=None, upper_ci=None,
+        ci_method="none (the simulator's truth: nothing estimated)",
+        p_value=None, p_value_method="none (the simulator's truth: no search)", statistic=0.0,
+        dataset_digest=f"truth:{world}", simulated=True, code_version=version or code_version(),
+        status=WindowStatus.VALIDATED, finding="window", search_kind="truth",
+        gates_passed=("the simulator's true window: known, not estimated",),
+        promoted_by="ml.sim", promotion_reason=f"true window of the virtual world {world!r}")
