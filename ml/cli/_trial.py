@@ -44,7 +44,7 @@ def plan_summary(plan) -> str:
 @click.option("--outcome-draws", default=20, show_default=True, type=click.IntRange(1),
               help="Outcome samples per virtual patient and arm in the power analysis.")
 @click.option("--reps", default=0, show_default=True, type=click.IntRange(0),
-              help="Also run this many Monte Carlo trial replicates with the engine (slow: about 1 min each).")
+              help="Also run this many Monte Carlo trial replicates with the engine (about 7 s each on 2 cores; 100: 11 min).")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--scenario", default="urd", show_default=True, help="ml.sim scenario (the true window).")
 @click.option("--window", "window_ref", default=None,
