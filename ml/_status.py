@@ -1,4 +1,5 @@
-"""The status of an exposure window: one enum for the search, the registry, the report and dosing.
+"""The status of an exposure window: one enum for the search, the registry, the report and dosing;
+and how a window's content was checked when it was read.
 
 Imports nothing of ``ml``, so every layer can use it without an import cycle.
 """
@@ -7,7 +8,12 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["WindowStatus"]
+__all__ = ["INTEGRITY_CHECKS", "WindowStatus"]
+
+#: How a window's content was checked when it was read (``ml.window.WindowOrigin.integrity``,
+#: recorded in every recommendation): signature verified, registry digest matched, no check
+#: possible, or built in code.
+INTEGRITY_CHECKS = ("signed", "registered", "unsigned", "in-memory")
 
 
 class WindowStatus(enum.StrEnum):

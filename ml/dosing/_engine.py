@@ -270,7 +270,7 @@ class DosingEngine:
             ``window`` is not an ``ExposureWindow``.
         DosingRefused
         """
-        window = _admitted(window)
+        window = WindowRecord.of(window)
         _check_objective(self.objective)
         if window.status == WindowStatus.NO_WINDOW:
             check_status(window, override)
@@ -334,7 +334,7 @@ class DosingEngine:
         -------
         str or None
         """
-        return self._patient_problem(patient, _admitted(window))
+        return self._patient_problem(patient, WindowRecord.of(window))
 
     def _patient_problem(self, patient: PatientData, window: WindowRecord) -> str | None:
         try:
@@ -659,12 +659,6 @@ def _check_objective(objective) -> None:
         raise TypeError("DosingEngine: `objective` must be a strategy object with score(p_below, p_in, p_above) and "
                         f"describe() (e.g. MostProbableInWindow() or HarmWeighted(floor=2, ceiling=1)), "
                         f"got {objective!r}")
-
-
-def _admitted(window) -> WindowRecord:
-    """The engine's record of ``window``, which must be an :class:`ml.window.ExposureWindow`
-    (:meth:`WindowRecord.of`, the one conversion)."""
-    return WindowRecord.of(window)
 
 
 def _refused_for_misfit(results: list, misfit: str) -> list:

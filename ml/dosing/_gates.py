@@ -25,16 +25,16 @@ def dosable_problem(window) -> str | None:
 
     Parameters
     ----------
-    window : ml.window.ExposureWindow or WindowRecord
-        Anything with ``lower``, ``upper`` (UE*day/mL, None = open), a ``source`` (its own, or
-        its ``origin``'s) and, optionally, ``finding`` (None or absent = not recorded, e.g. a
-        window from before the benefit-harm search).
+    window : WindowRecord
+        Anything with ``lower``, ``upper`` (UE*day/mL, None = open), ``source`` and, optionally,
+        ``finding`` (None or absent = not recorded, e.g. a window from before the benefit-harm
+        search).
 
     Returns
     -------
     str or None
     """
-    name = getattr(window, "source", "") or getattr(getattr(window, "origin", None), "source", "") or "(given)"
+    name = getattr(window, "source", "") or "(given)"
     finding = getattr(window, "finding", None)
     if finding is not None and finding != DOSABLE_FINDING:
         return (f"window {name} has finding {finding!r}, not {DOSABLE_FINDING!r}: only a two-sided window (a "

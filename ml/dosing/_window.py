@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml._status import WindowStatus
+from ml._status import INTEGRITY_CHECKS, WindowStatus
 from ml.cohort._model import exposure_unit
 
 from ._errors import DosingRefused
@@ -25,7 +25,6 @@ __all__ = ["WindowOverride", "WindowRecord", "admit_window", "check_status", "ch
            "model_mismatch", "window_from_dict", "window_pk_model", "with_model_file"]
 
 _STATUSES = tuple(WindowStatus)
-_INTEGRITY = ("signed", "registered", "unsigned", "in-memory")  # ml.window.WindowOrigin.integrity
 
 
 def _is_number(v) -> bool:
@@ -137,8 +136,8 @@ class WindowRecord:
             problems.append(f"`unit` must be a non-empty string, got {self.unit!r}")
         if self.status not in _STATUSES:
             problems.append(f"`status` must be one of {_STATUSES}, got {self.status!r}")
-        if self.integrity not in _INTEGRITY:
-            problems.append(f"`integrity` must be one of {_INTEGRITY}, got {self.integrity!r}")
+        if self.integrity not in INTEGRITY_CHECKS:
+            problems.append(f"`integrity` must be one of {INTEGRITY_CHECKS}, got {self.integrity!r}")
         if self.exposure != "auc_total":
             problems.append(f"`exposure` must be 'auc_total' (the engine forecasts total AUC), got {self.exposure!r}")
         if problems:
@@ -396,9 +395,9 @@ def window_from_dict(data: dict, source: str, registered_digest: str | None = No
         artefact = ExposureWindow.from_dict(data)
     except (TypeError, ValueError, KeyError) as exc:
         raise DosingRefused(f"window {source} is not a valid ExposureWindow: {exc}") from exc
-    WindowRecord.of(artefact.with_origin(source=source))  # what dosing reads of it must hold (pk_model, exposure)
-    integrity = window_integrity(data, source, registered_digest)
-    return artefact.with_origin(source=source, integrity=integrity)
+    window = artefact.with_origin(source=source)
+    WindowRecord.of(window)  # what dosing reads of it must hold (pk_model, exposure)
+    return window.with_origin(integrity=window_integrity(data, source, registered_digest))
 
 
 def check_units(window, concentration_unit: str, model_unit: str) -> None:

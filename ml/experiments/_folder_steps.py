@@ -502,8 +502,8 @@ def explain_step(ctx: StepContext, *, models, data, win) -> StepResult:
     return out.result(s)
 
 
-def _private_views(bundle: RunBundle, s, models) -> Path:
-    """Per-patient SHAP views of each side's model into the run's private folder; returns the folder.
+def _private_views(bundle: RunBundle, s, models) -> None:
+    """Per-patient SHAP views of each side's model into the run's private folder.
 
     A beeswarm (one dot per patient and feature) and the waterfall of the patient the model puts at
     the highest log-hazard. They go to :meth:`RunBundle.private`, outside the run folder that is
@@ -529,7 +529,6 @@ def _private_views(bundle: RunBundle, s, models) -> Path:
             title=f"PRIVATE: one patient's log-hazard, {_side_title(fit)}",
             caption=f"The patient (row {top} of the model's data) the tuned model puts at the highest log-hazard "
             f"of {label}: the base value plus each feature's contribution, with the patient's feature values.")
-    return private.root
 
 
 def transport_step(ctx: StepContext, *, window, strategy=None) -> StepResult:

@@ -117,6 +117,15 @@ def _kv(pairs: list[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in pairs) + "</table>"
 
 
+def _figure_html(bundle: RunBundle, name: str, meta: dict | None) -> str:
+    """A figure of ``bundle`` embedded (base64 PNG) with its title and caption ('' when its file is missing)."""
+    if not meta or not bundle.path(meta["file"]).is_file():
+        return ""
+    data = base64.b64encode(bundle.path(meta["file"]).read_bytes()).decode("ascii")
+    return (f"<figure id='fig-{_e(name)}'><img alt='{_e(meta['title'])}' src='data:image/png;base64,{data}'>"
+            f"<figcaption><b>{_e(meta['title'])}.</b> {_e(meta.get('caption', ''))}</figcaption></figure>")
+
+
 class _Renderer:
     def __init__(self, bundle: RunBundle, trial_plan: dict | None = None, private: RunBundle | None = None):
         self.plan = trial_plan
@@ -127,14 +136,8 @@ class _Renderer:
         self.figs = bundle.read_json("figures/index.json", {}) or {}
 
     # ---------------------------------------------------------------------------- pieces
-    def figure(self, name: str, bundle: RunBundle | None = None) -> str:
-        b = bundle or self.b
-        meta = (b.figures() if bundle is not None else self.figs).get(name)
-        if not meta or not b.path(meta["file"]).is_file():
-            return ""
-        data = base64.b64encode(b.path(meta["file"]).read_bytes()).decode("ascii")
-        return (f"<figure id='fig-{_e(name)}'><img alt='{_e(meta['title'])}' src='data:image/png;base64,{data}'>"
-                f"<figcaption><b>{_e(meta['title'])}.</b> {_e(meta.get('caption', ''))}</figcaption></figure>")
+    def figure(self, name: str) -> str:
+        return _figure_html(self.b, name, self.figs.get(name))
 
     def missing(self, what: str) -> str:
         step = self.m.get("failed_step")
@@ -706,7 +709,7 @@ class _Renderer:
                "<p>Per-patient SHAP views, drawn because the experiment set <span class='mono'>[models] "
                "private_views = true</span>. They come from the run's private folder "
                f"<span class='mono'>{_e(self.private.root.name)}</span>, which is never sent to MLflow.</p>"]
-        out += [self.figure(name, self.private) for name in self.private.figures("private")]
+        out += [_figure_html(self.private, name, meta) for name, meta in self.private.figures("private").items()]
         out.append("</section>")
         return "\n".join(out)
 

@@ -21,7 +21,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ml._status import WindowStatus
+from ml._status import INTEGRITY_CHECKS, WindowStatus
 
 __all__ = [
     "FINDINGS",
@@ -49,8 +49,6 @@ FINDINGS = ("window", "floor-only", "ceiling-only", "overlap", "no-window")
 #: outcome of this population exists (protocol), or a virtual world's known true window (truth:
 #: in-silico trials and benchmarks dose into it; never estimated from data).
 SEARCH_KINDS = ("composite", "benefit-harm", "protocol", "truth")
-#: How a window's content was checked when it was read (:class:`WindowOrigin`).
-INTEGRITY_CHECKS = ("signed", "registered", "unsigned", "in-memory")
 #: What a protocol window must say about its source.
 PROTOCOL_KEYS = ("publication", "pmid", "population", "assay", "unit", "entered_by", "entered_at")
 
